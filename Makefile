@@ -1,0 +1,36 @@
+# Two entry points: `make run` (the default pipeline) and `make test` (the test suite).
+# Both create .venv on first use with the CPU build of torch, the mpich wheel and the package.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: run test test-all lint bench clean
+
+$(BIN)/dlhmc: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install mpich
+	$(BIN)/pip install -e '.[workflow,dev]'
+	touch $@
+
+run: $(BIN)/dlhmc
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
+
+test: $(BIN)/dlhmc
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest
+
+test-all: $(BIN)/dlhmc
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m ''
+
+lint: $(BIN)/dlhmc
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
+
+bench: $(BIN)/dlhmc
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV)

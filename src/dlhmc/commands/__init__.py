@@ -1,0 +1,1 @@
+"""Subcommands of the ``dlhmc`` command line, one module each."""
