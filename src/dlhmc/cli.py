@@ -10,7 +10,7 @@ from dlhmc import __version__
 from dlhmc.commands.options import OneLineParser, UsageError
 
 # Each module provides ``register(subparsers)`` which adds its parser and sets ``func``.
-COMMANDS = ("hmc",)
+COMMANDS = ("hmc", "train", "infer", "analyze", "report", "toy_gmm")
 
 
 def build_parser() -> argparse.ArgumentParser:

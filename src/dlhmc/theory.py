@@ -53,7 +53,9 @@ class GaugeTheory(Protocol):
     def kinetic_energy(self, p: torch.Tensor) -> torch.Tensor:
         """``sum p^2 / 2`` per chain."""
 
-    def evolve_links(self, x: torch.Tensor, p: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    def evolve_links(
+        self, x: torch.Tensor, p: torch.Tensor, eps: float | torch.Tensor
+    ) -> torch.Tensor:
         """Move every link a step ``eps`` along its momentum: ``exp(i eps P) U``."""
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

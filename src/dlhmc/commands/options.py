@@ -9,7 +9,7 @@ import torch
 
 
 class UsageError(Exception):
-    """A bad option value found after parsing (for example a lattice that does not fit the group)."""
+    """A bad option value found after parsing (e.g. a lattice that does not fit the group)."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,7 +57,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"--device: unknown device {name!r} (expected auto, cpu or cuda[:N])") from None
+        raise UsageError(
+            f"--device: unknown device {name!r} (expected auto, cpu or cuda[:N])"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device: {name!r} requested but CUDA is not available")
     return device

@@ -35,9 +35,16 @@ def make_theory(
 ) -> GaugeTheory:
     """Build the theory object; raises ``ValueError`` naming what is wrong with the request."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r} (expected one of {', '.join(PRECISIONS)})")
+        raise ValueError(
+            f"unknown precision {precision!r} (expected one of {', '.join(PRECISIONS)})"
+        )
     if not beta > 0:
         raise ValueError(f"beta must be > 0, got {beta}")
     cls = theory_class(group)
     cls.check_lattice(tuple(lattice))
-    return cls(tuple(int(n) for n in lattice), float(beta), precision=precision, device=torch.device(device))
+    return cls(
+        tuple(int(n) for n in lattice),
+        float(beta),
+        precision=precision,
+        device=torch.device(device),
+    )

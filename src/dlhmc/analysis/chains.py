@@ -1,0 +1,84 @@
+"""Reading chain files for the analysis, with errors that name the file and what is missing.
+
+The format is the one of ``dlhmc.io`` (CONTRACTS.md): dims ``(chain, traj)``, one variable per
+observable, run settings as attributes. The analysis reads the files with xarray directly and
+checks only what it uses, so that a file from an older writer still works if it has those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+REQUIRED_VARS = ("plaq", "charge", "accepted")
+REQUIRED_ATTRS = ("group", "lattice", "beta", "sampler", "nlf", "eps", "traj_per_second")
+# Fewer trajectories per chain cannot show an autocorrelation (pyerrors needs 5 as well).
+MIN_TRAJ = 10
+
+
+class ChainFileError(ValueError):
+    """A chain file that is missing, unreadable or lacks something the analysis needs."""
+
+
+@dataclass(frozen=True)
+class ChainSet:
+    """One chain file: its path, the dataset (loaded into memory) and the settings it records."""
+
+    path: Path
+    data: xr.Dataset
+    group: str
+    lattice: tuple[int, ...]
+    beta: float
+    sampler: str
+    nlf: int
+    eps: float
+
+    @property
+    def lattice_label(self) -> str:
+        return "x".join(str(n) for n in self.lattice)
+
+    def attr(self, name: str, default=None):
+        value = self.data.attrs.get(name, default)
+        return value.item() if isinstance(value, np.generic) else value
+
+    def values(self, name: str) -> np.ndarray:
+        """``[chain, traj]`` float64 array of one variable."""
+        return np.asarray(self.data[name].transpose("chain", "traj").values, dtype=np.float64)
+
+
+def load_chain_set(path: str | Path) -> ChainSet:
+    """Open and validate one chain file; raises :class:`ChainFileError` naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChainFileError(f"{path}: no such file")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            data = ds.load()
+    except (OSError, ValueError, TypeError) as err:
+        raise ChainFileError(f"{path}: not a NetCDF chain file ({type(err).__name__})") from None
+    for name in REQUIRED_VARS:
+        if name not in data.variables:
+            raise ChainFileError(f"{path}: missing variable {name!r}")
+        if set(data[name].dims) != {"chain", "traj"}:
+            raise ChainFileError(f"{path}: variable {name!r} must have dims (chain, traj)")
+    for name in REQUIRED_ATTRS:
+        if name not in data.attrs:
+            raise ChainFileError(f"{path}: missing attribute {name!r}")
+    if data.sizes["traj"] < MIN_TRAJ:
+        raise ChainFileError(
+            f"{path}: only {data.sizes['traj']} trajectories per chain (need {MIN_TRAJ})"
+        )
+    attrs = data.attrs
+    return ChainSet(
+        path=path,
+        data=data,
+        group=str(attrs["group"]),
+        lattice=tuple(int(n) for n in np.atleast_1d(attrs["lattice"])),
+        beta=float(attrs["beta"]),
+        sampler=str(attrs["sampler"]),
+        nlf=int(attrs["nlf"]),
+        eps=float(attrs["eps"]),
+    )

@@ -1,0 +1,149 @@
+"""The tau_int table: one row per chain file and observable, the input of every comparison.
+
+Observables: ``charge``, ``charge_real`` (where the file has it) and ``plaq``. The topological
+charges have mean 0 by parity, so their ``tau_int`` is the Gamma-method estimate with the mean
+fixed at 0 (``known_mean`` = 0): nothing is estimated from the data, and slow sector-to-sector
+wandering counts fully even when the sample mean happens to be off. The global-mean estimate is
+kept beside it in ``tau_int_free_mean``; for ``plaq`` (no known mean) both columns are the
+global-mean estimate. A row is ``frozen`` (tau_int and the costs are lower bounds) when either
+estimate is; ``frozen_reason`` says why. ``tau_int_pyerrors`` is the pyerrors cross-check
+(per-chain means, biased low for chains short compared with tau_int); it is left blank for frozen
+rows, where subtracting each stuck chain's own mean would turn "never moves" into tau_int = 1/2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from dlhmc.analysis.autocorr import DEFAULT_S, gamma_method, pyerrors_tau_int
+from dlhmc.analysis.chains import ChainFileError, ChainSet
+from dlhmc.analysis.costs import sample_cost
+
+OBSERVABLES = ("charge", "charge_real", "plaq")
+KNOWN_MEANS = {"charge": 0.0, "charge_real": 0.0}
+
+COLUMNS = (
+    "experiment",
+    "group",
+    "lattice",
+    "beta",
+    "sampler",
+    "nlf",
+    "eps",
+    "observable",
+    "mean",
+    "mean_err",
+    "tau_int",
+    "tau_int_err",
+    "cost_lf",
+    "cost_lf_err",
+    "seconds_per_indep",
+    "seconds_per_indep_err",
+    "seconds_per_indep_amortized",
+    "accept_rate",
+    "n_chains",
+    "n_traj",
+    "frozen",
+    "frozen_reason",
+    "window",
+    "known_mean",
+    "tau_int_free_mean",
+    "tau_int_free_mean_err",
+    "tau_int_pyerrors",
+    "tau_int_pyerrors_err",
+    "traj_per_second",
+    "training_seconds",
+    "amortize_samples",
+    "file",
+)
+
+
+def observable_rows(
+    chains: ChainSet,
+    experiment: str,
+    amortize_samples: int | None = None,
+    s: float = DEFAULT_S,
+) -> list[dict]:
+    """Rows of the table for one chain file."""
+    traj_per_second = float(chains.attr("traj_per_second"))
+    training_seconds = 0.0
+    if chains.sampler != "hmc":
+        training = chains.attr("training_seconds")
+        if training is None and amortize_samples is not None:
+            raise ChainFileError(
+                f"{chains.path}: missing attribute 'training_seconds' (needed to amortize)"
+            )
+        training_seconds = math.nan if training is None else float(training)
+    accept_rate = float(np.mean(chains.values("accepted")))
+    rows = []
+    for name in OBSERVABLES:
+        if name not in chains.data.variables:
+            continue
+        values = chains.values(name)
+        known = KNOWN_MEANS.get(name)
+        try:
+            free = gamma_method(values, s=s)
+            main = free if known is None else gamma_method(values, s=s, known_mean=known)
+        except ValueError as err:
+            raise ChainFileError(f"{chains.path}: variable {name!r}: {err}") from None
+        reasons = dict.fromkeys(r for r in (main.reason, free.reason) if r)
+        frozen = main.frozen or free.frozen
+        pe_tau, pe_err = (math.nan, math.nan) if frozen else pyerrors_tau_int(values, s=s)[:2]
+        cost = sample_cost(
+            main.tau_int,
+            main.tau_int_err,
+            chains.nlf,
+            traj_per_second,
+            training_seconds=training_seconds,
+            amortize_samples=amortize_samples,
+        )
+        rows.append(
+            {
+                "experiment": experiment,
+                "group": chains.group,
+                "lattice": chains.lattice_label,
+                "beta": chains.beta,
+                "sampler": chains.sampler,
+                "nlf": chains.nlf,
+                "eps": chains.eps,
+                "observable": name,
+                "mean": free.mean,
+                "mean_err": free.mean_err,
+                "tau_int": main.tau_int,
+                "tau_int_err": main.tau_int_err,
+                "cost_lf": cost.cost_lf,
+                "cost_lf_err": cost.cost_lf_err,
+                "seconds_per_indep": cost.seconds_per_indep,
+                "seconds_per_indep_err": cost.seconds_per_indep_err,
+                "seconds_per_indep_amortized": cost.seconds_per_indep_amortized,
+                "accept_rate": accept_rate,
+                "n_chains": int(values.shape[0]),
+                "n_traj": int(values.shape[1]),
+                "frozen": bool(frozen),
+                "frozen_reason": "; ".join(reasons),
+                "window": main.window,
+                "known_mean": math.nan if known is None else known,
+                "tau_int_free_mean": free.tau_int,
+                "tau_int_free_mean_err": free.tau_int_err,
+                "tau_int_pyerrors": pe_tau,
+                "tau_int_pyerrors_err": pe_err,
+                "traj_per_second": traj_per_second,
+                "training_seconds": training_seconds,
+                "amortize_samples": math.nan if amortize_samples is None else amortize_samples,
+                "file": str(chains.path),
+            }
+        )
+    return rows
+
+
+def tau_table(
+    chain_sets: list[ChainSet],
+    experiment: str,
+    amortize_samples: int | None = None,
+    s: float = DEFAULT_S,
+) -> pd.DataFrame:
+    rows = [r for cs in chain_sets for r in observable_rows(cs, experiment, amortize_samples, s)]
+    return pd.DataFrame(rows, columns=list(COLUMNS))

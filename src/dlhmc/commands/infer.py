@@ -1,0 +1,87 @@
+"""``dlhmc infer``: chains of a trained L2HMC sampler at the true target, as a chain file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dlhmc import checkpoint as ckpt
+from dlhmc.commands.options import (
+    UsageError,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    resolve_device,
+)
+from dlhmc.inference import chain_attrs, load_sampler, sample
+from dlhmc.io import chain_dataset, write_chains
+
+DEFAULT_LAYER_SAMPLES = 10
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "infer",
+        help="sample with a trained L2HMC model (full MH at gamma = 1) into a chain file",
+        description=__doc__,
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, metavar="RUN_DIR", help="training run")
+    p.add_argument("--chains", type=positive_int, default=128, help="independent chains (128)")
+    p.add_argument("--trajectories", type=positive_int, default=300, help="measured trajectories")
+    p.add_argument("--therm", type=nonnegative_int, default=50, help="discarded trajectories (50)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="sampling seed")
+    p.add_argument("--out", type=Path, required=True, metavar="CHAINS.nc", help="chain file")
+    p.add_argument("--beta", type=positive_float, help="coupling (default: the checkpoint's)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    p.add_argument(
+        "--layer-samples",
+        type=positive_int,
+        default=DEFAULT_LAYER_SAMPLES,
+        metavar="K",
+        help=f"trajectories whose layers feed the lf diagnostics ({DEFAULT_LAYER_SAMPLES})",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = ckpt.checkpoint_path(args.checkpoint)
+    if not path.is_file():
+        raise UsageError(f"--checkpoint: no checkpoint at {path}")
+    if args.seed > MAX_SEED:
+        raise UsageError(f"--seed: must be <= {MAX_SEED}, got {args.seed}")
+    if args.out.is_dir():
+        raise UsageError(f"--out: {args.out} is a directory")
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out: cannot create {str(args.out.parent)!r}: {err.strerror}") from None
+    device = resolve_device(args.device)
+    try:
+        dynamics, state = load_sampler(args.checkpoint, device, args.beta)
+    except Exception as err:  # damaged, foreign or incompatible file: one line naming it
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"--checkpoint: cannot load {path}: {first}") from None
+    steps = int(state["config"]["steps"])
+    if state["step"] < steps:
+        print(
+            f"dlhmc infer: warning: {path} is at step {state['step']} of {steps} "
+            "(training unfinished)",
+            file=sys.stderr,
+        )
+    samples = sample(
+        dynamics,
+        chains=args.chains,
+        trajectories=args.trajectories,
+        therm=args.therm,
+        seed=args.seed,
+        layer_samples=args.layer_samples,
+        progress=not args.no_progress,
+    )
+    attrs = chain_attrs(
+        dynamics, state, args.checkpoint, args.seed, args.therm, args.trajectories, samples
+    )
+    write_chains(args.out, chain_dataset(samples.per_traj, attrs, samples.per_layer))
+    return 0

@@ -1,0 +1,82 @@
+"""``dlhmc report``: the per-experiment HTML report, comparison table and figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from dlhmc.analysis.chains import ChainFileError, load_chain_set
+from dlhmc.analysis.report import build_report
+from dlhmc.analysis.runs import RunDirError, load_run
+from dlhmc.analysis.table import COLUMNS
+from dlhmc.commands.options import UsageError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="HTML report, comparison table and figures of one experiment",
+        description=(
+            "Compare the trained sampler with the best HMC grid point per beta (N_LF * tau_int of "
+            "the charge and seconds per independent sample), check every plaquette against its "
+            "exact value, and draw the five figures (PNG and PDF) into one HTML page."
+        ),
+    )
+    parser.add_argument("--table", required=True, type=Path, help="CSV from dlhmc analyze")
+    parser.add_argument(
+        "--chains",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="CHAINS.nc",
+        help="chain files (charge histories, per-layer diagnostics, settings)",
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="RUN_DIR",
+        help="training run directories (metrics.csv, config.yaml)",
+    )
+    parser.add_argument("--experiment", required=True, help="experiment whose rows to report")
+    parser.add_argument("--out-dir", required=True, type=Path, help="directory for the report")
+    parser.set_defaults(func=run)
+
+
+def read_table(path: Path, experiment: str) -> pd.DataFrame:
+    """The rows of ``experiment`` in a table written by ``dlhmc analyze``."""
+    if not path.is_file():
+        raise UsageError(f"--table: {path}: no such file")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        raise UsageError(f"--table: {path}: not a CSV table") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise UsageError(f"--table: {path}: missing column {missing[0]!r}")
+    rows = table[table.experiment.astype(str) == experiment].reset_index(drop=True)
+    if rows.empty:
+        found = ", ".join(sorted(set(table.experiment.astype(str)))) or "none"
+        raise UsageError(f"--experiment: no rows for {experiment!r} in {path} (found: {found})")
+    rows["frozen"] = rows.frozen.astype(str).str.lower().isin(("true", "1"))
+    rows["lattice"] = rows.lattice.astype(str)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    table = read_table(args.table, args.experiment)
+    try:
+        chain_sets = [load_chain_set(p) for p in args.chains]
+    except ChainFileError as err:
+        raise UsageError(f"--chains: {err}") from None
+    try:
+        runs = [load_run(p) for p in args.runs]
+    except RunDirError as err:
+        raise UsageError(f"--runs: {err}") from None
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    path = build_report(table, chain_sets, runs, args.experiment, args.out_dir)
+    print(f"wrote {path}")
+    return 0

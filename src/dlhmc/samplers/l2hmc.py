@@ -1,0 +1,273 @@
+"""L2HMC / DLHMC: leapfrog layers with their own networks and step sizes, plus an MH test.
+
+Each of the ``N_LF`` layers ``k`` does (physics.md, seed 003 eqs. 1-2), for ``d = +1``:
+
+1. ``v <- v exp(eps_v/2 s_v) - eps_v/2 (F exp(eps_v q_v) + t_v)``, nets on ``(x, F(x))``;
+2. x update of the units in ``mbar = 1 - m^k``, nets on the frozen ``m^k`` units and ``v``;
+3. x update of the ``m^k`` units, nets on the (already moved) ``mbar`` units and ``v``;
+4. the v update of step 1 again at the new links.
+
+Each step is invertible in closed form because its networks read only variables that
+step leaves alone; ``d = -1`` applies the inverses, layers and steps in reverse order.
+Drawing ``d`` uniformly per chain and per trajectory makes the map an involution on
+``(x, v, d)``, so the Metropolis-Hastings test with ``exp(-dH + sum log|J|)`` is exact
+whatever the networks are: training can only change efficiency, never the target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from dlhmc.nets import ACTIVATIONS
+from dlhmc.samplers.l2hmc_groups import kind_for
+from dlhmc.theory import GaugeTheory
+
+MASKS = ("checkerboard", "random")
+
+
+@dataclass(frozen=True)
+class L2HMCConfig:
+    """Architecture of the sampler; stored in checkpoints via ``to_dict``."""
+
+    nlf: int = 4
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "swish"
+    mask: str = "checkerboard"
+    eps_init: float = 0.1
+    conv_channels: tuple[int, ...] = ()
+    mask_seed: int = 0
+    winding: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        if self.nlf < 1:
+            raise ValueError(f"nlf: need at least one leapfrog layer, got {self.nlf}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden: need one or more positive layer widths, got {self.hidden}")
+        if self.conv_channels and min(self.conv_channels) < 1:
+            raise ValueError(f"conv_channels: widths must be positive, got {self.conv_channels}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        if self.mask not in MASKS:
+            raise ValueError(f"mask: expected one of {', '.join(MASKS)}, got {self.mask!r}")
+        if not (self.eps_init > 0 and math.isfinite(self.eps_init)):
+            raise ValueError(f"eps_init: expected a positive step size, got {self.eps_init}")
+        if isinstance(self.winding, bool) or int(self.winding) != self.winding:
+            raise ValueError(f"winding: expected an integer, got {self.winding!r}")
+        object.__setattr__(self, "winding", int(self.winding))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["conv_channels"] = list(self.conv_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> L2HMCConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown L2HMC config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One trajectory per chain, before the accept/reject decision.
+
+    ``layers`` (when requested) holds ``[N_LF + 1, B]`` tensors, index 0 being the
+    input: ``plaq``, ``energy`` (``H - cumulative sum log|J|``) and ``charge_real``
+    along the trajectory (the paper's figure 5).
+    """
+
+    x: torch.Tensor
+    sumlogdet: torch.Tensor
+    dH: torch.Tensor
+    accept_prob: torch.Tensor
+    direction: torch.Tensor
+    layers: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class L2HMCInfo:
+    """What one transition did, per chain."""
+
+    accept_prob: torch.Tensor
+    accepted: torch.Tensor
+    dH: torch.Tensor
+    sumlogdet: torch.Tensor
+
+
+def build_masks(n_units: int, parity: torch.Tensor, config: L2HMCConfig) -> torch.Tensor:
+    """``m^k`` for every layer, ``[N_LF, n_units]`` bool, each selecting half of the units.
+
+    Checkerboard masks alternate colour from layer to layer; random masks are fixed
+    halves drawn from ``mask_seed`` (so a checkpoint rebuilds the same masks).
+    """
+    if config.mask == "checkerboard":
+        return torch.stack([parity == (k % 2) for k in range(config.nlf)])
+    gen = torch.Generator().manual_seed(config.mask_seed)
+    masks = torch.zeros(config.nlf, n_units, dtype=torch.bool)
+    for k in range(config.nlf):
+        masks[k, torch.randperm(n_units, generator=gen)[: n_units // 2]] = True
+    return masks
+
+
+def _real_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.empty((), dtype=dtype).real.dtype
+
+
+def _merge(parts: list[tuple[torch.Tensor, torch.Tensor]], dim: int = 0) -> torch.Tensor:
+    """Reassemble sub-batch results ``(index, value)`` in the original chain order."""
+    index = torch.cat([i for i, _ in parts])
+    value = torch.cat([v for _, v in parts], dim=dim)
+    return value.index_select(dim, torch.argsort(index))
+
+
+class L2HMCDynamics(nn.Module):
+    """The trainable sampler.  ``theory`` is a plain attribute: replace it with
+    ``theory.with_beta(b)`` to move along an annealing schedule or a beta ladder.
+    """
+
+    def __init__(self, theory: GaugeTheory, config: L2HMCConfig):
+        super().__init__()
+        self.theory = theory
+        self.config = config
+        self.kind = kind_for(theory)
+        masks = build_masks(self.kind.n_units, self.kind.parity(), config)
+        # active[k, 0] = mbar^k (moved first), active[k, 1] = m^k (moved second).
+        self.register_buffer("active", torch.stack([~masks, masks], dim=1), persistent=False)
+        log_eps = math.log(config.eps_init)
+        self.log_eps_v = nn.Parameter(torch.full((config.nlf,), log_eps))
+        self.log_eps_x = nn.Parameter(torch.full((config.nlf,), log_eps))
+        # The topological translation (U(1) only): the whole winding is applied in the x
+        # updates of one layer, so no intermediate state carries a fractional instanton
+        # (whose one plaquette near pi would kick the momenta through the force).
+        self.winding_layer = config.nlf // 2
+        translation = self.kind.winding_field(config.winding) if config.winding else None
+        self.register_buffer("translation", translation, persistent=False)
+        self.vnets = nn.ModuleList(self.kind.vnet(config) for _ in range(config.nlf))
+        self.xnets = nn.ModuleList(
+            nn.ModuleList(self.kind.xnet(config, self.active[k, h]) for h in range(2))
+            for k in range(config.nlf)
+        )
+        self.to(device=theory.device, dtype=_real_dtype(theory.dtype))
+
+    @property
+    def eps_v(self) -> torch.Tensor:
+        return torch.exp(self.log_eps_v)
+
+    @property
+    def eps_x(self) -> torch.Tensor:
+        return torch.exp(self.log_eps_x)
+
+    # -- the four updates of a layer and their inverses --------------------------------
+
+    def _v_update(self, k, x, v, force, features, inverse):
+        s, t, q = self.vnets[k](features, force)
+        half_eps = 0.5 * self.eps_v[k]
+        kick = half_eps * (force * torch.exp(2.0 * half_eps * q) + t)
+        log_scale = half_eps * s
+        if inverse:
+            return (v + kick) * torch.exp(-log_scale), -log_scale.flatten(1).sum(1)
+        return v * torch.exp(log_scale) - kick, log_scale.flatten(1).sum(1)
+
+    def _x_update(self, k, half, x, v, features, inverse):
+        s, t, q = self.xnets[k][half](features, v)
+        extra = {}
+        if self.translation is not None and k == self.winding_layer:
+            extra["translation"] = self.translation
+        return self.kind.update_x(
+            self.theory, x, v, s, t, q, self.eps_x[k], self.active[k, half], inverse, **extra
+        )
+
+    def _layer(self, k, x, v, force, features, inverse):
+        """One leapfrog layer (or its inverse).
+
+        ``force`` and ``features`` belong to ``x`` and are returned for the new links, so
+        that each configuration along the trajectory is evaluated once.
+        """
+        v, ld0 = self._v_update(k, x, v, force, features, inverse)
+        first, second = (1, 0) if inverse else (0, 1)
+        x, ld1 = self._x_update(k, first, x, v, features, inverse)
+        x, ld2 = self._x_update(k, second, x, v, self.kind.features(x), inverse)
+        force, features = self.theory.force(x), self.kind.features(x)
+        v, ld3 = self._v_update(k, x, v, force, features, inverse)
+        return x, v, force, features, ld0 + ld1 + ld2 + ld3
+
+    def _monitor(self, x, v, logdet):
+        theory = self.theory
+        return {
+            "plaq": self.kind.plaquette(theory, x),
+            "energy": theory.action(x) + theory.kinetic_energy(v) - logdet,
+            "charge_real": theory.charge_real(x),
+        }
+
+    def trajectory(self, x, v, direction: int, record_layers: bool = False):
+        """All ``N_LF`` layers forward (``direction = +1``) or their inverses in reverse order.
+
+        Returns ``(x', v', sum log|J|, layers)``; ``layers`` is ``None`` unless recorded.
+        """
+        inverse = direction < 0
+        order = range(self.config.nlf - 1, -1, -1) if inverse else range(self.config.nlf)
+        force, features = self.theory.force(x), self.kind.features(x)
+        sumlogdet = x.new_zeros(x.shape[0], dtype=v.dtype)
+        records = [self._monitor(x, v, sumlogdet)] if record_layers else None
+        for k in order:
+            x, v, force, features, logdet = self._layer(k, x, v, force, features, inverse)
+            sumlogdet = sumlogdet + logdet
+            if record_layers:
+                records.append(self._monitor(x, v, sumlogdet))
+        layers = None
+        if record_layers:
+            layers = {key: torch.stack([r[key] for r in records]) for key in records[0]}
+        return x, v, sumlogdet, layers
+
+    # -- proposals and transitions -----------------------------------------------------
+
+    def propose(self, x: torch.Tensor, generator: torch.Generator,
+                record_layers: bool = False) -> Proposal:
+        """Draw ``v`` and ``d`` per chain and run the trajectory; differentiable in the
+        network parameters and step sizes (this is what training back-propagates through).
+        """
+        theory = self.theory
+        batch = x.shape[0]
+        v = theory.sample_momentum(batch, generator)
+        direction = torch.randint(0, 2, (batch,), generator=generator, device=x.device) * 2 - 1
+        h0 = theory.action(x) + theory.kinetic_energy(v)
+        outs = []
+        for sign in (1, -1):
+            index = (direction == sign).nonzero().squeeze(1)
+            if index.numel():
+                sub = self.trajectory(x[index], v[index], sign, record_layers)
+                outs.append((index, sub))
+        x1 = _merge([(i, o[0]) for i, o in outs])
+        v1 = _merge([(i, o[1]) for i, o in outs])
+        sumlogdet = _merge([(i, o[2]) for i, o in outs])
+        layers = None
+        if record_layers:
+            keys = outs[0][1][3]
+            layers = {key: _merge([(i, o[3][key]) for i, o in outs], dim=1) for key in keys}
+        dH = theory.action(x1) + theory.kinetic_energy(v1) - h0
+        accept_prob = torch.exp(torch.clamp(sumlogdet - dH, max=0.0)).nan_to_num(0.0)
+        return Proposal(x=x1, sumlogdet=sumlogdet, dH=dH, accept_prob=accept_prob,
+                        direction=direction, layers=layers)
+
+    @torch.no_grad()
+    def transition(self, x: torch.Tensor, generator: torch.Generator):
+        """One L2HMC step per chain: propose, then accept each chain with its own probability."""
+        prop = self.propose(x, generator)
+        u = torch.rand(x.shape[0], generator=generator, device=x.device,
+                       dtype=prop.accept_prob.dtype)
+        accepted = u < prop.accept_prob
+        mask = accepted.view((-1,) + (1,) * (x.dim() - 1))
+        x_new = torch.where(mask, prop.x, x)
+        info = L2HMCInfo(accept_prob=prop.accept_prob, accepted=accepted, dH=prop.dH,
+                         sumlogdet=prop.sumlogdet)
+        return x_new, info

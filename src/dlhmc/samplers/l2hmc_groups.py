@@ -1,0 +1,278 @@
+"""How L2HMC sees and moves the variables of each kind of theory: one object per kind.
+
+The leapfrog layers of :mod:`dlhmc.samplers.l2hmc` are written once.  What differs
+between U(1) angles, SU(3) matrices and the Euclidean toy is collected here:
+
+- the maskable units (links, or coordinates of the toy) and their checkerboard parity;
+- the real features networks read from them (``[cos x, sin x]`` for U(1), the 18 real
+  numbers of a 3x3 complex matrix for SU(3), the coordinate itself for the toy);
+- the x update of the active units and its log-Jacobian.
+
+The kind of a theory is looked up in :data:`KINDS` by its class name (walking the
+class hierarchy), so adding a theory means adding one entry, not branching the
+dynamics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
+
+TWO_PI = 2.0 * math.pi
+
+
+def _wrap(x: torch.Tensor) -> torch.Tensor:
+    """Angles into ``[-pi, pi)``; the subtracted multiple of ``2 pi`` carries no gradient."""
+    return x - TWO_PI * torch.floor((x + math.pi) / TWO_PI)
+
+
+class VNet(torch.nn.Module):
+    """Momentum network ``(links, force) -> (s_v, t_v, q_v)``, each shaped like the force."""
+
+    def __init__(self, net: LeapfrogNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, features: torch.Tensor, force: torch.Tensor):
+        s, t, q = self.net(features, force)
+        return s.view(force.shape), t.view(force.shape), q.view(force.shape)
+
+
+class XNet(torch.nn.Module):
+    """Link network ``(frozen links, v) -> (s_x, t_x, q_x)`` on the active units.
+
+    Outputs exist only for the active units; they are placed into momentum-shaped
+    tensors that are zero on the frozen units (``s_x`` is ``None`` for kinds whose
+    x update has no scaling).
+    """
+
+    def __init__(self, net: LeapfrogNet, active: torch.Tensor, components: int):
+        super().__init__()
+        self.net = net
+        self.components = components
+        self.register_buffer("active_index", active.nonzero().squeeze(1), persistent=False)
+
+    def _place(self, out: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor | None:
+        if out is None:
+            return None
+        batch, n_active = out.shape[0], self.active_index.numel()
+        full = out.new_zeros(batch, v[0].numel() // self.components, self.components)
+        full = full.index_copy(1, self.active_index, out.view(batch, n_active, self.components))
+        return full.view(v.shape)
+
+    def forward(self, features: torch.Tensor, v: torch.Tensor):
+        s, t, q = self.net(features, v)
+        return self._place(s, v), self._place(t, v), self._place(q, v)
+
+
+class LinkKind:
+    """Shared structure: ``n_units`` maskable units with ``n_features`` network inputs each
+    and ``components`` momentum components each; momenta are ``[B, *unit_shape(, components)]``.
+    """
+
+    n_features: int
+    components: int
+    scales_x: bool
+
+    def __init__(self, theory):
+        self.unit_shape = self.units_of(theory)
+        self.n_units = math.prod(self.unit_shape)
+        self.lattice = tuple(theory.lattice)
+
+    @staticmethod
+    def units_of(theory) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def parity(self) -> torch.Tensor:
+        """Checkerboard colour of each unit: ``(mu + sum_i n_i) mod 2`` for a link ``(mu, n)``."""
+        grids = torch.meshgrid(*(torch.arange(n) for n in self.unit_shape), indexing="ij")
+        return (sum(grids) % 2).flatten()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Real network inputs ``[B, n_units, n_features]``."""
+        raise NotImplementedError
+
+    def active_mask(self, active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Boolean unit mask broadcastable against a momentum-shaped tensor."""
+        extra = like.dim() - 1 - len(self.unit_shape)
+        return active.view(self.unit_shape + (1,) * extra)
+
+    def front(self, config, keep: torch.Tensor | None) -> tuple[torch.nn.Module | None, int]:
+        """Front end for the link input (``keep``: the frozen units, ``None`` = all units)."""
+        if config.conv_channels:
+            raise ValueError(f"conv_channels: no convolutional front end for {type(self).__name__}")
+        if keep is None:
+            return None, self.n_units * self.n_features
+        index = keep.nonzero().squeeze(1)
+        return Gather(index), index.numel() * self.n_features
+
+    def vnet(self, config) -> VNet:
+        front, a_size = self.front(config, None)
+        size = self.n_units * self.components
+        return VNet(LeapfrogNet(a_size, size, size, config.hidden, config.activation, True, front))
+
+    def xnet(self, config, active: torch.Tensor) -> XNet:
+        front, a_size = self.front(config, ~active)
+        out = int(active.sum()) * self.components
+        net = LeapfrogNet(
+            a_size, self.n_units * self.components, out, config.hidden, config.activation,
+            self.scales_x, front,
+        )
+        return XNet(net, active, self.components)
+
+    def update_x(self, theory, x, v, s, t, q, eps, active, inverse: bool):
+        """Move the active units; returns the new links and ``log|dx'/dx|`` per chain."""
+        raise NotImplementedError
+
+    def winding_field(self, winding: int) -> torch.Tensor:
+        """Constant link translation that changes the topological charge by ``winding``.
+
+        Only U(1) has one: a non-abelian link cannot be shifted by a constant field
+        that moves every plaquette alike, so other kinds refuse a winding.
+        """
+        raise ValueError(f"winding: no topological translation for {type(self).__name__} "
+                         "(U1 only); use winding 0")
+
+    @staticmethod
+    def plaquette(theory, x: torch.Tensor) -> torch.Tensor:
+        """Average plaquette per chain (the per-layer diagnostics of the paper's figure 5)."""
+        return theory.average_plaquette(x)
+
+
+class U1Kind(LinkKind):
+    """U(1) angles with the non-compact projection of physics.md.
+
+    Scaling an angle by ``exp(eps s)`` would not respect the circle; scaling
+    ``tan(x/2)`` instead maps ``(-pi, pi)`` onto itself smoothly and fixes ``pi``,
+    so the update is a diffeomorphism of the circle with an analytic Jacobian.
+    """
+
+    n_features = 2
+    components = 1
+    scales_x = True
+
+    @staticmethod
+    def units_of(theory) -> tuple[int, ...]:
+        return (2, *theory.lattice)
+
+    def features(self, x):
+        return torch.stack((torch.cos(x), torch.sin(x)), dim=-1).flatten(1, -2)
+
+    def front(self, config, keep):
+        if not config.conv_channels:
+            return super().front(config, keep)
+        conv = PeriodicConv(self.lattice, self.n_features, config.conv_channels, config.activation,
+                            keep)
+        return conv, conv.out_size
+
+    def winding_field(self, winding):
+        """``winding`` times the lattice instanton ``A`` on the ``Nt x Nx`` torus.
+
+        ``A_0(t, s) = -f s`` and ``A_1(t, s) = f Nx t`` on the last column ``s = Nx - 1``
+        (0 elsewhere), ``f = 2 pi / V``: every plaquette angle grows by ``f`` except the
+        corner one, which grows by ``f - 2 pi``, the same modulo ``2 pi``.  Adding ``A``
+        to a smooth configuration (all ``|x_P| < pi - f``) raises ``Q_Z`` by exactly 1 at
+        an action cost ``beta (4 pi^2 / V) (Q_R + <cos x_P> / 2)`` to second order in
+        ``f``, instead of the barrier ``~2 beta`` of moving one plaquette through ``pi``
+        continuously.  A constant translation has Jacobian 1.
+        """
+        nt, nx = self.lattice
+        f = TWO_PI / (nt * nx)
+        t = torch.arange(nt, dtype=torch.float64).view(nt, 1)
+        s = torch.arange(nx, dtype=torch.float64).view(1, nx)
+        field = torch.zeros(2, nt, nx, dtype=torch.float64)
+        field[0] = -f * s.expand(nt, nx)
+        field[1, :, nx - 1] = f * nx * t.squeeze(1)
+        return _wrap(winding * field)
+
+    def update_x(self, theory, x, v, s, t, q, eps, active, inverse, translation=None):
+        """``translation`` (the winding field of :meth:`winding_field`) adds a constant to
+        the shift: the update stays invertible, with the same Jacobian."""
+        mask = self.active_mask(active, x)
+        shift = eps * (v * torch.exp(eps * q) + t)
+        if translation is not None:
+            shift = shift + translation
+        es = -eps * s if inverse else eps * s
+        y = _wrap(x - shift) if inverse else x
+        half = 0.5 * y
+        new = 2.0 * torch.atan(torch.exp(es) * torch.tan(half))
+        if not inverse:
+            new = _wrap(new + shift)
+        log_jac = es - torch.log(torch.cos(half) ** 2 + torch.exp(2.0 * es) * torch.sin(half) ** 2)
+        logdet = torch.where(mask, log_jac, torch.zeros_like(log_jac)).flatten(1).sum(1)
+        return torch.where(mask, new, x), logdet
+
+
+class SU3Kind(LinkKind):
+    """SU(3) links: ``U' = exp(i eps (P exp(eps q) + t)) U`` on the active links.
+
+    ``q, t`` depend only on the frozen links and ``P``, so for the active links the
+    update is left multiplication by a fixed group element: Haar measure is kept and
+    the log-Jacobian is exactly 0.  There is no scaling ``s_x`` (a group element
+    cannot be scaled).
+    """
+
+    n_features = 18
+    components = 8
+    scales_x = False
+
+    @staticmethod
+    def units_of(theory) -> tuple[int, ...]:
+        return (4, *theory.lattice)
+
+    def features(self, x):
+        return torch.view_as_real(x).flatten(-3).flatten(1, -2)
+
+    def update_x(self, theory, x, v, s, t, q, eps, active, inverse):
+        mask = self.active_mask(active, v)
+        p = torch.where(mask, v * torch.exp(eps * q) + t, torch.zeros_like(v))
+        new = theory.evolve_links(x, p, -eps if inverse else eps)
+        return new, x.new_zeros(x.shape[0], dtype=v.dtype)
+
+    @staticmethod
+    def plaquette(theory, x):
+        return theory.plaquette(x)
+
+
+class EuclideanKind(LinkKind):
+    """Real coordinates ``x[B, n]`` (the toy): ``x' = x exp(eps s) + eps (v exp(eps q) + t)``."""
+
+    n_features = 1
+    components = 1
+    scales_x = True
+
+    @staticmethod
+    def units_of(theory) -> tuple[int, ...]:
+        return tuple(theory.lattice)
+
+    def features(self, x):
+        return x.flatten(1).unsqueeze(-1)
+
+    def update_x(self, theory, x, v, s, t, q, eps, active, inverse):
+        mask = self.active_mask(active, x)
+        shift = eps * (v * torch.exp(eps * q) + t)
+        if inverse:
+            new, log_jac = (x - shift) * torch.exp(-eps * s), -eps * s
+        else:
+            new, log_jac = x * torch.exp(eps * s) + shift, eps * s
+        logdet = torch.where(mask, log_jac, torch.zeros_like(log_jac)).flatten(1).sum(1)
+        return torch.where(mask, new, x), logdet
+
+
+# Theory class name -> kind.  Subclasses inherit their parent's kind.
+KINDS = {
+    "U1Theory": U1Kind,
+    "SU3Theory": SU3Kind,
+    "GaussianMixture": EuclideanKind,
+}
+
+
+def kind_for(theory) -> LinkKind:
+    for cls in type(theory).__mro__:
+        if cls.__name__ in KINDS:
+            return KINDS[cls.__name__](theory)
+    known = ", ".join(KINDS)
+    raise ValueError(f"L2HMC has no link kind for {type(theory).__name__} (known: {known})")

@@ -1,0 +1,1 @@
+"""Toy targets for checking samplers where the answer is known by construction."""

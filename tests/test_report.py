@@ -1,0 +1,315 @@
+"""The report: comparison, exactness checks, five figures and one HTML page from synthetic runs."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from chain_helpers import ar1, write_chain_file
+
+from dlhmc.analysis.checks import plaquette_checks
+from dlhmc.analysis.comparison import comparison_table
+from dlhmc.analysis.exact import exact_plaquette
+from dlhmc.cli import main
+from dlhmc.lattice.u1_exact import exact_plaquette as u1_exact
+
+LATTICE = (8, 8)
+BETAS = (2.0, 3.0)
+HMC_GRID = ((5, 0.2), (10, 0.1))
+# rho of the synthetic charge series: the trained sampler decorrelates fastest
+RHO = {("l2hmc", 10, 0.1): 0.6, ("hmc", 5, 0.2): 0.97, ("hmc", 10, 0.1): 0.95}
+N_CHAINS, N_TRAJ = 8, 1500
+FAILING = ("hmc", 3.0, 10)  # this chain set gets a plaquette 10 sigma off its exact value
+FROZEN = ("hmc", 3.0, 5)  # this one never changes its charge
+
+
+def _experiment(tmp_path):
+    rng = np.random.default_rng(12)
+    files = []
+    for beta in BETAS:
+        exact = u1_exact(beta, 64)
+        for (sampler, nlf, eps), rho in RHO.items():
+            charge = np.round(3 * ar1(rho, N_CHAINS, N_TRAJ, rng))
+            if (sampler, beta, nlf) == FROZEN:
+                charge = np.repeat(charge[:, :1], N_TRAJ, axis=1)
+            plaq = exact + 0.002 * ar1(0.5, N_CHAINS, N_TRAJ, rng)
+            if (sampler, beta, nlf) == FAILING:
+                plaq += 0.002  # the Gamma-method error of the mean is ~2e-5
+            trained = sampler == "l2hmc"
+            layers = None
+            if trained:
+                lf = np.arange(nlf + 1)
+                layers = {
+                    "lf_plaq_dev": 0.01 * np.sin(lf) / beta,
+                    "lf_energy": 100 + 0.1 * beta * lf,
+                    "lf_charge_real": 0.05 * np.cos(lf / beta),
+                }
+            files.append(
+                write_chain_file(
+                    tmp_path / f"{sampler}_b{beta:g}_n{nlf}.nc",
+                    charge,
+                    plaq,
+                    sampler=sampler,
+                    lattice=LATTICE,
+                    beta=beta,
+                    nlf=nlf,
+                    eps=eps,
+                    traj_per_second=20.0 if trained else 40.0,
+                    charge_real=ar1(rho, N_CHAINS, N_TRAJ, rng),
+                    training_seconds=600.0 * beta if trained else None,
+                    layers=layers,
+                )
+            )
+    runs = []
+    for beta in BETAS:
+        run = tmp_path / f"run_b{beta:g}"
+        run.mkdir()
+        step = np.arange(200)
+        pd.DataFrame(
+            {
+                "step": step,
+                "loss": -1 / beta + np.exp(-step / 50) + 0.05 * rng.standard_normal(200),
+                "accept": 0.9 - 0.1 * beta + 0.001 * step,
+                "dq2": (1 - np.exp(-step / 40)) / beta,
+                "plaq": 0.7,
+                "eps_x_mean": 0.1 + 1e-4 * beta * step,
+                "eps_v_mean": 0.1 + 2e-4 * step,
+                "sumlogdet": 0.01,
+                "seconds": 0.5 * step,
+                "beta": beta,
+                "skipped": 0,
+            }
+        ).to_csv(run / "metrics.csv", index=False)
+        (run / "config.yaml").write_text(yaml.safe_dump({"beta": beta, "nlf": 10, "steps": 200}))
+        runs.append(run)
+    return files, runs
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("report")
+    files, runs = _experiment(tmp_path)
+    table_path = tmp_path / "tauint.csv"
+    assert (
+        main(
+            [
+                "analyze",
+                *map(str, files),
+                "--out",
+                str(table_path),
+                "--experiment",
+                "demo",
+                "--amortize-samples",
+                "1000",
+            ]
+        )
+        == 0
+    )
+    out_dir = tmp_path / "report"
+    assert (
+        main(
+            [
+                "report",
+                "--table",
+                str(table_path),
+                "--chains",
+                *map(str, files),
+                "--runs",
+                *map(str, runs),
+                "--experiment",
+                "demo",
+                "--out-dir",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
+    return {
+        "table": pd.read_csv(table_path),
+        "comparison": pd.read_csv(out_dir / "comparison.csv"),
+        "html": (out_dir / "report.html").read_text(encoding="utf-8"),
+        "out_dir": out_dir,
+    }
+
+
+def test_all_figures_written(report):
+    names = [
+        "fig1_cost_vs_beta",
+        "fig2_charge_history",
+        "fig3_layer_diagnostics",
+        "fig4_plaquette",
+        "fig5_training",
+    ]
+    for name in names:
+        png = (report["out_dir"] / f"{name}.png").read_bytes()
+        pdf = (report["out_dir"] / f"{name}.pdf").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+        assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
+        assert f'id="{name}"' in report["html"]
+    assert report["html"].count("data:image/png;base64,") == 5
+    assert not list(report["out_dir"].glob("*.tmp-*"))
+
+
+def test_comparison_picks_best_hmc(report):
+    table, comp = report["table"], report["comparison"]
+    charge = table[table.observable == "charge"]
+    assert len(comp) == len(BETAS)
+    for _, row in comp.iterrows():
+        at_beta = charge[np.isclose(charge.beta, row.beta)]
+        hmc = at_beta[at_beta.sampler == "hmc"]
+        best = hmc.loc[hmc.cost_lf.idxmin()]
+        trained = at_beta[at_beta.sampler == "l2hmc"].iloc[0]
+        assert (row.hmc_nlf, row.hmc_eps) == (best.nlf, best.eps)
+        assert row.ratio_lf == pytest.approx(best.cost_lf / trained.cost_lf)
+        rel = np.hypot(best.cost_lf_err / best.cost_lf, trained.cost_lf_err / trained.cost_lf)
+        assert row.ratio_lf_err == pytest.approx(row.ratio_lf * rel)
+        assert row.ratio_seconds == pytest.approx(
+            best.seconds_per_indep / trained.seconds_per_indep
+        )
+        amortized = trained.tau_int / 20.0 + 600.0 * row.beta / 1000
+        assert row.ratio_seconds_amortized == pytest.approx(best.seconds_per_indep / amortized)
+        assert row.ratio_kind == "value"
+        assert row.n_hmc_points == len(HMC_GRID)
+
+
+@pytest.mark.parametrize(
+    ("hmc_frozen", "trained_frozen", "kind"),
+    [
+        (False, False, "value"),
+        (True, False, "lower bound"),
+        (False, True, "upper bound"),
+        (True, True, "undetermined"),
+    ],
+)
+def test_comparison_with_lower_bounds(hmc_frozen, trained_frozen, kind):
+    """A frozen best HMC point makes the improvement a lower bound, a frozen trained one an
+    upper bound; a frozen point with a bound above a measured one is simply not the best."""
+    rows = [
+        ("hmc", 4, 0.2, 50.0, hmc_frozen),
+        ("hmc", 8, 0.1, 400.0, False),
+        ("hmc", 12, 0.1, 60.0, True),
+        ("l2hmc", 8, 0.1, 2.0, trained_frozen),
+    ]
+    table = pd.DataFrame(
+        [
+            {
+                "experiment": "e",
+                "group": "U1",
+                "lattice": "8x8",
+                "beta": 4.0,
+                "sampler": s,
+                "nlf": n,
+                "eps": e,
+                "observable": "charge",
+                "tau_int": t,
+                "tau_int_err": 0.1 * t,
+                "cost_lf": n * t,
+                "cost_lf_err": 0.1 * n * t,
+                "seconds_per_indep": t / 10,
+                "seconds_per_indep_err": t / 100,
+                "seconds_per_indep_amortized": np.nan,
+                "frozen": f,
+            }
+            for s, n, e, t, f in rows
+        ]
+    )
+    comp = comparison_table(table).iloc[0]
+    assert comp.ratio_kind == kind
+    assert comp.hmc_nlf == 4
+    if kind == "undetermined":
+        assert np.isnan(comp.ratio_lf)
+    else:
+        assert comp.ratio_lf == pytest.approx(comp.hmc_cost_lf / 16.0)
+
+
+def test_report_contains_table_values(report):
+    html, table = report["html"], report["table"]
+
+    def expected(value, error, bound):
+        error = "" if np.isnan(error) else f" ± {error:.2g}"
+        return f"{'≥ ' if bound else ''}{value:.4g}{error}"
+
+    for _, row in table.iterrows():
+        assert expected(row.tau_int, row.tau_int_err, row.frozen) in html
+        assert expected(row.cost_lf, row.cost_lf_err, row.frozen) in html
+        assert expected(row.tau_int_free_mean, row.tau_int_free_mean_err, row.frozen) in html
+    frozen = table[table.frozen]
+    assert set(zip(frozen.sampler, frozen.beta, frozen.nlf, strict=True)) == {FROZEN}
+    for _, row in report["comparison"].iterrows():
+        prefix = "≥ " if row.ratio_kind == "lower bound" else ""
+        assert f"{prefix}{row.ratio_lf:.4g} ± {row.ratio_lf_err:.2g}" in html
+    assert "seed" in html and "steps: 200" in html  # run settings and training config
+
+
+def test_failing_plaquette_check_is_shown_failing(report):
+    html, table = report["html"], report["table"]
+    failing = re.findall(r'<tr class="fail">(.*?)</tr>', html, flags=re.S)
+    assert len(failing) == 1
+    row = table[
+        (table.observable == "plaq")
+        & (table.sampler == FAILING[0])
+        & (table.beta == FAILING[1])
+        & (table.nlf == FAILING[2])
+    ].iloc[0]
+    pull = (row["mean"] - u1_exact(FAILING[1], 64)) / row.mean_err
+    assert pull > 4
+    assert "FAIL" in failing[0] and f"{pull:.4g}" in failing[0]
+    assert "5 of 6 checks with an exact value pass, 1 FAIL" in html
+
+
+def test_su3_checks_use_strong_coupling_only_at_small_beta():
+    table = pd.DataFrame(
+        {
+            "observable": "plaq",
+            "group": "SU3",
+            "lattice": "4x4x4x4",
+            "beta": [0.5, 1.0, 5.5],
+            "sampler": "hmc",
+            "nlf": 10,
+            "eps": 0.1,
+            "mean": [0.0289, 0.0700, 0.55],
+            "mean_err": 1e-4,
+        }
+    )
+    checks = plaquette_checks(table).set_index("beta")
+    assert list(checks.status) == ["pass", "FAIL", "no exact value"]
+    assert checks.loc[0.5, "exact"] == pytest.approx(0.5 / 18 + 0.25 / 216)
+
+
+def test_su3_series_within_its_stated_error_of_the_one_plaquette_integral():
+    """The truncation error of beta/18 + beta^2/216 covers the exact one-plaquette value.
+
+    ``(1/3)<Re Tr U>`` with weight ``exp((beta/3) Re Tr U)`` by Weyl's integration formula over
+    the eigenphases of SU(3) (the 4D lattice corrections, O(u^5), are below 1e-5 here).
+    """
+    phases = np.linspace(-np.pi, np.pi, 300, endpoint=False)
+    a, b = np.meshgrid(phases, phases)
+    z = np.exp(1j * np.stack([a, b, -a - b]))
+    haar = (np.abs(z[0] - z[1]) * np.abs(z[0] - z[2]) * np.abs(z[1] - z[2])) ** 2
+    re_tr = np.cos(a) + np.cos(b) + np.cos(a + b)
+    for beta in (0.3, 0.7, 1.0):
+        weight = haar * np.exp(beta / 3 * re_tr)
+        exact = float((weight * re_tr / 3).sum() / weight.sum())
+        series = exact_plaquette("SU3", (4, 4, 4, 4), beta)
+        assert abs(series.value - exact) < 1.5 * series.error
+        assert abs(series.value - exact) > 0.5 * series.error  # the error is not inflated
+
+
+def test_report_bad_inputs(tmp_path, report, capsys):
+    table = tmp_path / "t.csv"
+    report["table"].to_csv(table, index=False)
+    cases = [
+        (["--table", str(tmp_path / "none.csv")], "none.csv: no such file"),
+        (["--table", str(table), "--experiment", "other"], "no rows for 'other'"),
+        (["--table", str(table), "--runs", str(tmp_path)], "metrics.csv: no such file"),
+        (["--table", str(table), "--chains", str(table)], "not a NetCDF chain file"),
+    ]
+    for args, words in cases:
+        if "--experiment" not in args:
+            args = [*args, "--experiment", "demo"]
+        assert main(["report", *args, "--out-dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err

@@ -1,0 +1,193 @@
+"""Dry runs of the shipped configs, and invalid configs stopped before any job with the key named.
+
+Each case is a real `snakemake -n` in a temporary directory, so what is tested is what a user sees.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_helpers import (
+    REPO,
+    TINY_CONFIG,
+    planned_jobs,
+    snakemake,
+    tiny_config,
+    write_config,
+)
+
+SHIPPED_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_default_config_dry_run(tmp_path):
+    """A bare `snakemake -n` with config.yaml in the working directory plans the whole pipeline."""
+    (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
+    result = snakemake("-n", "--cores", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    rules = [rule for rule, _ in planned_jobs(result.stdout)]
+    experiments = config["experiments"].values()
+    assert rules.count("train") == sum(len(e["lattices"]) * len(e["betas"]) for e in experiments)
+    for name in config["experiments"]:
+        assert f"results/{name}/report/report.html" in result.stdout
+    for rule in ("train", "infer", "hmc", "analyze", "report", "all"):
+        assert rule in rules
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=[p.stem for p in SHIPPED_CONFIGS])
+def test_paper_config_dry_run(tmp_path, path):
+    """--configfile replaces config.yaml: only the file's experiments are planned, all of them."""
+    (tmp_path / "config.yaml").symlink_to(REPO / "config.yaml")
+    result = snakemake("-n", "--cores", "1", "--configfile", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(path.read_text())
+    jobs = planned_jobs(result.stdout)
+    planned = {w["exp"] for _, w in jobs if "exp" in w}
+    assert planned == set(config["experiments"])
+    for name, exp in config["experiments"].items():
+        trains = [w for rule, w in jobs if rule == "train" and w["exp"] == name]
+        assert len(trains) == len(exp["lattices"]) * len(exp["betas"])
+
+
+def test_paper_scale_experiments_are_shipped():
+    """configs/ holds the paper's U(1) 16x16 ladder 1..7 and SU(3) on 4^4 and 8^4."""
+    shipped = {}
+    for path in SHIPPED_CONFIGS:
+        shipped.update(yaml.safe_load(path.read_text())["experiments"])
+    volumes = {(e["group"], tuple(shape)) for e in shipped.values() for shape in e["lattices"]}
+    assert {("U1", (16, 16)), ("SU3", (4, 4, 4, 4)), ("SU3", (8, 8, 8, 8))} <= volumes
+    u1 = [e for e in shipped.values() if e["group"] == "U1" and [16, 16] in e["lattices"]]
+    assert any(e["betas"][0] == 1.0 and e["betas"][-1] == 7.0 for e in u1)
+
+
+def test_tiny_config_dry_run(tmp_path):
+    result = snakemake("-n", "--cores", "1", "--configfile", str(TINY_CONFIG), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    counts = {}
+    for rule, _ in planned_jobs(result.stdout):
+        counts[rule] = counts.get(rule, 0) + 1
+    assert counts == {"train": 2, "infer": 2, "hmc": 4, "analyze": 1, "report": 1, "all": 1}
+
+
+def test_train_ladder_and_mpi_launch(tmp_path):
+    """Each beta starts from the model of the previous one; ranks > 1 run under the mpi launcher."""
+    config = tiny_config()
+    config["experiments"]["tiny"]["train"]["ranks"] = 2
+    cfg = write_config(tmp_path / "c.yaml", config)
+    result = snakemake("-n", "-p", "--cores", "1", "--configfile", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--init results/tiny/4x4/beta1.0/model " in result.stdout
+    assert result.stdout.count("--init ") == 1
+    assert result.stdout.count("mpiexec -n 2 dlhmc train") == 2
+    override = snakemake(
+        "-n", "-p", "--cores", "1", "--configfile", str(cfg),
+        "--set-resources", "train:mpi='srun --cpu-bind=cores'", "train:tasks=4",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert override.returncode == 0, override.stderr
+    assert override.stdout.count("srun --cpu-bind=cores -n 4 dlhmc train") == 2
+
+
+def _bad(mutate):
+    config = copy.deepcopy(tiny_config())
+    exp = config["experiments"].pop("tiny")
+    config["experiments"]["bad_exp"] = exp
+    mutate(config, exp)
+    return config
+
+
+def _set(section, key, value):
+    def mutate(config, exp):
+        (exp[section] if section else exp)[key] = value
+
+    return mutate
+
+
+def _delete(key):
+    def mutate(config, exp):
+        del exp[key]
+
+    return mutate
+
+
+def _rename(name):
+    def mutate(config, exp):
+        config["experiments"] = {name: config["experiments"].pop("bad_exp")}
+
+    return mutate
+
+
+# (id, mutation, strings stderr must contain: the experiment and the key, then the problem)
+INVALID = [
+    ("negative_steps", _set("train", "steps", -5), ["experiments.bad_exp.train.steps", "minimum"]),
+    ("zero_batch", _set("train", "batch", 0), ["experiments.bad_exp.train.batch"]),
+    ("string_batch", _set("train", "batch", "64"), ["experiments.bad_exp.train.batch", "type"]),
+    ("lr_as_string", _set("train", "lr", "1e-3"), ["experiments.bad_exp.train.lr", "type"]),
+    ("ranks_zero", _set("train", "ranks", 0), ["experiments.bad_exp.train.ranks"]),
+    ("unknown_train_key", _set("train", "stepz", 3), ["experiments.bad_exp.train", "stepz"]),
+    ("unknown_experiment_key", _set(None, "volume", 3), ["experiments.bad_exp", "volume"]),
+    ("missing_betas", _delete("betas"), ["experiments.bad_exp", "'betas' is a required"]),
+    ("missing_train", _delete("train"), ["experiments.bad_exp", "'train' is a required"]),
+    ("missing_steps", lambda c, e: e["train"].pop("steps"), ["experiments.bad_exp.train", "steps"]),
+    ("unknown_group", _set(None, "group", "SU2"), ["experiments.bad_exp.group", "SU2"]),
+    ("decreasing_ladder", _set(None, "betas", [2.0, 1.0]),
+     ["experiments.bad_exp.betas", "strictly increasing", "[2.0, 1.0]"]),
+    ("repeated_beta", _set(None, "betas", [1.0, 1.0]),
+     ["experiments.bad_exp.betas", "strictly increasing"]),
+    ("empty_ladder", _set(None, "betas", []), ["experiments.bad_exp.betas", "non-empty"]),
+    ("negative_beta", _set(None, "betas", [-1.0, 2.0]), ["experiments.bad_exp.betas[0]"]),
+    ("u1_lattice_3d", _set(None, "lattices", [[4, 4, 4]]),
+     ["experiments.bad_exp.lattices[0]", "U1 needs 2 extents"]),
+    ("su3_lattice_2d", _set(None, "group", "SU3"),
+     ["experiments.bad_exp.lattices[0]", "SU3 needs 4 extents"]),
+    ("lattice_extent_1", _set(None, "lattices", [[4, 1]]),
+     ["experiments.bad_exp.lattices[0][1]", "minimum"]),
+    ("negative_extent", _set(None, "lattices", [[-4, 4]]), ["experiments.bad_exp.lattices[0][0]"]),
+    ("duplicate_volume", _set(None, "lattices", [[4, 4], [4, 4]]),
+     ["experiments.bad_exp.lattices", "duplicate"]),
+    ("lattices_not_list", _set(None, "lattices", "4x4"), ["experiments.bad_exp.lattices", "type"]),
+    ("negative_therm", _set("infer", "therm", -1), ["experiments.bad_exp.infer.therm"]),
+    ("hmc_no_grid", _set(None, "hmc", {"chains": 4}),
+     ["experiments.bad_exp.hmc", "no grid points"]),
+    ("hmc_nlf_without_length", lambda c, e: e["hmc"].pop("length"),
+     ["experiments.bad_exp.hmc", "length"]),
+    ("hmc_zero_eps", _set("hmc", "points", [{"nlf": 4, "eps": 0}]),
+     ["experiments.bad_exp.hmc.points[0].eps"]),
+    ("warmup_not_below_steps", _set("train", "warmup", 6),
+     ["experiments.bad_exp.train.warmup", "smaller than train.steps"]),
+    ("unknown_activation", _set("train", "activation", "gelu"),
+     ["experiments.bad_exp.train.activation", "gelu"]),
+    ("bad_device", _set(None, "device", "tpu"), ["experiments.bad_exp.device", "tpu"]),
+    ("bad_experiment_name", _rename("bad exp"), ["experiments", "bad exp"]),
+    ("no_experiments", lambda c, e: c.update(experiments={}), ["experiments", "non-empty"]),
+    ("unknown_top_level_key", lambda c, e: c.update(targets=["x"]), ["config", "targets"]),
+]  # fmt: skip
+
+
+# One of each kind runs by default (about 1.5 s of CPU each); the variations run with -m slow.
+DEFAULT_RUN = {
+    "negative_steps", "string_batch", "ranks_zero", "unknown_train_key", "missing_betas",
+    "unknown_group", "decreasing_ladder", "empty_ladder", "u1_lattice_3d", "su3_lattice_2d",
+    "lattice_extent_1", "hmc_no_grid", "warmup_not_below_steps",
+}  # fmt: skip
+CASES = [
+    pytest.param(*case[1:], id=case[0], marks=() if case[0] in DEFAULT_RUN else pytest.mark.slow)
+    for case in INVALID
+]
+
+
+@pytest.mark.parametrize("mutate, expected", CASES)
+def test_invalid_config_stops_before_any_job(tmp_path, mutate, expected):
+    """A real run (not a dry run: that one reports on stdout) stops while reading the config."""
+    cfg = write_config(tmp_path / "bad.yaml", _bad(mutate))
+    result = snakemake("--cores", "1", "--configfile", str(cfg), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Invalid config" in result.stderr
+    for text in expected:
+        assert text in result.stderr, f"{text!r} not in:\n{result.stderr}"
+    assert "Job stats" not in result.stdout + result.stderr
+    assert planned_jobs(result.stdout + result.stderr) == []
+    assert not Path(tmp_path, "results").exists()

@@ -1,0 +1,56 @@
+"""Shared pieces of the training, resume, MPI and inference tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from dlhmc import checkpoint as ckpt
+
+BIN = Path(sys.executable).parent
+
+# A lattice and model small enough that a step takes milliseconds on one core.
+TINY = [
+    "--group", "U1", "--lattice", "4", "4", "--beta", "2.0", "--nlf", "2", "--batch", "16",
+    "--hidden", "8", "--lr", "1e-3", "--seed", "1", "--no-progress",
+]  # fmt: skip
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for ``dlhmc``/``mpiexec`` subprocesses: this venv first on PATH, one thread."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def load(run_dir: Path) -> dict:
+    return ckpt.load(ckpt.checkpoint_path(run_dir))
+
+
+def assert_identical(a, b, where: str = "checkpoint") -> None:
+    """Bit-for-bit equality of two nested checkpoint trees (tensors: same dtype, shape, bits)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), where
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        # Compare the bits: torch.equal treats -0.0 == 0.0 and fails on NaN.
+        bits_a, bits_b = (t.reshape(-1).view(torch.uint8) for t in (a, b))
+        assert torch.equal(bits_a, bits_b), where
+    elif isinstance(a, dict):
+        assert set(a) == set(b), f"{where}: keys {sorted(a)} != {sorted(b)}"
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def without_timing(state: dict) -> dict:
+    """A checkpoint minus its wall-clock entries, the only part allowed to differ on resume."""
+    return {k: v for k, v in state.items() if k != "timing"}

@@ -1,0 +1,260 @@
+"""Config validation, path naming and input functions shared by the rules.
+
+The rules hold no physics: they turn the validated config into `dlhmc` command lines and stable
+result paths. Every path component derived from a number is formatted here, once, so that adding a
+beta or a volume to the config never renames an existing result (which would rerun it).
+"""
+
+import copy
+import os
+
+import jsonschema
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# Number of lattice dimensions of each gauge group (2D U(1), 4D SU(3)).
+GROUP_DIMS = {"U1": 2, "SU3": 4}
+
+# Files `dlhmc train` writes into its run directory; the train rule declares these as its output.
+MODEL_FILES = ("checkpoint.pt", "metrics.csv", "config.yaml")
+
+# Figures `dlhmc report` writes (each as .png and .pdf) and the report's other files.
+REPORT_FIGURES = (
+    "fig1_cost_vs_beta",
+    "fig2_charge_history",
+    "fig3_layer_diagnostics",
+    "fig4_plaquette",
+    "fig5_training",
+)
+
+
+def config_key(path):
+    """Dotted config key of a jsonschema error path, e.g. experiments.u1.train.steps."""
+    key = "config"
+    for part in path:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key.removeprefix("config.")
+
+
+def validate_config(config):
+    """Validate against the schema (filling defaults) and re-raise with the offending key first."""
+    try:
+        validate(config, schema="../schemas/config.schema.yaml")
+    except WorkflowError as err:
+        cause = err.__context__
+        if not isinstance(cause, jsonschema.ValidationError):
+            raise
+        raise WorkflowError(
+            f"Invalid config: {config_key(cause.absolute_path)}: {cause.message}"
+        ) from None
+
+
+def beta_label(beta):
+    """Shortest round-trip text of beta (4 -> '4.0', 4.25 -> '4.25'): stable across config edits."""
+    return repr(float(beta))
+
+
+def lattice_label(shape):
+    return "x".join(str(n) for n in shape)
+
+
+def eps_label(eps):
+    """Six significant digits; the job runs with exactly the eps its file name states."""
+    return format(float(eps), ".6g")
+
+
+def hmc_grid(exp):
+    """Sorted unique (nlf, eps label) points: the product nlf x length plus the explicit points."""
+    hmc = exp["hmc"]
+    points = {
+        (nlf, eps_label(length / nlf))
+        for nlf in hmc.get("nlf", [])
+        for length in hmc.get("length", [])
+    }
+    points |= {(p["nlf"], eps_label(p["eps"])) for p in hmc.get("points", [])}
+    return sorted(points, key=lambda p: (p[0], float(p[1])))
+
+
+def check_experiment(name, exp):
+    """Checks the schema cannot express; returns one message per problem, naming the key."""
+    key = f"experiments.{name}"
+    problems = []
+    dims = GROUP_DIMS[exp["group"]]
+    for i, shape in enumerate(exp["lattices"]):
+        if len(shape) != dims:
+            problems.append(
+                f"{key}.lattices[{i}]: {exp['group']} needs {dims} extents, got {shape}"
+            )
+    labels = [lattice_label(shape) for shape in exp["lattices"]]
+    if len(set(labels)) != len(labels):
+        problems.append(f"{key}.lattices: duplicate volumes in {exp['lattices']}")
+    train = exp["train"]
+    if train.get("warmup", 0) >= train["steps"]:
+        problems.append(
+            f"{key}.train.warmup: must be smaller than train.steps ({train['steps']}), "
+            f"got {train['warmup']}"
+        )
+    if "conv_channels" in train and exp["group"] != "U1":
+        problems.append(
+            f"{key}.train.conv_channels: the convolutional front end is U1 only"
+        )
+    if train.get("winding", 0) and exp["group"] != "U1":
+        problems.append(f"{key}.train.winding: the topological translation is U1 only")
+    betas = exp["betas"]
+    if any(b <= a for a, b in zip(betas, betas[1:])):
+        problems.append(f"{key}.betas: must be strictly increasing, got {betas}")
+    if not hmc_grid(exp):
+        problems.append(f"{key}.hmc: no grid points; give nlf and length, or points")
+    return problems
+
+
+def load_experiments(config):
+    """The validated experiments, each an independent copy with the HMC run lengths resolved."""
+    validate_config(config)
+    experiments = copy.deepcopy(config["experiments"])
+    problems = [
+        p for name, exp in experiments.items() for p in check_experiment(name, exp)
+    ]
+    if problems:
+        raise WorkflowError("Invalid config:\n  " + "\n  ".join(problems))
+    for exp in experiments.values():
+        for setting in ("chains", "trajectories", "therm"):
+            exp["hmc"].setdefault(setting, exp["infer"][setting])
+    return experiments
+
+
+EXPERIMENTS = load_experiments(config)
+
+
+def beta_dir(exp, lattice, beta):
+    return f"results/{exp}/{lattice}/beta{beta}"
+
+
+def experiment(wildcards):
+    if wildcards.exp not in EXPERIMENTS:
+        raise WorkflowError(
+            f"experiments.{wildcards.exp}: no such experiment in the config "
+            f"(have {', '.join(EXPERIMENTS)})"
+        )
+    return EXPERIMENTS[wildcards.exp]
+
+
+def ladder(wildcards):
+    """Beta labels of the experiment's ladder; fails clearly for a beta outside the config."""
+    labels = [beta_label(b) for b in experiment(wildcards)["betas"]]
+    if wildcards.beta not in labels:
+        raise WorkflowError(
+            f"experiments.{wildcards.exp}.betas: beta {wildcards.beta} is not in the ladder {labels}"
+        )
+    return labels
+
+
+def model_files(exp, lattice, beta):
+    return [f"{beta_dir(exp, lattice, beta)}/model/{name}" for name in MODEL_FILES]
+
+
+def train_init(wildcards):
+    """Model of the previous beta of the ladder (same volume); the first beta starts fresh."""
+    labels = ladder(wildcards)
+    k = labels.index(wildcards.beta)
+    if k == 0:
+        return []
+    return model_files(wildcards.exp, wildcards.lattice, labels[k - 1])
+
+
+def cli_options(settings, skip=()):
+    """`--key value ...` for every setting (lists as several values), in config order."""
+    words = []
+    for key, value in settings.items():
+        if key in skip:
+            continue
+        words.append(f"--{key.replace('_', '-')}")
+        words.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return " ".join(words)
+
+
+def train_options(wildcards):
+    """All training settings of the experiment; ranks is how the job is launched, not an option."""
+    return cli_options(experiment(wildcards)["train"], skip=("ranks",))
+
+
+def init_option(wildcards, input):
+    return f"--init {os.path.dirname(input.init[0])}" if input.init else ""
+
+
+def mpi_launcher(wildcards, resources):
+    """`{mpi} -n {tasks}` when training runs on several ranks; profiles set mpi (srun, mpiexec ...)."""
+    return f"{resources.mpi} -n {resources.tasks}" if resources.tasks > 1 else ""
+
+
+def lattice_option(wildcards):
+    return wildcards.lattice.replace("x", " ")
+
+
+def volumes(name):
+    return [lattice_label(shape) for shape in EXPERIMENTS[name]["lattices"]]
+
+
+def betas(name):
+    return [beta_label(b) for b in EXPERIMENTS[name]["betas"]]
+
+
+def trained_models(name):
+    """Checkpoints of every (volume, beta) of an experiment."""
+    return [
+        f"{beta_dir(name, lattice, beta)}/model/checkpoint.pt"
+        for lattice in volumes(name)
+        for beta in betas(name)
+    ]
+
+
+def l2hmc_chains(name):
+    return [
+        f"{beta_dir(name, lattice, beta)}/l2hmc.nc"
+        for lattice in volumes(name)
+        for beta in betas(name)
+    ]
+
+
+def hmc_chains(name):
+    return [
+        f"{beta_dir(name, lattice, beta)}/hmc/nlf{nlf}_eps{eps}.nc"
+        for lattice in volumes(name)
+        for beta in betas(name)
+        for nlf, eps in hmc_grid(EXPERIMENTS[name])
+    ]
+
+
+def all_chains(wildcards):
+    return l2hmc_chains(wildcards.exp) + hmc_chains(wildcards.exp)
+
+
+def report_runs(wildcards):
+    return trained_models(wildcards.exp)
+
+
+def run_dirs(wildcards, input):
+    return " ".join(os.path.dirname(path) for path in input.runs)
+
+
+def report_files(name):
+    """Everything `dlhmc report` writes for one experiment."""
+    out = f"results/{name}/report"
+    figures = [f"{out}/{fig}.{ext}" for fig in REPORT_FIGURES for ext in ("png", "pdf")]
+    return [f"{out}/report.html", f"{out}/comparison.csv"] + figures
+
+
+def final_targets():
+    return [
+        path
+        for name in EXPERIMENTS
+        for path in [f"results/{name}/tauint.csv"] + report_files(name)
+    ]
+
+
+wildcard_constraints:
+    exp="[A-Za-z][A-Za-z0-9_-]*",
+    lattice="[0-9]+(x[0-9]+)+",
+    beta="[0-9][0-9.e+-]*",
+    nlf="[0-9]+",
+    eps="[0-9][0-9.e+-]*",

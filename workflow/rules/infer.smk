@@ -1,0 +1,24 @@
+rule infer:
+    """Inference chains with a trained model at the model's own beta (full MH accept/reject)."""
+    input:
+        checkpoint="results/{exp}/{lattice}/beta{beta}/model/checkpoint.pt",
+    output:
+        "results/{exp}/{lattice}/beta{beta}/l2hmc.nc",
+    log:
+        "logs/{exp}/{lattice}/beta{beta}/infer.log",
+    conda:
+        "../envs/dlhmc.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    params:
+        run_dir=lambda wc, input: os.path.dirname(input.checkpoint),
+        options=lambda wc: cli_options(experiment(wc)["infer"]),
+        seed=lambda wc: experiment(wc)["seed"] + 1,
+        device=lambda wc: experiment(wc)["device"],
+    shell:
+        "OMP_NUM_THREADS={threads} dlhmc infer --checkpoint {params.run_dir} {params.options} "
+        "--seed {params.seed} --device {params.device} --no-progress --out {output} "
+        ">{log} 2>&1"
