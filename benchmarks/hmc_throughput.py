@@ -8,7 +8,10 @@ trajectories per second.  Each case runs for at least ``--seconds`` of wall
 time after two warm-up trajectories.  ``cpu/wall`` is the process CPU time
 per wall second: about the number of torch threads on an idle machine, lower
 when other processes compete for the cores (the wall-clock rates are then
-low too; link updates per CPU second stay meaningful for one thread).
+low too; link updates per CPU second stay meaningful for one thread).  With
+more torch threads than free cores every operation waits at an OpenMP barrier
+for a descheduled thread and the rates collapse (10-100x measured here on a
+shared 2-core machine): compare with ``OMP_NUM_THREADS=1``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 
 import torch
 
+from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.hmc import hmc_step, init_state
 
@@ -70,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum wall time per case")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    keep_freed_memory()
     device = torch.device(args.device)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "

@@ -35,6 +35,8 @@ from typing import Any
 
 import torch
 
+from dlhmc.atomic import atomic_path
+
 FORMAT = 1
 FILENAME = "checkpoint.pt"
 
@@ -45,17 +47,10 @@ def checkpoint_path(run_dir: str | os.PathLike) -> Path:
 
 def save(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Atomically write ``state`` (tensors and plain containers only) to ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save({"format": FORMAT, **state}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from dlhmc import __version__
+from dlhmc.atomic import atomic_path
 
 ENGINE = "h5netcdf"
 
@@ -104,12 +105,8 @@ def chain_dataset(
 def write_chains(path: str | os.PathLike, dataset: xr.Dataset) -> Path:
     """Write ``dataset`` to ``path`` atomically (``path.tmp-<pid>`` then ``os.replace``)."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         dataset.to_netcdf(tmp, engine=ENGINE)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

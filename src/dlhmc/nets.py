@@ -39,10 +39,16 @@ class STQHead(nn.Module):
     collapse a variable to zero; the trainable amplitudes ``lambda`` let training
     choose how large those scalings may get.  ``with_s=False`` is for link updates
     that cannot scale their variable (SU(3) links); ``s`` is then ``None``.
+
+    ``tanh u = 2 sigmoid(2 u) - 1`` is evaluated through the sigmoid, several times
+    cheaper than ``tanh`` on CPUs: the heads are the widest layers of every network.
+    (Concatenating the three heads into one matrix product measured no faster: the
+    products are large enough already, and the concatenation copies the weights.)
     """
 
     def __init__(self, width: int, out_size: int, with_s: bool = True):
         super().__init__()
+        self.out_size = out_size
         self.s = nn.Linear(width, out_size) if with_s else None
         self.t = nn.Linear(width, out_size)
         self.q = nn.Linear(width, out_size)
@@ -55,19 +61,30 @@ class STQHead(nn.Module):
                     layer.bias.zero_()
 
     def forward(self, z: torch.Tensor):
-        s = self.lambda_s * torch.tanh(self.s(z)) if self.s is not None else None
-        return s, self.t(z), self.lambda_q * torch.tanh(self.q(z))
+        q = self._bounded(self.q, self.lambda_q, z)
+        s = self._bounded(self.s, self.lambda_s, z) if self.s is not None else None
+        return s, self.t(z), q
+
+    @staticmethod
+    def _bounded(layer: nn.Linear, amplitude: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(layer(z).mul_(2.0)).mul(2.0 * amplitude).sub(amplitude)
 
 
 class Gather(nn.Module):
-    """Picks the frozen links' features and flattens them: the network never sees the rest."""
+    """Picks the frozen links' features and flattens them: the network never sees the rest.
 
-    def __init__(self, index: torch.Tensor):
+    ``index`` selects units of ``[B, n_units, f]`` features; the selection is done on
+    the flattened ``[B, n_units * f]`` tensor with one index per feature, whose
+    backward (an ``index_add``) is several times faster than one along a middle dim.
+    """
+
+    def __init__(self, index: torch.Tensor, n_features: int):
         super().__init__()
-        self.register_buffer("index", index.clone(), persistent=False)
+        flat = (index[:, None] * n_features + torch.arange(n_features)).flatten()
+        self.register_buffer("index", flat, persistent=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return features.index_select(1, self.index).flatten(1)
+        return features.flatten(1).index_select(1, self.index)
 
 
 class PeriodicConv(nn.Module):

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from dlhmc import checkpoint as ckpt
 from dlhmc import distributed as dist
+from dlhmc.atomic import write_text
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.l2hmc import L2HMCDynamics, Proposal
 from dlhmc.theory import GaugeTheory
@@ -120,12 +121,6 @@ def metropolis(
 # --- files -------------------------------------------------------------------------------------
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def truncate_metrics(path: Path, keep_steps: int) -> None:
     """Keep the header and the rows of steps ``1..keep_steps``; later rows belong to lost work.
 
@@ -139,7 +134,7 @@ def truncate_metrics(path: Path, keep_steps: int) -> None:
             head = line.split(",", 1)[0]
             if line.endswith("\n") and head.isdigit() and int(head) <= keep_steps:
                 rows.append(line)
-    _atomic_write_text(path, header + "".join(rows))
+    write_text(path, header + "".join(rows))
 
 
 def _format_row(values: dict[str, float]) -> str:
@@ -401,7 +396,7 @@ class Trainer:
         path = self._hash_log_path()
         lines = path.read_text().splitlines(keepends=True) if path.exists() else []
         kept = [ln for ln in lines if ln.endswith("\n") and int(ln.split()[0]) <= self.step]
-        _atomic_write_text(path, "".join(kept))
+        write_text(path, "".join(kept))
 
     def _log_hashes(self) -> None:
         with open(self._hash_log_path(), "a") as handle:
@@ -414,7 +409,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temporaries(self.run_dir)
             config = {**settings.to_dict(), **self.options.extra}
-            _atomic_write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+            write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
             truncate_metrics(metrics_path, self.step)
         if self.options.hash_log is not None:
             self.options.hash_log.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from dlhmc.analysis.atomic import atomic_path
 from dlhmc.analysis.chains import ChainSet
 from dlhmc.analysis.exact import exact_curve
 from dlhmc.analysis.runs import TrainingRun
+from dlhmc.atomic import atomic_path
 
 FIGURE_NAMES = (
     "fig1_cost_vs_beta",

@@ -21,12 +21,12 @@ import yaml
 
 from dlhmc import __version__
 from dlhmc.analysis import figures
-from dlhmc.analysis.atomic import atomic_path, write_text
 from dlhmc.analysis.autocorr import DEFAULT_S, MIN_CHAIN_TAUS
 from dlhmc.analysis.chains import ChainSet
 from dlhmc.analysis.checks import PULL_LIMIT, plaquette_checks
 from dlhmc.analysis.comparison import comparison_table
 from dlhmc.analysis.runs import TrainingRun
+from dlhmc.atomic import atomic_path, write_text
 
 CAPTIONS = {
     "fig1_cost_vs_beta": "Cost of an independent sample of the topological charge, N_LF tau_int, "

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlhmc.analysis.atomic import atomic_path
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.analysis.table import tau_table
+from dlhmc.atomic import atomic_path
 from dlhmc.commands.options import UsageError, positive_int
 
 

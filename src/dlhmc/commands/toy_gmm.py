@@ -9,11 +9,11 @@ prints the fractions.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from dlhmc.atomic import atomic_path, write_text
 from dlhmc.commands.options import (
     UsageError,
     nonnegative_int,
@@ -58,12 +58,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def run(args) -> int:
     if args.reciprocal_scale < 0:
         raise UsageError(f"--reciprocal-scale: expected a number >= 0, got {args.reciprocal_scale}")
@@ -100,9 +94,9 @@ def run(args) -> int:
         "seed": args.seed,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(args.out / "gmm_samples.png", lambda p: mixing.plot(theory, panels, str(p)))
-    _write_atomic(args.out / "mode_fractions.json",
-                  lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    with atomic_path(args.out / "gmm_samples.png") as tmp:
+        mixing.plot(theory, panels, str(tmp))
+    write_text(args.out / "mode_fractions.json", json.dumps(summary, indent=2) + "\n")
     for title, s in summary["samplers"].items():
         fractions = " ".join(f"{f:.3f}" for f in s["fractions"])
         print(f"{title:>14}: mode fractions {fractions}  switch rate {s['switch_rate']:.3f}  "

@@ -12,6 +12,16 @@ step leaves alone; ``d = -1`` applies the inverses, layers and steps in reverse 
 Drawing ``d`` uniformly per chain and per trajectory makes the map an involution on
 ``(x, v, d)``, so the Metropolis-Hastings test with ``exp(-dH + sum log|J|)`` is exact
 whatever the networks are: training can only change efficiency, never the target.
+
+``winding`` (U(1) only, a deviation from physics.md documented in docs/results.md): the
+x updates of the middle layer also add ``d * winding`` lattice instantons, a constant
+translation of the links that shifts every plaquette angle by ``2 pi / V`` and so moves
+the integer charge of a smooth configuration by ``d * winding``.  A continuous trajectory
+must carry one plaquette through ``pi`` (action barrier about ``2 beta``) to change the
+charge, and the loss gradient cannot grow a discrete winding out of nothing; the
+translation jumps the barrier instead, at the action cost of one instanton.  It is a
+constant shift (Jacobian 1) applied as ``+A`` forward and ``-A`` backward, so the proposal
+stays an exact involution and the Metropolis test is unchanged.
 """
 
 from __future__ import annotations

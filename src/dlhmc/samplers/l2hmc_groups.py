@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from dlhmc.lattice.u1 import cos_sin
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
 
 TWO_PI = 2.0 * math.pi
@@ -107,7 +108,7 @@ class LinkKind:
         if keep is None:
             return None, self.n_units * self.n_features
         index = keep.nonzero().squeeze(1)
-        return Gather(index), index.numel() * self.n_features
+        return Gather(index, self.n_features), index.numel() * self.n_features
 
     def vnet(self, config) -> VNet:
         front, a_size = self.front(config, None)
@@ -159,7 +160,7 @@ class U1Kind(LinkKind):
         return (2, *theory.lattice)
 
     def features(self, x):
-        return torch.stack((torch.cos(x), torch.sin(x)), dim=-1).flatten(1, -2)
+        return torch.stack(cos_sin(x), dim=-1).flatten(1, -2)
 
     def front(self, config, keep):
         if not config.conv_channels:
@@ -197,11 +198,14 @@ class U1Kind(LinkKind):
             shift = shift + translation
         es = -eps * s if inverse else eps * s
         y = _wrap(x - shift) if inverse else x
-        half = 0.5 * y
-        new = 2.0 * torch.atan(torch.exp(es) * torch.tan(half))
+        # tan(y/2) scaled by exp(es), through atan2 of the scaled half-angle sine and cosine
+        # (cos(y/2) > 0 on [-pi, pi), so this is the same branch as atan and cheaper).
+        cos_half, sin_half = cos_sin(0.5 * y)
+        sin_half = torch.exp(es) * sin_half
+        new = 2.0 * torch.atan2(sin_half, cos_half)
         if not inverse:
             new = _wrap(new + shift)
-        log_jac = es - torch.log(torch.cos(half) ** 2 + torch.exp(2.0 * es) * torch.sin(half) ** 2)
+        log_jac = es - torch.log(cos_half.square() + sin_half.square())
         logdet = torch.where(mask, log_jac, torch.zeros_like(log_jac)).flatten(1).sum(1)
         return torch.where(mask, new, x), logdet
 
