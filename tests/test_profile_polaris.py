@@ -343,7 +343,6 @@ def test_killed_job_fails_the_workflow_promptly(tmp_path, pbs_env):
     assert all(job["Exit_status"] == 271 for job in submitted(pbs_env))
 
 
-@pytest.mark.slow
 def test_tiny_workflow_through_pbs(tmp_path, pbs_env):
     """Every rule of the real workflow as a PBS job: train, infer, hmc, analyze, report."""
     proc = profile_run(

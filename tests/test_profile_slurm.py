@@ -125,7 +125,6 @@ def test_failed_job_stops_the_workflow(cluster, tmp_path):
     assert time.time() - start < 120
 
 
-@pytest.mark.slow
 def test_tiny_workflow_through_sbatch(cluster, tmp_path):
     done = profile_run(
         tmp_path, "-s", str(REPO / "Snakefile"), "--configfile", str(TINY_CONFIG), timeout=900

@@ -138,7 +138,6 @@ def _train_checkpoint_step(path: Path) -> int:
     return int(torch.load(path, weights_only=True)["step"])
 
 
-@pytest.mark.slow
 def test_killed_training_job_resumes(tmp_path):
     """Kill Snakemake and its training job after the first checkpoint: the work directory survives
     the incomplete-output cleanup and the rerun resumes from it."""

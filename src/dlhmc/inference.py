@@ -13,10 +13,8 @@ chains' own mean otherwise.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,19 +26,8 @@ from tqdm import tqdm
 from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
-from dlhmc.theory import GaugeTheory
 from dlhmc.train import metropolis
 from dlhmc.train_settings import TrainSettings
-
-
-def _u1_exact_plaquette(theory: GaugeTheory) -> float:
-    from dlhmc.lattice.u1_exact import exact_plaquette
-
-    return exact_plaquette(theory.beta, math.prod(theory.lattice))
-
-
-# Gauge groups whose average plaquette is known exactly at finite volume.
-EXACT_PLAQUETTE: dict[str, Callable[[GaugeTheory], float]] = {"U1": _u1_exact_plaquette}
 
 
 def load_sampler(
@@ -128,8 +115,8 @@ def sample(
     per_traj = {key: torch.stack(values, dim=1).cpu().numpy() for key, values in series.items()}
     layers = {key: (total / len(recorded)).cpu().numpy() for key, total in layer_sums.items()}
     wall = time.perf_counter() - t0
-    exact = EXACT_PLAQUETTE.get(theory.name)
-    reference = exact(theory) if exact is not None else float(np.mean(per_traj["plaq"]))
+    exact = type(theory).exact_plaquette(theory.lattice, theory.beta)
+    reference = exact.value if exact is not None else float(np.mean(per_traj["plaq"]))
     per_layer = {
         "lf_plaq_dev": layers["plaq"] - reference,
         "lf_energy": layers["energy"],

@@ -14,9 +14,20 @@ leapfrog reads the same for every group.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
+
+
+@dataclass(frozen=True)
+class ExactValue:
+    """A known expectation value with its own uncertainty (0 for closed forms, the size of the
+    first omitted term for a truncated series) and where it comes from."""
+
+    value: float
+    error: float
+    source: str
 
 
 @runtime_checkable
@@ -57,6 +68,10 @@ class GaugeTheory(Protocol):
         self, x: torch.Tensor, p: torch.Tensor, eps: float | torch.Tensor
     ) -> torch.Tensor:
         """Move every link a step ``eps`` along its momentum: ``exp(i eps P) U``."""
+
+    @classmethod
+    def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue | None:
+        """The exact average plaquette where theory provides one, else ``None``."""
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-chain observables written to chain files (``plaq``, ``charge``, ...)."""

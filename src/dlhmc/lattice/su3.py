@@ -37,8 +37,11 @@ import platform
 import torch
 
 from dlhmc.group import su3
+from dlhmc.theory import ExactValue
 
 DTYPES = {"double": torch.complex128, "single": torch.complex64}
+# The strong-coupling series is a controlled approximation only well below the crossover.
+STRONG_COUPLING_MAX_BETA = 1.0
 
 # The six planes mu < nu, in the order (01, 02, 03, 12, 13, 23).
 PLANES = tuple((mu, nu) for mu in range(4) for nu in range(mu + 1, 4))
@@ -125,6 +128,21 @@ class SU3Theory:
         self.flow_step = float(flow_step)
         self.volume = math.prod(self.lattice)
         _keep_freed_memory()
+
+    @classmethod
+    def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue | None:
+        """Strong coupling ``beta/18 + beta^2/216`` for ``beta <= 1``, else nothing is known.
+
+        The one-plaquette character expansion has no ``beta^3`` term; its ``beta^4`` term
+        ``-5 beta^4 / 93312`` (Haar moments ``<chi^3> = 1``, ``<|chi|^4> = 2``,
+        ``<chi^4 chi*> = 3``) is the uncertainty of the truncated series; 4D corrections start
+        at ``O(u^5)``, far smaller for ``beta <= 1``.
+        """
+        if beta > STRONG_COUPLING_MAX_BETA:
+            return None
+        return ExactValue(
+            beta / 18 + beta**2 / 216, 5 * beta**4 / 93312, "strong coupling beta/18 + beta^2/216"
+        )
 
     @classmethod
     def check_lattice(cls, shape: tuple[int, ...]) -> None:

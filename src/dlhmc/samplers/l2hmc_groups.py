@@ -54,15 +54,16 @@ class XNet(torch.nn.Module):
         super().__init__()
         self.net = net
         self.components = components
-        self.register_buffer("active_index", active.nonzero().squeeze(1), persistent=False)
+        # One index per momentum component: placing along the last dim of a flat
+        # [B, n_units * components] tensor is several times faster than along a middle dim.
+        index = active.nonzero() * components + torch.arange(components)
+        self.register_buffer("active_index", index.flatten(), persistent=False)
 
     def _place(self, out: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor | None:
         if out is None:
             return None
-        batch, n_active = out.shape[0], self.active_index.numel()
-        full = out.new_zeros(batch, v[0].numel() // self.components, self.components)
-        full = full.index_copy(1, self.active_index, out.view(batch, n_active, self.components))
-        return full.view(v.shape)
+        full = out.new_zeros(out.shape[0], v[0].numel())
+        return full.index_copy(1, self.active_index, out).view(v.shape)
 
     def forward(self, features: torch.Tensor, v: torch.Tensor):
         s, t, q = self.net(features, v)
@@ -160,7 +161,7 @@ class U1Kind(LinkKind):
         return (2, *theory.lattice)
 
     def features(self, x):
-        return torch.stack(cos_sin(x), dim=-1).flatten(1, -2)
+        return cos_sin(x, dim=-1).flatten(1, -2)
 
     def front(self, config, keep):
         if not config.conv_channels:
