@@ -12,6 +12,7 @@ sampler with sensible acceptance instead of from random dynamics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -32,6 +33,25 @@ def make_activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r} (expected one of {known})") from None
 
 
+class HeadLinear(nn.Module):
+    """``z W + b`` with the weight stored ``[in, out]``, initialized like ``nn.Linear`` times
+    ``scale`` (bias zero).
+
+    The heads map a narrow last hidden layer onto every unit.  With this layout the
+    weight gradient is ``z^T g`` (a ``[in, out]`` product) instead of ``g^T z``, which
+    MKL computes up to twice as fast for such shapes (measured: 22 -> 512 features).
+    """
+
+    def __init__(self, in_size: int, out_size: int, scale: float = 1.0):
+        super().__init__()
+        bound = scale / math.sqrt(in_size)
+        self.weight = nn.Parameter(torch.empty(in_size, out_size).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(out_size))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, z, self.weight)
+
+
 class STQHead(nn.Module):
     """``s = lambda_s tanh(W_s z)``, ``t = W_t z``, ``q = lambda_q tanh(W_q z)``.
 
@@ -48,17 +68,11 @@ class STQHead(nn.Module):
 
     def __init__(self, width: int, out_size: int, with_s: bool = True):
         super().__init__()
-        self.out_size = out_size
-        self.s = nn.Linear(width, out_size) if with_s else None
-        self.t = nn.Linear(width, out_size)
-        self.q = nn.Linear(width, out_size)
+        self.s = HeadLinear(width, out_size, HEAD_INIT_SCALE) if with_s else None
+        self.t = HeadLinear(width, out_size, HEAD_INIT_SCALE)
+        self.q = HeadLinear(width, out_size, HEAD_INIT_SCALE)
         self.lambda_s = nn.Parameter(torch.ones(())) if with_s else None
         self.lambda_q = nn.Parameter(torch.ones(()))
-        with torch.no_grad():
-            for layer in (self.s, self.t, self.q):
-                if layer is not None:
-                    layer.weight.mul_(HEAD_INIT_SCALE)
-                    layer.bias.zero_()
 
     def forward(self, z: torch.Tensor):
         q = self._bounded(self.q, self.lambda_q, z)
@@ -66,7 +80,8 @@ class STQHead(nn.Module):
         return s, self.t(z), q
 
     @staticmethod
-    def _bounded(layer: nn.Linear, amplitude: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _bounded(layer: HeadLinear, amplitude: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``amplitude * tanh(layer(z)) = amplitude * (2 sigmoid(2 layer(z)) - 1)``."""
         return torch.sigmoid(layer(z).mul_(2.0)).mul(2.0 * amplitude).sub(amplitude)
 
 
@@ -162,5 +177,6 @@ class LeapfrogNet(nn.Module):
         self.head = STQHead(hidden[-1], out_size, with_s)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor):
-        z = self.act(self.a_in(self.front(a)) + self.b_in(b.flatten(1)))
+        # b's weights accumulate onto a's first layer in the same matrix product.
+        z = self.act(torch.addmm(self.a_in(self.front(a)), b.flatten(1), self.b_in.weight.t()))
         return self.head(self.body(z))

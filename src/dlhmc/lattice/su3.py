@@ -30,9 +30,7 @@ step is Luscher's third-order Runge-Kutta integrator (arXiv:1006.4518, app. C).
 from __future__ import annotations
 
 import copy
-import ctypes
 import math
-import platform
 
 import torch
 
@@ -47,24 +45,6 @@ STRONG_COUPLING_MAX_BETA = 1.0
 PLANES = tuple((mu, nu) for mu in range(4) for nu in range(mu + 1, 4))
 # eps_{munurhosigma} Tr F_munu F_rhosigma = 8 (F01 F23 - F02 F13 + F03 F12): plane pairs and signs.
 DUAL_PAIRS = ((0, 5, 1.0), (1, 4, -1.0), (2, 3, 1.0))
-
-
-def _keep_freed_memory() -> None:
-    """Stop glibc from returning freed tensor memory to the OS between operations.
-
-    Every step allocates and frees dozens of temporaries of 0.1-3 MB.  With
-    glibc's defaults these are mmapped or trimmed off the heap on free, so each
-    new temporary page-faults on first touch: measured 1,400-2,200 faults per
-    exponential of 16k links, about half of its run time.  Raising the mmap and
-    trim thresholds (process wide, idempotent; peak memory is then kept, not
-    released) removes that cost.  No-op outside glibc.
-    """
-    if platform.libc_ver()[0] != "glibc":
-        return
-    libc = ctypes.CDLL(None)
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 1 << 28)
-    libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 def _shift(field: torch.Tensor, direction: int, step: int) -> torch.Tensor:
@@ -127,7 +107,6 @@ class SU3Theory:
         self.flow_time = float(flow_time)
         self.flow_step = float(flow_step)
         self.volume = math.prod(self.lattice)
-        _keep_freed_memory()
 
     @classmethod
     def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue | None:

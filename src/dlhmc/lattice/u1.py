@@ -11,8 +11,10 @@ leapfrog step), so they are written with periodic shifts done as two slice
 operations each instead of ``torch.roll`` copies, ``sin x_P`` is computed once
 per force, and buffers are updated in place where autograd allows it (on CPU
 every fresh multi-megabyte temporary also costs page faults, because glibc
-hands large freed blocks back to the OS).  The same code is differentiable
-(L2HMC trains through the force) and runs unchanged on CUDA.
+hands large freed blocks back to the OS; see :mod:`dlhmc.allocator`).  Under
+autograd (L2HMC trains through the force) the same quantities are built out of place
+with ``torch.roll``, whose backward is cheaper than that of in-place slice writes.
+Everything runs unchanged on CUDA.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ def cos_sin(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return _CosSin.apply(x, dim)
 
 
+def _tracks_grad(x: torch.Tensor) -> bool:
+    """Whether autograd records operations on ``x``: then no in-place tricks."""
+    return x.requires_grad and torch.is_grad_enabled()
+
+
 def plaquette_angles(x: torch.Tensor) -> torch.Tensor:
     """``x_P(n)`` for links ``[B, 2, Nt, Nx]``, shape ``[B, Nt, Nx]``, not wrapped.
 
@@ -91,6 +98,9 @@ def plaquette_angles(x: torch.Tensor) -> torch.Tensor:
     force and ``Q_R`` only need ``cos``/``sin``); ``Q_Z`` wraps it itself.
     """
     x0, x1 = x[:, 0], x[:, 1]
+    if _tracks_grad(x):
+        # Out of place: the backward of rolls is cheaper than that of in-place slice writes.
+        return x0 - x1 + x1.roll(-1, 1) - x0.roll(-1, 2)
     xp = x0 - x1
     # + x_1(n + e0): shift along t (dim 1 of x1), periodic.
     xp[:, :-1].add_(x1[:, 1:])
@@ -114,23 +124,17 @@ def force(x: torch.Tensor, beta: float) -> torch.Tensor:
     ``dS/dx_1(n) = beta (sin x_P(n - e0) - sin x_P(n))``: every link sits in
     two plaquettes, with opposite orientation.
     """
+    if _tracks_grad(x):
+        # Differentiable (L2HMC trains through the force), out of place.
+        s = torch.sin(plaquette_angles(x)) * beta
+        return torch.stack((s - s.roll(1, 2), s.roll(1, 1) - s), dim=1)
     s = plaquette_angles(x).sin_().mul_(beta)
     f = s.new_empty(x.shape)
-    if not (x.requires_grad and torch.is_grad_enabled()):
-        # Without autograd each difference is written straight into f: one pass each.
-        torch.sub(s[:, :, 1:], s[:, :, :-1], out=f[:, 0, :, 1:])
-        torch.sub(s[:, :, 0], s[:, :, -1], out=f[:, 0, :, 0])
-        torch.sub(s[:, :-1], s[:, 1:], out=f[:, 1, 1:])
-        torch.sub(s[:, -1], s[:, 0], out=f[:, 1, 0])
-        return f
-    # Built in place inside f, no temporaries.  Views are taken after each write so that
-    # autograd sees f's history when x requires grad (L2HMC trains through the force).
-    f[:, 0].copy_(s)
-    f[:, 0, :, 1:].sub_(s[:, :, :-1])
-    f[:, 0, :, 0].sub_(s[:, :, -1])
-    f[:, 1, 1:].copy_(s[:, :-1])
-    f[:, 1, 0].copy_(s[:, -1])
-    f[:, 1].sub_(s)
+    # Each difference is written straight into f: one pass over memory each.
+    torch.sub(s[:, :, 1:], s[:, :, :-1], out=f[:, 0, :, 1:])
+    torch.sub(s[:, :, 0], s[:, :, -1], out=f[:, 0, :, 0])
+    torch.sub(s[:, :-1], s[:, 1:], out=f[:, 1, 1:])
+    torch.sub(s[:, -1], s[:, 0], out=f[:, 1, 0])
     return f
 
 

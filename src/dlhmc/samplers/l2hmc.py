@@ -182,19 +182,23 @@ class L2HMCDynamics(nn.Module):
     def _v_update(self, k, x, v, force, features, inverse):
         s, t, q = self.vnets[k](features, force)
         half_eps = 0.5 * self.eps_v[k]
-        kick = half_eps * (force * torch.exp(2.0 * half_eps * q) + t)
+        # kick / half_eps = F exp(eps q) + t; addcmul fuses the products into the sums.
+        kick = torch.addcmul(t, force, torch.exp(2.0 * half_eps * q))
         log_scale = half_eps * s
         if inverse:
-            return (v + kick) * torch.exp(-log_scale), -log_scale.flatten(1).sum(1)
-        return v * torch.exp(log_scale) - kick, log_scale.flatten(1).sum(1)
+            v = torch.addcmul(v, kick, half_eps) * torch.exp(-log_scale)
+            return v, -log_scale.flatten(1).sum(1)
+        v = torch.addcmul(v * torch.exp(log_scale), kick, half_eps, value=-1.0)
+        return v, log_scale.flatten(1).sum(1)
 
     def _x_update(self, k, half, x, v, features, inverse):
-        s, t, q = self.xnets[k][half](features, v)
+        xnet = self.xnets[k][half]
+        s, t, q = xnet(features, v)
         extra = {}
         if self.translation is not None and k == self.winding_layer:
             extra["translation"] = self.translation
         return self.kind.update_x(
-            self.theory, x, v, s, t, q, self.eps_x[k], self.active[k, half], inverse, **extra
+            self.theory, x, v, s, t, q, self.eps_x[k], xnet.active_index, inverse, **extra
         )
 
     def _layer(self, k, x, v, force, features, inverse):

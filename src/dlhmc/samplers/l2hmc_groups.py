@@ -26,8 +26,11 @@ TWO_PI = 2.0 * math.pi
 
 
 def _wrap(x: torch.Tensor) -> torch.Tensor:
-    """Angles into ``[-pi, pi)``; the subtracted multiple of ``2 pi`` carries no gradient."""
-    return x - TWO_PI * torch.floor((x + math.pi) / TWO_PI)
+    """Angles into ``[-pi, pi)``; the subtracted multiple of ``2 pi`` carries no gradient
+    (it is counted outside autograd, so training back-propagates through one subtraction)."""
+    with torch.no_grad():
+        turns = torch.floor((x + math.pi) / TWO_PI)
+    return torch.sub(x, turns, alpha=TWO_PI)
 
 
 class VNet(torch.nn.Module):
@@ -45,29 +48,20 @@ class VNet(torch.nn.Module):
 class XNet(torch.nn.Module):
     """Link network ``(frozen links, v) -> (s_x, t_x, q_x)`` on the active units.
 
-    Outputs exist only for the active units; they are placed into momentum-shaped
-    tensors that are zero on the frozen units (``s_x`` is ``None`` for kinds whose
-    x update has no scaling).
+    Outputs exist only for the active units: ``[B, n_active * components]``, entry ``i``
+    belonging to entry ``active_index[i]`` of the flattened momentum (``s_x`` is ``None``
+    for kinds whose x update has no scaling).  The x updates work on these compact
+    tensors, so the frozen half of the links costs nothing.
     """
 
     def __init__(self, net: LeapfrogNet, active: torch.Tensor, components: int):
         super().__init__()
         self.net = net
-        self.components = components
-        # One index per momentum component: placing along the last dim of a flat
-        # [B, n_units * components] tensor is several times faster than along a middle dim.
         index = active.nonzero() * components + torch.arange(components)
         self.register_buffer("active_index", index.flatten(), persistent=False)
 
-    def _place(self, out: torch.Tensor | None, v: torch.Tensor) -> torch.Tensor | None:
-        if out is None:
-            return None
-        full = out.new_zeros(out.shape[0], v[0].numel())
-        return full.index_copy(1, self.active_index, out).view(v.shape)
-
     def forward(self, features: torch.Tensor, v: torch.Tensor):
-        s, t, q = self.net(features, v)
-        return self._place(s, v), self._place(t, v), self._place(q, v)
+        return self.net(features, v)
 
 
 class LinkKind:
@@ -97,11 +91,6 @@ class LinkKind:
         """Real network inputs ``[B, n_units, n_features]``."""
         raise NotImplementedError
 
-    def active_mask(self, active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """Boolean unit mask broadcastable against a momentum-shaped tensor."""
-        extra = like.dim() - 1 - len(self.unit_shape)
-        return active.view(self.unit_shape + (1,) * extra)
-
     def front(self, config, keep: torch.Tensor | None) -> tuple[torch.nn.Module | None, int]:
         """Front end for the link input (``keep``: the frozen units, ``None`` = all units)."""
         if config.conv_channels:
@@ -125,8 +114,12 @@ class LinkKind:
         )
         return XNet(net, active, self.components)
 
-    def update_x(self, theory, x, v, s, t, q, eps, active, inverse: bool):
-        """Move the active units; returns the new links and ``log|dx'/dx|`` per chain."""
+    def update_x(self, theory, x, v, s, t, q, eps, index, inverse: bool):
+        """Move the active units; returns the new links and ``log|dx'/dx|`` per chain.
+
+        ``s, t, q`` are the compact outputs of an :class:`XNet` and ``index`` its
+        ``active_index`` (positions in the flattened momentum).
+        """
         raise NotImplementedError
 
     def winding_field(self, winding: int) -> torch.Tensor:
@@ -190,13 +183,14 @@ class U1Kind(LinkKind):
         field[1, :, nx - 1] = f * nx * t.squeeze(1)
         return _wrap(winding * field)
 
-    def update_x(self, theory, x, v, s, t, q, eps, active, inverse, translation=None):
+    def update_x(self, theory, x, v, s, t, q, eps, index, inverse, translation=None):
         """``translation`` (the winding field of :meth:`winding_field`) adds a constant to
         the shift: the update stays invertible, with the same Jacobian."""
-        mask = self.active_mask(active, x)
-        shift = eps * (v * torch.exp(eps * q) + t)
+        links = x.flatten(1)
+        x = links.index_select(1, index)
+        shift = eps * (v.flatten(1).index_select(1, index) * torch.exp(eps * q) + t)
         if translation is not None:
-            shift = shift + translation
+            shift = shift + translation.flatten().index_select(0, index)
         es = -eps * s if inverse else eps * s
         y = _wrap(x - shift) if inverse else x
         # tan(y/2) scaled by exp(es), through atan2 of the scaled half-angle sine and cosine
@@ -207,8 +201,7 @@ class U1Kind(LinkKind):
         if not inverse:
             new = _wrap(new + shift)
         log_jac = es - torch.log(cos_half.square() + sin_half.square())
-        logdet = torch.where(mask, log_jac, torch.zeros_like(log_jac)).flatten(1).sum(1)
-        return torch.where(mask, new, x), logdet
+        return links.index_copy(1, index, new).view(v.shape), log_jac.sum(1)
 
 
 class SU3Kind(LinkKind):
@@ -231,9 +224,9 @@ class SU3Kind(LinkKind):
     def features(self, x):
         return torch.view_as_real(x).flatten(-3).flatten(1, -2)
 
-    def update_x(self, theory, x, v, s, t, q, eps, active, inverse):
-        mask = self.active_mask(active, v)
-        p = torch.where(mask, v * torch.exp(eps * q) + t, torch.zeros_like(v))
+    def update_x(self, theory, x, v, s, t, q, eps, index, inverse):
+        active = v.flatten(1).index_select(1, index) * torch.exp(eps * q) + t
+        p = v.new_zeros(v.shape[0], v[0].numel()).index_copy(1, index, active).view(v.shape)
         new = theory.evolve_links(x, p, -eps if inverse else eps)
         return new, x.new_zeros(x.shape[0], dtype=v.dtype)
 
@@ -256,15 +249,15 @@ class EuclideanKind(LinkKind):
     def features(self, x):
         return x.flatten(1).unsqueeze(-1)
 
-    def update_x(self, theory, x, v, s, t, q, eps, active, inverse):
-        mask = self.active_mask(active, x)
-        shift = eps * (v * torch.exp(eps * q) + t)
+    def update_x(self, theory, x, v, s, t, q, eps, index, inverse):
+        coords = x.flatten(1)
+        x = coords.index_select(1, index)
+        shift = eps * (v.flatten(1).index_select(1, index) * torch.exp(eps * q) + t)
         if inverse:
             new, log_jac = (x - shift) * torch.exp(-eps * s), -eps * s
         else:
             new, log_jac = x * torch.exp(eps * s) + shift, eps * s
-        logdet = torch.where(mask, log_jac, torch.zeros_like(log_jac)).flatten(1).sum(1)
-        return torch.where(mask, new, x), logdet
+        return coords.index_copy(1, index, new).view(v.shape), log_jac.sum(1)
 
 
 # Theory class name -> kind.  Subclasses inherit their parent's kind.
