@@ -25,8 +25,8 @@ test-all: $(BIN)/dlhmc
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m ''
 
 lint: $(BIN)/dlhmc
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/ruff check src tests benchmarks profiles tests/fakepbs/qsub tests/fakepbs/qstat tests/fakepbs/qdel
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakefmt --check Snakefile workflow
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
 
 bench: $(BIN)/dlhmc
