@@ -8,15 +8,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-METRIC_COLUMNS = (
+# The columns of a training run's metrics.csv (dlhmc.train) that the report reads.
+REPORTED_METRICS = (
     "step",
     "loss",
     "accept",
     "dq2",
-    "plaq",
     "eps_x_mean",
     "eps_v_mean",
-    "sumlogdet",
     "seconds",
     "beta",
     "skipped",
@@ -44,7 +43,7 @@ def load_run(path: str | Path) -> TrainingRun:
         metrics = pd.read_csv(metrics_path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise RunDirError(f"{metrics_path}: not a CSV table ({type(err).__name__})") from None
-    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+    missing = [c for c in REPORTED_METRICS if c not in metrics.columns]
     if missing:
         raise RunDirError(f"{metrics_path}: missing column {missing[0]!r}")
     metrics = metrics[metrics.skipped.astype(float) == 0].reset_index(drop=True)
