@@ -280,16 +280,20 @@ def fig_layer_diagnostics(chain_sets: Sequence[ChainSet]) -> Figure:
             energy - energy[0],
             cs.data["lf_charge_real"].values,
         )
-        reference = cs.attr("lf_plaq_reference")
-        label = f"$\\beta$={cs.beta:g}" + (f" (P_ref: {reference})" if reference else "")
         for ax, values in zip(axes, series, strict=True):
-            ax.plot(layer, values, marker="o", color=colors[cs.beta], label=label)
+            ax.plot(layer, values, marker="o", color=colors[cs.beta], label=f"$\\beta$={cs.beta:g}")
+    references = sorted(
+        {str(cs.attr("lf_plaq_reference")) for cs in sets if cs.attr("lf_plaq_reference")}
+    )
+    if references:
+        axes[0].set_title(f"P_ref: {', '.join(references)} plaquette", fontsize=9)
     axes[0].set_ylabel(r"$\langle P\rangle - P_{ref}$")
     axes[1].set_ylabel(r"$H - \sum\log|J|$" + "\n(minus layer 0)")
     axes[2].set_ylabel("$Q_R$")
     axes[2].set_xlabel("leapfrog layer (0 = input)")
     axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].legend(loc="best", ncol=min(4, len(sets)))
+    # The energy panel starts at 0 for every beta, so its upper left stays free for the legend.
+    axes[1].legend(loc="upper left", ncol=2)
     return fig
 
 
