@@ -238,3 +238,14 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
         assert len(err.splitlines()) == 1
         assert str(path) in err and words in err
         assert not out.exists()
+
+
+def test_out_directory_is_a_one_line_error(tmp_path, capsys):
+    rng = np.random.default_rng(11)
+    good = write_chain_file(tmp_path / "good.nc", ar1(0.5, 2, 100, rng), ar1(0.5, 2, 100, rng))
+    out = tmp_path / "table"
+    out.mkdir()
+    assert main(["analyze", str(good), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out" in err and "is a directory" in err
+    assert out.is_dir() and not list(out.iterdir())

@@ -41,6 +41,34 @@ def pull(per_chain: np.ndarray, expected: float) -> float:
     return (per_chain.mean() - expected) / error
 
 
+class _NaNOnChainsTheory(U1Theory):
+    """Links of the chains in ``broken`` turn NaN during the trajectory (a blown-up integrator)."""
+
+    broken = torch.tensor([True, False, True, False])
+
+    def evolve_links(self, x, p, eps):
+        moved = super().evolve_links(x, p, eps)
+        return torch.where(self.broken.view(-1, 1, 1, 1), torch.nan, moved)
+
+
+def test_nan_energy_is_rejected_and_keeps_the_old_state():
+    """A NaN ``dH`` must reject (probability 0), and every rejected chain keeps its links,
+    action and force; the healthy chains still move."""
+    theory = _NaNOnChainsTheory((4, 4), 1.0)
+    generator = torch.Generator().manual_seed(0)
+    state = init_state(theory, theory.hot_start(4, generator))
+    with torch.no_grad():
+        new, info = hmc_step(theory, state, 3, 0.05, generator)
+    broken = theory.broken
+    assert torch.isnan(info.dH[broken]).all()
+    assert (info.accept_prob[broken] == 0).all() and not info.accepted[broken].any()
+    assert torch.equal(new.x[broken], state.x[broken])
+    assert torch.equal(new.action[broken], state.action[broken])
+    assert torch.equal(new.force[broken], state.force[broken])
+    assert info.accepted[~broken].all()  # short trajectories at small eps
+    assert torch.isfinite(new.x).all() and not torch.equal(new.x[~broken], state.x[~broken])
+
+
 def test_leapfrog_is_reversible():
     theory = U1Theory((8, 8), 3.0)
     x, generator = thermalized(theory, 8, 5, seed=0)

@@ -67,7 +67,7 @@ def test_chain_file_has_l2hmc_variables_attrs_and_layer_diagnostics(run_dir, tmp
     # The plaquette deviation is measured from the exact finite-volume value (U1).
     plaq_layers = ds["lf_plaq_dev"].values + exact_plaquette(2.0, 16)
     assert (np.abs(plaq_layers) <= 1).all()
-    assert attrs["lf_plaq_reference"] == "exact"
+    assert attrs["lf_plaq_reference"] == "finite-volume Bessel sum"
 
 
 def test_beta_option_overrides_the_checkpoint_beta(run_dir, tmp_path):

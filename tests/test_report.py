@@ -306,10 +306,13 @@ def test_report_bad_inputs(tmp_path, report, capsys):
         (["--table", str(table), "--experiment", "other"], "no rows for 'other'"),
         (["--table", str(table), "--runs", str(tmp_path)], "metrics.csv: no such file"),
         (["--table", str(table), "--chains", str(table)], "not a NetCDF chain file"),
+        (["--table", str(table), "--out-dir", str(table)], "--out-dir"),
     ]
     for args, words in cases:
         if "--experiment" not in args:
             args = [*args, "--experiment", "demo"]
-        assert main(["report", *args, "--out-dir", str(tmp_path / "out")]) == 2
+        if "--out-dir" not in args:
+            args = [*args, "--out-dir", str(tmp_path / "out")]
+        assert main(["report", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err

@@ -161,6 +161,22 @@ def test_single_precision_matches_double():
     assert (th32.action(x.to(torch.complex64)).double() - th64.action(x)).abs().max() < 1e-3
 
 
+def test_single_precision_dh_is_not_rounded_away():
+    """``dH`` is a difference of energies ~ 1e4 - 1e5: rounded to float32 (ulp ~ 4e-3 at 6^4)
+    it would carry errors as large as the ``dH`` of a fine trajectory.  The energies of
+    complex64 links and float32 momenta must come out in double precision, so ``dH``
+    agrees with its float64 evaluation on the very same (float32) states."""
+    th32 = SU3Theory((6, 6, 6, 6), 6.0, precision="single")
+    gen = _gen(27)
+    x, p = th32.hot_start(4, gen), th32.sample_momentum(4, gen)
+    x1, p1, _ = leapfrog(th32, x, p, th32.force(x), 1, 0.01)
+    dh32 = th32.action(x1) + th32.kinetic_energy(p1) - th32.action(x) - th32.kinetic_energy(p)
+    th64 = SU3Theory((6, 6, 6, 6), 6.0)
+    exact = th64.action(x1.to(torch.complex128)) - th64.action(x.to(torch.complex128))
+    exact = exact + 0.5 * (p1.double().square() - p.double().square()).flatten(1).sum(1)
+    assert (dh32.double() - exact).abs().max() < 2e-4
+
+
 # ---- invariances --------------------------------------------------------------------------------
 
 

@@ -76,3 +76,12 @@ def test_toy_gmm_default_run_has_the_exact_mode_fractions(tmp_path):
 def test_toy_gmm_rejects_bad_options(tmp_path, capsys):
     assert main(["toy-gmm", "--out", str(tmp_path), "--beta-init", "2"]) == 2
     assert "--beta-init" in capsys.readouterr().err
+
+
+def test_toy_gmm_out_file_is_a_one_line_error_before_training(tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("keep me\n")
+    assert main(["toy-gmm", "--out", str(out), "--steps", "1", "--trajectories", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out" in err
+    assert out.read_text() == "keep me\n"

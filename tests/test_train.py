@@ -91,6 +91,20 @@ def test_loss_is_minus_accepted_charge_jump_and_plaquette_from_action():
     assert loss_p.item() == pytest.approx(expected, rel=1e-10)
 
 
+def test_metropolis_keeps_rejected_chains_and_rejects_nan():
+    """The chain buffer takes a proposal only where it was accepted; NaN links never enter."""
+    theory = make_theory("U1", (4, 4), 1.0, "double")
+    gen = torch.Generator().manual_seed(4)
+    x, x1 = theory.hot_start(4, gen), theory.hot_start(4, gen)
+    x1[2] = float("nan")
+    accept = torch.tensor([1.0, 0.0, float("nan"), 1.0], dtype=torch.float64)
+    prop = Proposal(x=x1, sumlogdet=torch.zeros(4), dH=torch.zeros(4),
+                    accept_prob=accept.nan_to_num(0.0), direction=torch.ones(4))  # fmt: skip
+    new, accepted = train_mod.metropolis(x, prop, gen)
+    assert accepted.tolist() == [True, False, False, True]
+    assert torch.equal(new[[0, 3]], x1[[0, 3]]) and torch.equal(new[[1, 2]], x[[1, 2]])
+
+
 # --- end to end --------------------------------------------------------------------------------
 
 
@@ -252,6 +266,7 @@ def test_config_file_supplies_defaults_and_rejects_unknown_keys(tmp_path, capsys
         (["--hidden", "8", "x"], "--hidden"),
         (["--anneal-from", "1.5"], "--anneal-from"),
         (["--warmup", "50", "--steps", "10"], "--warmup"),
+        (["--anneal-from", "0.5", "--anneal-steps", "10", "--steps", "10"], "--anneal-steps"),
         (["--conv-channels", "4", "--group", "SU3", "--lattice", "2", "2", "2", "2"], "--conv"),
         (["--winding", "1", "--group", "SU3", "--lattice", "2", "2", "2", "2"], "--winding"),
         (["--device", "tpu"], "--device"),

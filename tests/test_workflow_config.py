@@ -158,6 +158,9 @@ INVALID = [
      ["experiments.bad_exp.hmc.points[0].eps"]),
     ("warmup_not_below_steps", _set("train", "warmup", 6),
      ["experiments.bad_exp.train.warmup", "smaller than train.steps"]),
+    ("anneal_not_below_steps",
+     lambda c, e: e["train"].update(anneal_from=0.5, anneal_steps=e["train"]["steps"]),
+     ["experiments.bad_exp.train.anneal_steps", "smaller than train.steps"]),
     ("unknown_activation", _set("train", "activation", "gelu"),
      ["experiments.bad_exp.train.activation", "gelu"]),
     ("bad_device", _set(None, "device", "tpu"), ["experiments.bad_exp.device", "tpu"]),
@@ -171,7 +174,7 @@ INVALID = [
 DEFAULT_RUN = {
     "negative_steps", "string_batch", "ranks_zero", "unknown_train_key", "missing_betas",
     "unknown_group", "decreasing_ladder", "empty_ladder", "u1_lattice_3d", "su3_lattice_2d",
-    "lattice_extent_1", "hmc_no_grid", "warmup_not_below_steps",
+    "lattice_extent_1", "hmc_no_grid", "warmup_not_below_steps", "anneal_not_below_steps",
 }  # fmt: skip
 CASES = [
     pytest.param(*case[1:], id=case[0], marks=() if case[0] in DEFAULT_RUN else pytest.mark.slow)

@@ -127,7 +127,7 @@ def sample(
         per_layer=per_layer,
         wall_seconds=wall,
         layer_samples=len(recorded),
-        plaq_reference="exact" if exact is not None else "chain mean",
+        plaq_reference=exact.source if exact is not None else "chain mean",
     )
 
 

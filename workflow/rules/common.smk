@@ -94,6 +94,14 @@ def check_experiment(name, exp):
             f"{key}.train.warmup: must be smaller than train.steps ({train['steps']}), "
             f"got {train['warmup']}"
         )
+    if (
+        train.get("anneal_from", 1.0) < 1.0
+        and train.get("anneal_steps", 0) >= train["steps"]
+    ):
+        problems.append(
+            f"{key}.train.anneal_steps: must be smaller than train.steps ({train['steps']}), "
+            f"got {train['anneal_steps']}"
+        )
     if "conv_channels" in train and exp["group"] != "U1":
         problems.append(
             f"{key}.train.conv_channels: the convolutional front end is U1 only"

@@ -286,7 +286,7 @@ def fig_layer_diagnostics(chain_sets: Sequence[ChainSet]) -> Figure:
         {str(cs.attr("lf_plaq_reference")) for cs in sets if cs.attr("lf_plaq_reference")}
     )
     if references:
-        axes[0].set_title(f"P_ref: {', '.join(references)} plaquette", fontsize=9)
+        axes[0].set_title(f"P_ref: {', '.join(references)}", fontsize=9)
     axes[0].set_ylabel(r"$\langle P\rangle - P_{ref}$")
     axes[1].set_ylabel(r"$H - \sum\log|J|$" + "\n(minus layer 0)")
     axes[2].set_ylabel("$Q_R$")

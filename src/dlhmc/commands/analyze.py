@@ -42,6 +42,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         raise UsageError(f"--out: directory {args.out.parent} does not exist")
+    if args.out.is_dir():
+        raise UsageError(f"--out: {args.out} is a directory")
     try:
         table = tau_table(
             [load_chain_set(p) for p in args.chains],

@@ -67,6 +67,8 @@ def read_table(path: Path, experiment: str) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise UsageError(f"--out-dir: {args.out_dir} exists and is not a directory")
     table = read_table(args.table, args.experiment)
     try:
         chain_sets = [load_chain_set(p) for p in args.chains]

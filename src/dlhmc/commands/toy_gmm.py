@@ -59,6 +59,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out: {args.out} exists and is not a directory")
     if args.reciprocal_scale < 0:
         raise UsageError(f"--reciprocal-scale: expected a number >= 0, got {args.reciprocal_scale}")
     if args.beta_init > 1:

@@ -221,6 +221,9 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
         raise UsageError(f"--seed: must be <= {MAX_SEED}, got {merged['seed']}")
     if merged["warmup"] >= merged["steps"]:
         raise UsageError(f"--warmup: {merged['warmup']} must be smaller than --steps")
+    if merged["anneal_from"] < 1.0 and merged["anneal_steps"] >= merged["steps"]:
+        # gamma_t would still be below 1 at the last step: the model never sees the target beta.
+        raise UsageError(f"--anneal-steps: {merged['anneal_steps']} must be smaller than --steps")
     out = Path(merged["out"])
     if merged.get("init") is not None:
         init = Path(merged["init"]).resolve()
