@@ -1,8 +1,9 @@
 """Reading chain files for the analysis, with errors that name the file and what is missing.
 
-The format is the one of ``dlhmc.io`` (CONTRACTS.md): dims ``(chain, traj)``, one variable per
-observable, run settings as attributes. The analysis reads the files with xarray directly and
-checks only what it uses, so that a file from an older writer still works if it has those.
+The format is the one of ``dlhmc.io`` (docs/chain-files.md): dims ``(chain, traj)``, one
+variable per observable, run settings as attributes. The analysis reads the files with xarray
+directly and checks only what it uses, so that a file from an older writer still works if it has
+those.
 """
 
 from __future__ import annotations
