@@ -1,4 +1,4 @@
-"""Synthetic chain files in the format of CONTRACTS.md, for the analysis and report tests."""
+"""Synthetic chain files in the format of docs/chain-files.md, for the analysis and report tests."""
 
 from __future__ import annotations
 
