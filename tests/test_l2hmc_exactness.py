@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from l2hmc_helpers import randomize, sumlogdet_and_autograd_logdet
 
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.samplers.hmc import leapfrog
@@ -20,19 +21,6 @@ from dlhmc.toy.gmm import GaussianMixture
 def su3_theory(lattice=(2, 2, 2, 2), beta=5.5):
     su3 = pytest.importorskip("dlhmc.lattice.su3")
     return su3.SU3Theory(lattice, beta)
-
-
-def randomize(dyn: L2HMCDynamics, scale: float = 0.3, seed: int = 0) -> L2HMCDynamics:
-    """Weights of order ``scale`` and step sizes spread around their initial value."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in dyn.named_parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-            if name.startswith("log_eps"):
-                p.add_(0.3 * noise)
-            else:
-                p.copy_(scale * noise)
-    return dyn
 
 
 def zero_networks(dyn: L2HMCDynamics, eps: float) -> L2HMCDynamics:
@@ -98,19 +86,9 @@ def test_sumlogdet_is_log_det_of_autograd_jacobian_u1(direction, mask):
     """The whole trajectory ``(x, v) -> (x', v')`` on 4x4 U(1); the angle wrap has derivative 1."""
     theory = U1Theory((4, 4), 1.0)
     dyn = randomize(L2HMCDynamics(theory, L2HMCConfig(nlf=2, hidden=(8,), mask=mask)), seed=5)
-    gen = torch.Generator().manual_seed(6)
-    x, v = theory.hot_start(1, gen), theory.sample_momentum(1, gen)
-    n = x.numel()
-
-    def flow(z):
-        x1, v1, _, _ = dyn.trajectory(z[:n].view(x.shape), z[n:].view(v.shape), direction)
-        return torch.cat([x1.flatten(), v1.flatten()])
-
-    jac = torch.autograd.functional.jacobian(flow, torch.cat([x.flatten(), v.flatten()]))
-    sign, logabsdet = torch.linalg.slogdet(jac)
-    _, _, sumlogdet, _ = dyn.trajectory(x, v, direction)
-    assert abs(sumlogdet.item()) > 1e-2
-    assert sumlogdet.item() == pytest.approx(logabsdet.item(), abs=1e-10)
+    sumlogdet, logabsdet = sumlogdet_and_autograd_logdet(dyn, direction)
+    assert abs(sumlogdet) > 1e-2
+    assert sumlogdet == pytest.approx(logabsdet, abs=1e-10)
 
 
 def test_su3_v_update_logdet_is_log_det_of_autograd_jacobian():

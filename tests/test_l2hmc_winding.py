@@ -11,24 +11,13 @@ import math
 
 import pytest
 import torch
+from l2hmc_helpers import randomize, sumlogdet_and_autograd_logdet
 
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 from dlhmc.toy.gmm import GaussianMixture
 
 TWO_PI = 2.0 * math.pi
-
-
-def randomize(dyn: L2HMCDynamics, scale: float, seed: int) -> L2HMCDynamics:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in dyn.named_parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-            if name.startswith("log_eps"):
-                p.add_(0.3 * noise)
-            else:
-                p.copy_(scale * noise)
-    return dyn
 
 
 def angle_diff(a, b):
@@ -70,19 +59,9 @@ def test_forward_then_backward_is_identity_with_winding(mask, direction, winding
 def test_sumlogdet_is_log_det_of_autograd_jacobian_with_winding(direction):
     theory = U1Theory((4, 4), 1.0)
     dyn = randomize(L2HMCDynamics(theory, L2HMCConfig(nlf=2, hidden=(8,), winding=1)), 0.3, 5)
-    gen = torch.Generator().manual_seed(6)
-    x, v = theory.hot_start(1, gen), theory.sample_momentum(1, gen)
-    n = x.numel()
-
-    def flow(z):
-        x1, v1, _, _ = dyn.trajectory(z[:n].view(x.shape), z[n:].view(v.shape), direction)
-        return torch.cat([x1.flatten(), v1.flatten()])
-
-    jac = torch.autograd.functional.jacobian(flow, torch.cat([x.flatten(), v.flatten()]))
-    _, logabsdet = torch.linalg.slogdet(jac)
-    _, _, sumlogdet, _ = dyn.trajectory(x, v, direction)
-    assert abs(sumlogdet.item()) > 1e-2
-    assert sumlogdet.item() == pytest.approx(logabsdet.item(), abs=1e-10)
+    sumlogdet, logabsdet = sumlogdet_and_autograd_logdet(dyn, direction)
+    assert abs(sumlogdet) > 1e-2
+    assert sumlogdet == pytest.approx(logabsdet, abs=1e-10)
 
 
 @pytest.mark.parametrize("winding", [1, -1, 2])
