@@ -27,6 +27,7 @@ from dlhmc.analysis.checks import PULL_LIMIT, plaquette_checks
 from dlhmc.analysis.comparison import comparison_table
 from dlhmc.analysis.runs import TrainingRun
 from dlhmc.atomic import atomic_path, write_text
+from dlhmc.io import REQUIRED_ATTRS
 
 CAPTIONS = {
     "fig1_cost_vs_beta": "Cost of an independent sample of the topological charge, N_LF tau_int, "
@@ -255,21 +256,8 @@ def tau_html(table: pd.DataFrame) -> str:
     return _table(header, rows, classes, text_cols=(0, 4, 14))
 
 
-SETTING_ATTRS = (
-    "group",
-    "lattice",
-    "beta",
-    "sampler",
-    "nlf",
-    "eps",
-    "n_therm",
-    "seed",
-    "wall_seconds",
-    "traj_per_second",
-    "training_seconds",
-    "checkpoint",
-    "dlhmc_version",
-)
+# Every attribute a chain file must carry, plus the L2HMC and provenance ones when present.
+SETTING_ATTRS = (*REQUIRED_ATTRS, "training_seconds", "checkpoint", "dlhmc_version")
 
 
 def settings_html(
