@@ -21,6 +21,7 @@ import math
 import time
 
 import torch
+from conditions import describe
 
 from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
@@ -76,10 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()
     device = torch.device(args.device)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-        f"N_LF {args.nlf}, float64/complex128"
-    )
+    print(describe())
+    print(f"device {device}, N_LF {args.nlf}, float64/complex128")
     print(
         f"{'group':5} {'lattice':>8} {'batch':>5} {'traj/s':>9} {'link upd/s':>11} "
         f"{'cpu/wall':>8} {'upd/cpu-s':>10} {'accept':>6}"

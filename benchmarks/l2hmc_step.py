@@ -26,6 +26,7 @@ import sys
 import time
 
 import torch
+from conditions import describe
 
 from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
@@ -126,6 +127,7 @@ def main():
     if args.memory_child:
         memory_child(args)
         return
+    print(describe(), flush=True)
     for result in (case_u1(args, args.small_hidden), case_u1(args, args.hidden), case_su3(args)):
         print(json.dumps(result), flush=True)
     child = [sys.executable, __file__, "--memory-child", "--threads", str(args.threads),

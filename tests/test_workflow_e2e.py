@@ -1,9 +1,9 @@
 """The tiny experiment end to end through Snakemake, then what a config change schedules.
 
 One run of tests/data/tiny_config.yaml (U(1) 4x4, two betas, a few training steps, a two-point HMC
-grid) is shared by the module: it must produce every target in under three minutes; a second run
-must have nothing to do; adding a beta or a volume must schedule only the new jobs and the
-experiment's analyze and report.
+grid) is shared by the module: it must produce every target; a second run must have nothing to do;
+adding a beta or a volume must schedule only the new jobs and the experiment's analyze and report.
+How long the run takes is measured by benchmarks/pipeline_tiny.py, not asserted here.
 """
 
 from __future__ import annotations
@@ -30,26 +30,24 @@ from workflow_helpers import (
     write_config,
 )
 
-E2E_LIMIT_SECONDS = 180
+# A hang guard for the subprocess, not a performance assertion.
+E2E_TIMEOUT_SECONDS = 900
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny_run")
-    start = time.monotonic()
     result = snakemake(
-        "--cores", "2", "--configfile", str(TINY_CONFIG), cwd=workdir, timeout=2 * E2E_LIMIT_SECONDS
+        "--cores", "2", "--configfile", str(TINY_CONFIG), cwd=workdir, timeout=E2E_TIMEOUT_SECONDS
     )  # fmt: skip
-    elapsed = time.monotonic() - start
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, elapsed
+    return workdir
 
 
-def test_every_target_in_under_three_minutes(finished_run):
-    workdir, elapsed = finished_run
+def test_every_target_is_written(finished_run):
+    workdir = finished_run
     missing = [f for f in expected_targets("tiny", tiny_config()) if not (workdir / f).is_file()]
     assert not missing
-    assert elapsed < E2E_LIMIT_SECONDS
     assert not list(workdir.glob("results/**/train_work")), "work dirs are removed on success"
     assert not list(workdir.glob("results/**/*.tmp-*")), "no temporary files left behind"
     logs = {p.relative_to(workdir).as_posix() for p in workdir.glob("logs/**/*.log")}
@@ -59,7 +57,7 @@ def test_every_target_in_under_three_minutes(finished_run):
 
 
 def test_ladder_warm_starts_from_previous_beta(finished_run):
-    workdir, _ = finished_run
+    workdir = finished_run
     second = torch.load(workdir / "results/tiny/4x4/beta2.0/model/checkpoint.pt", weights_only=True)
     assert (
         Path(second["config"]["init"]).resolve()
@@ -72,7 +70,7 @@ def test_ladder_warm_starts_from_previous_beta(finished_run):
 
 
 def test_table_covers_every_chain_file(finished_run):
-    workdir, _ = finished_run
+    workdir = finished_run
     table = pd.read_csv(workdir / "results/tiny/tauint.csv")
     charge = table[table["observable"] == "charge"]
     assert set(charge["sampler"]) == {"hmc", "l2hmc"}
@@ -81,14 +79,14 @@ def test_table_covers_every_chain_file(finished_run):
 
 
 def test_second_run_has_nothing_to_do(finished_run):
-    workdir, _ = finished_run
+    workdir = finished_run
     result = snakemake("-n", "--configfile", str(TINY_CONFIG), cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_adding_a_beta_schedules_only_the_new_jobs(finished_run):
-    workdir, _ = finished_run
+    workdir = finished_run
     config = tiny_config()
     config["experiments"]["tiny"]["betas"].append(3.0)
     cfg = write_config(workdir / "more_betas.yaml", config)
@@ -108,7 +106,7 @@ def test_adding_a_beta_schedules_only_the_new_jobs(finished_run):
 
 
 def test_adding_a_volume_schedules_only_its_ladder(finished_run):
-    workdir, _ = finished_run
+    workdir = finished_run
     config = tiny_config()
     config["experiments"]["tiny"]["lattices"].append([6, 6])
     cfg = write_config(workdir / "more_volumes.yaml", config)
@@ -124,7 +122,7 @@ def test_adding_a_volume_schedules_only_its_ladder(finished_run):
 
 
 def test_snakemake_report_collects_the_outputs(finished_run):
-    workdir, _ = finished_run
+    workdir = finished_run
     result = snakemake(
         "--configfile", str(TINY_CONFIG), "--report", "snakemake_report.html", cwd=workdir
     )
