@@ -249,3 +249,28 @@ def test_lattice_instanton_is_cast_after_wrapping():
 def test_kinds_without_an_instanton_refuse_a_winding(name):
     with pytest.raises(ValueError, match="winding"):
         THEORIES[name][0]().l2hmc_kind().winding_field(1)
+
+
+# ---- library errors are ValueError ------------------------------------------------------------
+
+NO_CUDA = [] if torch.cuda.is_available() else ["cuda"]
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda:x", *NO_CUDA])
+def test_device_resolution_raises_value_error_and_the_command_layer_names_the_option(name):
+    from dlhmc import devices, distributed
+    from dlhmc.commands.options import UsageError, resolve_device
+
+    with pytest.raises(ValueError):
+        devices.resolve_device(name)
+    with pytest.raises(ValueError):
+        distributed.setup(name)
+    with pytest.raises(UsageError, match="^--device: "):
+        resolve_device(name)
+
+
+def test_known_devices_resolve():
+    from dlhmc import devices
+
+    assert devices.resolve_device("cpu") == torch.device("cpu")
+    assert devices.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -15,6 +15,7 @@ adding one kind next to these, not branching the dynamics.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -54,9 +55,12 @@ class XNet(torch.nn.Module):
         return self.net(features, v)
 
 
-class LinkKind:
+class LinkKind(ABC):
     """Shared structure: ``n_units`` maskable units with ``n_features`` network inputs each
     and ``components`` momentum components each; momenta are ``[B, *unit_shape(, components)]``.
+
+    A theory builds its kind (``theory.l2hmc_kind()``); each kind supplies the units, the
+    features and the x update.
     """
 
     n_features: int
@@ -69,17 +73,18 @@ class LinkKind:
         self.lattice = tuple(theory.lattice)
 
     @staticmethod
+    @abstractmethod
     def units_of(theory) -> tuple[int, ...]:
-        raise NotImplementedError
+        """Shape of the maskable units of ``theory`` (links ``(mu, n)``, or coordinates)."""
 
     def parity(self) -> torch.Tensor:
         """Checkerboard colour of each unit: ``(mu + sum_i n_i) mod 2`` for a link ``(mu, n)``."""
         grids = torch.meshgrid(*(torch.arange(n) for n in self.unit_shape), indexing="ij")
         return (sum(grids) % 2).flatten()
 
+    @abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Real network inputs ``[B, n_units, n_features]``."""
-        raise NotImplementedError
 
     def front(self, config, keep: torch.Tensor | None) -> tuple[torch.nn.Module | None, int]:
         """Front end for the link input (``keep``: the frozen units, ``None`` = all units)."""
@@ -104,13 +109,13 @@ class LinkKind:
         )
         return XNet(net, active, self.components)
 
+    @abstractmethod
     def update_x(self, theory, x, v, s, t, q, eps, index, inverse: bool):
         """Move the active units; returns the new links and ``log|dx'/dx|`` per chain.
 
         ``s, t, q`` are the compact outputs of an :class:`XNet` and ``index`` its
         ``active_index`` (positions in the flattened momentum).
         """
-        raise NotImplementedError
 
     def winding_field(self, winding: int) -> torch.Tensor:
         """Constant link translation that changes the topological charge by ``winding``.
