@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from dlhmc.allocator import keep_freed_memory
-from dlhmc.lattice.u1 import U1Theory, cos_sin, force, plaquette_angles, wrap_
+from dlhmc.group.u1 import cos_sin, wrap_
+from dlhmc.lattice.u1 import U1Theory, force, plaquette_angles
 
 
 def links(shape=(3, 2, 4, 5), seed=0, dtype=torch.float64):

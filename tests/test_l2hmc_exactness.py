@@ -142,7 +142,6 @@ def test_propose_is_differentiable_in_networks_and_step_sizes():
 @pytest.mark.parametrize("name", ["u1", "su3"])
 def test_layer_records_start_at_input_and_end_at_proposal(name):
     theory = theories()[name]()
-    plaquette = theory.plaquette if name == "su3" else theory.average_plaquette
     dyn = randomize(L2HMCDynamics(theory, L2HMCConfig(nlf=3, hidden=(8,))), scale=0.1)
     gen = torch.Generator().manual_seed(11)
     x = theory.hot_start(6, gen)
@@ -151,8 +150,8 @@ def test_layer_records_start_at_input_and_end_at_proposal(name):
     layers = prop.layers
     assert set(layers) == {"plaq", "energy", "charge_real"}
     assert all(t.shape == (4, 6) for t in layers.values())
-    torch.testing.assert_close(layers["plaq"][0], plaquette(x))
-    torch.testing.assert_close(layers["plaq"][-1], plaquette(prop.x))
+    torch.testing.assert_close(layers["plaq"][0], theory.plaquette(x))
+    torch.testing.assert_close(layers["plaq"][-1], theory.plaquette(prop.x))
     torch.testing.assert_close(layers["charge_real"][-1], theory.charge_real(prop.x))
     # energy(N_LF) - energy(0) = dH - sumlogdet
     torch.testing.assert_close(layers["energy"][-1] - layers["energy"][0], prop.dH - prop.sumlogdet)
@@ -215,7 +214,7 @@ def test_random_network_sampler_reproduces_exact_u1_plaquette():
     for step in range(130):
         x, info = dyn.transition(x, gen)
         if step >= 30:
-            plaq.append(theory.average_plaquette(x))
+            plaq.append(theory.plaquette(x))
             accept.append(info.accept_prob.mean())
             logdet.append(info.sumlogdet.abs().mean())
     chain_means = torch.stack(plaq).mean(0)

@@ -10,8 +10,9 @@ import torch
 from scipy.integrate import quad
 from scipy.special import i0, i1
 
+from dlhmc.group.u1 import wrap
 from dlhmc.lattice import make_theory
-from dlhmc.lattice.u1 import U1Theory, charge_real, plaquette_angles, wrap
+from dlhmc.lattice.u1 import U1Theory, charge_real, plaquette_angles
 from dlhmc.lattice.u1_exact import (
     exact_plaquette,
     infinite_volume_plaquette,
@@ -85,7 +86,7 @@ def test_hot_and_cold_start():
     assert abs(torch.sin(x).mean().item()) < 5 / math.sqrt(2 * n)
     cold = theory.cold_start(3)
     assert torch.equal(theory.action(cold), torch.zeros(3, dtype=torch.float64))
-    assert torch.equal(theory.average_plaquette(cold), torch.ones(3, dtype=torch.float64))
+    assert torch.equal(theory.plaquette(cold), torch.ones(3, dtype=torch.float64))
     assert torch.equal(theory.force(cold), torch.zeros_like(cold))
 
 
@@ -134,7 +135,7 @@ def test_action_and_plaquette_definitions():
     x = hot(theory, 4)
     cos = torch.cos(loop_plaquettes(x))
     torch.testing.assert_close(theory.action(x), 2.5 * (1 - cos).sum(dim=(1, 2)))
-    torch.testing.assert_close(theory.average_plaquette(x), cos.mean(dim=(1, 2)))
+    torch.testing.assert_close(theory.plaquette(x), cos.mean(dim=(1, 2)))
     torch.testing.assert_close(theory.observables(x)["plaq"], cos.mean(dim=(1, 2)))
 
 
@@ -275,7 +276,7 @@ def test_two_by_two_lattice_by_quadrature_over_links(beta):
     x[:, 1, 0, 1], x[:, 1, 1, 1] = free[:, 3], free[:, 4]
     action = theory.action(x)
     weight = torch.exp(-(action - action.min()))
-    plaq = (weight * theory.average_plaquette(x)).sum() / weight.sum()
+    plaq = (weight * theory.plaquette(x)).sum() / weight.sum()
     assert plaq.item() == pytest.approx(exact_plaquette(beta, 4), abs=1e-10)
     assert abs(plaq.item() - infinite_volume_plaquette(beta)) > 1e-3  # finite volume matters
 

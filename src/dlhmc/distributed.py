@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from dlhmc.commands.options import resolve_device
+from dlhmc.devices import resolve_device
 
 # Variables set by the MPI launchers we know (MPICH hydra, Cray PALS, Open MPI, Slurm's PMI/PMIx).
 _LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "PMIX_RANK", "PALS_RANKID", "OMPI_COMM_WORLD_SIZE")
@@ -119,6 +119,7 @@ def setup(device: str = "auto") -> DistContext:
 
     ``device`` is the ``--device`` option (``auto``, ``cpu``, ``cuda``); it is
     resolved only after GPU binding so that ``auto`` cannot initialize CUDA early.
+    Raises ``ValueError`` for a device that does not exist here.
     """
     if not launched_by_mpi():
         dev = resolve_device(device)

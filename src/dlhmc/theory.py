@@ -3,7 +3,9 @@
 A sampler never asks which gauge group it is moving: it asks the theory for the
 action, the force and the momentum algebra, and for how a momentum moves a link.
 U(1) and SU(3) (and the toy Gaussian mixture) each provide one object with this
-interface, so HMC and L2HMC are written once.
+interface (:class:`Theory`), so HMC and L2HMC are written once; the lattice gauge
+theories add plaquettes, charges and lattice checks (:class:`GaugeTheory`).  Each concept
+has one name in every theory, so no caller needs to know which theory it holds.
 
 Momenta are always real tensors in the coordinates the networks see: one angle
 velocity per U(1) link, the 8 real components ``omega^a`` of ``P = omega^a T^a``
@@ -15,9 +17,12 @@ leapfrog reads the same for every group.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
+
+if TYPE_CHECKING:
+    from dlhmc.samplers.l2hmc_groups import LinkKind
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,12 @@ class ExactValue:
 
 
 @runtime_checkable
-class GaugeTheory(Protocol):
-    """What a sampler needs from a lattice theory (all per-chain quantities have shape ``[B]``)."""
+class Theory(Protocol):
+    """What a sampler needs from its target (all per-chain quantities have shape ``[B]``).
+
+    The gauge theories and the toy Gaussian mixture all provide it, so HMC, L2HMC and the
+    L2HMC training loss are written once against it.
+    """
 
     beta: float
     name: str
@@ -40,7 +49,7 @@ class GaugeTheory(Protocol):
     dtype: torch.dtype
     device: torch.device
 
-    def with_beta(self, beta: float) -> GaugeTheory:
+    def with_beta(self, beta: float) -> Theory:
         """The same theory at another coupling (annealing, beta ladders)."""
 
     def hot_start(self, batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -69,9 +78,32 @@ class GaugeTheory(Protocol):
     ) -> torch.Tensor:
         """Move every link a step ``eps`` along its momentum: ``exp(i eps P) U``."""
 
-    @classmethod
-    def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue | None:
-        """The exact average plaquette where theory provides one, else ``None``."""
+    def charge_real(self, x: torch.Tensor) -> torch.Tensor:
+        """A topological charge smooth in the links, so the L2HMC loss can differentiate it."""
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-chain observables written to chain files (``plaq``, ``charge``, ...)."""
+
+    def l2hmc_kind(self) -> LinkKind:
+        """How L2HMC reads and moves these variables (networks' features, x update, Jacobian)."""
+
+
+@runtime_checkable
+class GaugeTheory(Theory, Protocol):
+    """A lattice gauge theory: a :class:`Theory` with plaquettes, a topological charge and
+    lattice shapes of its own, which measurements, exactness checks and the command line use.
+    """
+
+    def plaquette(self, x: torch.Tensor) -> torch.Tensor:
+        """Average plaquette per chain (normalized to 1 on unit links)."""
+
+    def charge(self, x: torch.Tensor) -> torch.Tensor:
+        """The topological charge written to chain files (integer up to lattice artefacts)."""
+
+    @classmethod
+    def check_lattice(cls, shape: tuple[int, ...]) -> None:
+        """Raise ``ValueError`` unless ``shape`` is a lattice this theory lives on."""
+
+    @classmethod
+    def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue | None:
+        """The exact average plaquette where theory provides one, else ``None``."""

@@ -7,6 +7,8 @@ import sys
 
 import torch
 
+from dlhmc import devices
+
 
 class UsageError(Exception):
     """A bad option value found after parsing (e.g. a lattice that does not fit the group)."""
@@ -51,15 +53,8 @@ def positive_float(text: str) -> float:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, so the same command runs on a laptop and on Polaris."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """:func:`dlhmc.devices.resolve_device`, its errors reported as ``--device`` usage errors."""
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(
-            f"--device: unknown device {name!r} (expected auto, cpu or cuda[:N])"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device: {name!r} requested but CUDA is not available")
-    return device
+        return devices.resolve_device(name)
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None

@@ -244,7 +244,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         hash_log=merged.get("hash_log"),
         extra={"checkpoint_every": merged["checkpoint_every"], "device": merged["device"]},
     )
-    ctx = distributed.setup(options.device)
+    try:
+        ctx = distributed.setup(options.device)
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None
     try:
         train(settings, options, ctx)
     except TrainingError as err:

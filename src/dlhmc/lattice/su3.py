@@ -298,10 +298,24 @@ class SU3Theory:
         """
         return self.clover_charge(x)
 
+    def charge(self, x: torch.Tensor) -> torch.Tensor:
+        """Clover charge after Wilson flow: the flow removes the ultraviolet noise that keeps
+        the bare clover charge of rough links away from an integer."""
+        return self.clover_charge(self.flow(x))
+
+    def l2hmc_kind(self):
+        """Links moved by left multiplication with a group element (:class:`SU3Kind`).
+
+        Imported here so that HMC users of the lattice never load the network code.
+        """
+        from dlhmc.samplers.l2hmc_groups import SU3Kind
+
+        return SU3Kind(self)
+
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``: average plaquette; ``charge``: clover charge after Wilson flow."""
         with torch.no_grad():
             return {
                 "plaq": self.plaquette(x),
-                "charge": self.clover_charge(self.flow(x)).to(self.real_dtype),
+                "charge": self.charge(x).to(self.real_dtype),
             }

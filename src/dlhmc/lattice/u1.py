@@ -23,67 +23,10 @@ import math
 
 import torch
 
+from dlhmc.group.u1 import TWO_PI, wrap, wrap_
 from dlhmc.theory import ExactValue
 
-TWO_PI = 2.0 * math.pi
-
 DTYPES = {"double": torch.float64, "single": torch.float32}
-
-
-def wrap_(x: torch.Tensor) -> torch.Tensor:
-    """Map angles into ``[-pi, pi)`` in place, ``x - 2 pi floor((x + pi) / 2 pi)``.
-
-    In place because it always follows an update that made a fresh tensor;
-    differentiable (the subtracted multiple of ``2 pi`` is locally constant).
-    Boundary values are decided up to one rounding of ``x / 2 pi``.
-    """
-    # 0.5 + x / 2 pi in one pass (the sum with a 0-d tensor): wrapping runs after every
-    # link update, on memory-bound tensors.
-    half = torch.full((), 0.5, dtype=x.dtype, device=x.device)
-    return x.sub_(torch.add(half, x, alpha=1.0 / TWO_PI).floor_(), alpha=TWO_PI)
-
-
-def wrap(x: torch.Tensor) -> torch.Tensor:
-    """Angles mapped into ``[-pi, pi)`` (a new tensor)."""
-    return wrap_(x.clone())
-
-
-class _CosSin(torch.autograd.Function):
-    """``cos x`` and ``sin x`` stacked along ``dim``, with a backward that reuses them.
-
-    Autograd of ``torch.cos`` and ``torch.sin`` evaluates ``sin`` and ``cos`` again in
-    the backward pass; here ``d cos = -sin dx`` and ``d sin = cos dx`` come from the
-    saved outputs, which are written straight into the stacked tensor (no copy by
-    ``torch.stack``).  First derivatives only (training needs no more).
-    """
-
-    @staticmethod
-    def forward(ctx, x, dim):
-        out = x.new_empty((2, *x.shape) if dim == 0 else (*x.shape, 2))
-        torch.cos(x, out=out.select(dim, 0))
-        torch.sin(x, out=out.select(dim, 1))
-        ctx.dim = dim
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        dim = ctx.dim
-        cos, sin = out.select(dim, 0), out.select(dim, 1)
-        return grad.select(dim, 1) * cos - grad.select(dim, 0) * sin, None
-
-
-def cos_sin(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """``torch.stack((cos x, sin x), dim)`` for ``dim`` 0 or -1, with a cheaper backward.
-
-    ``dim=0`` keeps ``cos x`` and ``sin x`` contiguous (for further arithmetic),
-    ``dim=-1`` interleaves them per element (the U(1) network features).
-    """
-    if dim not in (0, -1):
-        raise ValueError(f"cos_sin: dim must be 0 or -1, got {dim}")
-    return _CosSin.apply(x, dim)
 
 
 def _tracks_grad(x: torch.Tensor) -> bool:
@@ -138,8 +81,8 @@ def force(x: torch.Tensor, beta: float) -> torch.Tensor:
     return f
 
 
-def average_plaquette(x: torch.Tensor) -> torch.Tensor:
-    """``<cos x_P>`` over the lattice, per chain."""
+def plaquette(x: torch.Tensor) -> torch.Tensor:
+    """Average plaquette ``<cos x_P>`` over the lattice, per chain."""
     return plaquette_angles(x).cos_().mean(dim=(1, 2))
 
 
@@ -164,6 +107,34 @@ def charge(x: torch.Tensor) -> torch.Tensor:
 def charge_real(x: torch.Tensor) -> torch.Tensor:
     """``Q_R = (1/2pi) sum_P sin x_P``: smooth in the links, hence usable in a training loss."""
     return _charge_real_from_angles(plaquette_angles(x))
+
+
+def lattice_instanton(
+    lattice: tuple[int, ...],
+    winding: int,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``winding`` lattice instantons ``A`` on the ``Nt x Nx`` torus, links ``[2, Nt, Nx]``.
+
+    ``A_0(t, s) = -f s`` and ``A_1(t, s) = f Nx t`` on the last column ``s = Nx - 1``
+    (0 elsewhere), ``f = 2 pi / V``: with the orientation of :func:`plaquette_angles`
+    every plaquette angle grows by ``f`` except the corner one, which grows by
+    ``f - 2 pi``, the same modulo ``2 pi``.  Adding ``A`` to a smooth configuration (all
+    ``|x_P| < pi - f``) raises ``Q_Z`` by exactly 1 at an action cost
+    ``beta (4 pi^2 / V) (Q_R + <cos x_P> / 2)`` to second order in ``f``, instead of the
+    barrier ``~2 beta`` of moving one plaquette through ``pi`` continuously.  A constant
+    translation has Jacobian 1, which is why samplers can add it to a proposal.
+    Built in float64 and wrapped before the cast, so every precision gets the same field.
+    """
+    nt, nx = lattice
+    f = TWO_PI / (nt * nx)
+    t = torch.arange(nt, dtype=torch.float64).view(nt, 1)
+    s = torch.arange(nx, dtype=torch.float64).view(1, nx)
+    field = torch.zeros(2, nt, nx, dtype=torch.float64)
+    field[0] = -f * s.expand(nt, nx)
+    field[1, :, nx - 1] = f * nx * t.squeeze(1)
+    return wrap(winding * field).to(dtype=dtype, device=device)
 
 
 class U1Theory:
@@ -255,14 +226,23 @@ class U1Theory:
     def plaquette_angles(self, x: torch.Tensor) -> torch.Tensor:
         return plaquette_angles(x)
 
-    def average_plaquette(self, x: torch.Tensor) -> torch.Tensor:
-        return average_plaquette(x)
+    def plaquette(self, x: torch.Tensor) -> torch.Tensor:
+        return plaquette(x)
 
     def charge(self, x: torch.Tensor) -> torch.Tensor:
         return charge(x)
 
     def charge_real(self, x: torch.Tensor) -> torch.Tensor:
         return charge_real(x)
+
+    def l2hmc_kind(self):
+        """Angles moved through the compact projection of physics.md (:class:`U1Kind`).
+
+        Imported here so that HMC users of the lattice never load the network code.
+        """
+        from dlhmc.samplers.l2hmc_groups import U1Kind
+
+        return U1Kind(self, lattice_instanton)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``, ``charge`` (``Q_Z``) and ``charge_real`` (``Q_R``) from one plaquette pass."""

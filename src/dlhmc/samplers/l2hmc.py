@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from dlhmc.nets import ACTIVATIONS
-from dlhmc.samplers.l2hmc_groups import kind_for
 from dlhmc.theory import GaugeTheory
 
 MASKS = ("checkerboard", "random")
@@ -149,7 +148,7 @@ class L2HMCDynamics(nn.Module):
         super().__init__()
         self.theory = theory
         self.config = config
-        self.kind = kind_for(theory)
+        self.kind = theory.l2hmc_kind()
         masks = build_masks(self.kind.n_units, self.kind.parity(), config)
         # active[k, 0] = mbar^k (moved first), active[k, 1] = m^k (moved second).
         self.register_buffer("active", torch.stack([~masks, masks], dim=1), persistent=False)
@@ -218,7 +217,7 @@ class L2HMCDynamics(nn.Module):
     def _monitor(self, x, v, logdet):
         theory = self.theory
         return {
-            "plaq": self.kind.plaquette(theory, x),
+            "plaq": theory.plaquette(x),
             "energy": theory.action(x) + theory.kinetic_energy(v) - logdet,
             "charge_real": theory.charge_real(x),
         }

@@ -8,29 +8,20 @@ between U(1) angles, SU(3) matrices and the Euclidean toy is collected here:
   numbers of a 3x3 complex matrix for SU(3), the coordinate itself for the toy);
 - the x update of the active units and its log-Jacobian.
 
-The kind of a theory is looked up in :data:`KINDS` by its class name (walking the
-class hierarchy), so adding a theory means adding one entry, not branching the
-dynamics.
+Each theory names its own kind (``theory.l2hmc_kind()``), so adding a theory means
+adding one kind next to these, not branching the dynamics.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 
-from dlhmc.lattice.u1 import cos_sin
+from dlhmc.group.u1 import cos_sin, wrap
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
-
-TWO_PI = 2.0 * math.pi
-
-
-def _wrap(x: torch.Tensor) -> torch.Tensor:
-    """Angles into ``[-pi, pi)``; the subtracted multiple of ``2 pi`` carries no gradient
-    (it is counted outside autograd, so training back-propagates through one subtraction)."""
-    with torch.no_grad():
-        turns = torch.floor((x + math.pi) / TWO_PI)
-    return torch.sub(x, turns, alpha=TWO_PI)
 
 
 class VNet(torch.nn.Module):
@@ -64,9 +55,12 @@ class XNet(torch.nn.Module):
         return self.net(features, v)
 
 
-class LinkKind:
+class LinkKind(ABC):
     """Shared structure: ``n_units`` maskable units with ``n_features`` network inputs each
     and ``components`` momentum components each; momenta are ``[B, *unit_shape(, components)]``.
+
+    A theory builds its kind (``theory.l2hmc_kind()``); each kind supplies the units, the
+    features and the x update.
     """
 
     n_features: int
@@ -79,17 +73,18 @@ class LinkKind:
         self.lattice = tuple(theory.lattice)
 
     @staticmethod
+    @abstractmethod
     def units_of(theory) -> tuple[int, ...]:
-        raise NotImplementedError
+        """Shape of the maskable units of ``theory`` (links ``(mu, n)``, or coordinates)."""
 
     def parity(self) -> torch.Tensor:
         """Checkerboard colour of each unit: ``(mu + sum_i n_i) mod 2`` for a link ``(mu, n)``."""
         grids = torch.meshgrid(*(torch.arange(n) for n in self.unit_shape), indexing="ij")
         return (sum(grids) % 2).flatten()
 
+    @abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Real network inputs ``[B, n_units, n_features]``."""
-        raise NotImplementedError
 
     def front(self, config, keep: torch.Tensor | None) -> tuple[torch.nn.Module | None, int]:
         """Front end for the link input (``keep``: the frozen units, ``None`` = all units)."""
@@ -114,13 +109,13 @@ class LinkKind:
         )
         return XNet(net, active, self.components)
 
+    @abstractmethod
     def update_x(self, theory, x, v, s, t, q, eps, index, inverse: bool):
         """Move the active units; returns the new links and ``log|dx'/dx|`` per chain.
 
         ``s, t, q`` are the compact outputs of an :class:`XNet` and ``index`` its
         ``active_index`` (positions in the flattened momentum).
         """
-        raise NotImplementedError
 
     def winding_field(self, winding: int) -> torch.Tensor:
         """Constant link translation that changes the topological charge by ``winding``.
@@ -131,11 +126,6 @@ class LinkKind:
         raise ValueError(f"winding: no topological translation for {type(self).__name__} "
                          "(U1 only); use winding 0")
 
-    @staticmethod
-    def plaquette(theory, x: torch.Tensor) -> torch.Tensor:
-        """Average plaquette per chain (the per-layer diagnostics of the paper's figure 5)."""
-        return theory.average_plaquette(x)
-
 
 class U1Kind(LinkKind):
     """U(1) angles with the non-compact projection of physics.md.
@@ -143,11 +133,19 @@ class U1Kind(LinkKind):
     Scaling an angle by ``exp(eps s)`` would not respect the circle; scaling
     ``tan(x/2)`` instead maps ``(-pi, pi)`` onto itself smoothly and fixes ``pi``,
     so the update is a diffeomorphism of the circle with an analytic Jacobian.
+
+    ``instanton(lattice, winding)`` is the theory's lattice instanton
+    (:func:`dlhmc.lattice.u1.lattice_instanton`), handed in by the theory so that the
+    sampler does not depend on the lattice module.
     """
 
     n_features = 2
     components = 1
     scales_x = True
+
+    def __init__(self, theory, instanton: Callable[[tuple[int, ...], int], torch.Tensor]):
+        super().__init__(theory)
+        self.instanton = instanton
 
     @staticmethod
     def units_of(theory) -> tuple[int, ...]:
@@ -164,24 +162,9 @@ class U1Kind(LinkKind):
         return conv, conv.out_size
 
     def winding_field(self, winding):
-        """``winding`` times the lattice instanton ``A`` on the ``Nt x Nx`` torus.
-
-        ``A_0(t, s) = -f s`` and ``A_1(t, s) = f Nx t`` on the last column ``s = Nx - 1``
-        (0 elsewhere), ``f = 2 pi / V``: every plaquette angle grows by ``f`` except the
-        corner one, which grows by ``f - 2 pi``, the same modulo ``2 pi``.  Adding ``A``
-        to a smooth configuration (all ``|x_P| < pi - f``) raises ``Q_Z`` by exactly 1 at
-        an action cost ``beta (4 pi^2 / V) (Q_R + <cos x_P> / 2)`` to second order in
-        ``f``, instead of the barrier ``~2 beta`` of moving one plaquette through ``pi``
-        continuously.  A constant translation has Jacobian 1.
-        """
-        nt, nx = self.lattice
-        f = TWO_PI / (nt * nx)
-        t = torch.arange(nt, dtype=torch.float64).view(nt, 1)
-        s = torch.arange(nx, dtype=torch.float64).view(1, nx)
-        field = torch.zeros(2, nt, nx, dtype=torch.float64)
-        field[0] = -f * s.expand(nt, nx)
-        field[1, :, nx - 1] = f * nx * t.squeeze(1)
-        return _wrap(winding * field)
+        """``winding`` lattice instantons: every plaquette angle grows by ``2 pi winding / V``
+        modulo ``2 pi``, a constant translation with Jacobian 1."""
+        return self.instanton(self.lattice, winding)
 
     def update_x(self, theory, x, v, s, t, q, eps, index, inverse, translation=None):
         """``translation`` (the winding field of :meth:`winding_field`) adds a constant to
@@ -192,14 +175,14 @@ class U1Kind(LinkKind):
         if translation is not None:
             shift = shift + translation.flatten().index_select(0, index)
         es = -eps * s if inverse else eps * s
-        y = _wrap(x - shift) if inverse else x
+        y = wrap(x - shift) if inverse else x
         # tan(y/2) scaled by exp(es), through atan2 of the scaled half-angle sine and cosine
         # (cos(y/2) > 0 on [-pi, pi), so this is the same branch as atan and cheaper).
         cos_half, sin_half = cos_sin(0.5 * y)
         sin_half = torch.exp(es) * sin_half
         new = 2.0 * torch.atan2(sin_half, cos_half)
         if not inverse:
-            new = _wrap(new + shift)
+            new = wrap(new + shift)
         log_jac = es - torch.log(cos_half.square() + sin_half.square())
         return links.index_copy(1, index, new).view(v.shape), log_jac.sum(1)
 
@@ -230,10 +213,6 @@ class SU3Kind(LinkKind):
         new = theory.evolve_links(x, p, -eps if inverse else eps)
         return new, x.new_zeros(x.shape[0], dtype=v.dtype)
 
-    @staticmethod
-    def plaquette(theory, x):
-        return theory.plaquette(x)
-
 
 class EuclideanKind(LinkKind):
     """Real coordinates ``x[B, n]`` (the toy): ``x' = x exp(eps s) + eps (v exp(eps q) + t)``."""
@@ -258,19 +237,3 @@ class EuclideanKind(LinkKind):
         else:
             new, log_jac = x * torch.exp(eps * s) + shift, eps * s
         return coords.index_copy(1, index, new).view(v.shape), log_jac.sum(1)
-
-
-# Theory class name -> kind.  Subclasses inherit their parent's kind.
-KINDS = {
-    "U1Theory": U1Kind,
-    "SU3Theory": SU3Kind,
-    "GaussianMixture": EuclideanKind,
-}
-
-
-def kind_for(theory) -> LinkKind:
-    for cls in type(theory).__mro__:
-        if cls.__name__ in KINDS:
-            return KINDS[cls.__name__](theory)
-    known = ", ".join(KINDS)
-    raise ValueError(f"L2HMC has no link kind for {type(theory).__name__} (known: {known})")

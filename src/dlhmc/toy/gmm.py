@@ -5,10 +5,10 @@ step size stays in the mode it starts in (the barrier between the modes costs fa
 more energy than a Gaussian momentum carries), which is the seeds' toy picture of
 topological freezing.  A sampler that mixes puts half of its samples in each mode.
 
-It implements :class:`dlhmc.theory.GaugeTheory` with ``x[B, 2]`` (``lattice = (2,)``
-counts the coordinates), ``action = -beta log p(x)`` (``beta`` is an inverse
-temperature, so annealing works as for the gauge theories), an analytic force and
-``evolve_links = x + eps p``.
+It implements :class:`dlhmc.theory.Theory` (not ``GaugeTheory``: it has no plaquettes)
+with ``x[B, 2]`` (``lattice = (2,)`` counts the coordinates), ``action = -beta log p(x)``
+(``beta`` is an inverse temperature, so annealing works as for the gauge theories), an
+analytic force and ``evolve_links = x + eps p``.
 """
 
 from __future__ import annotations
@@ -91,6 +91,12 @@ class GaussianMixture:
         """
         axis = self.centers[-1] - self.centers[0]
         return (x - self.centers[0]) @ axis / axis.square().sum().clamp_min(1e-300)
+
+    def l2hmc_kind(self):
+        """Real coordinates, scaled and shifted (:class:`EuclideanKind`)."""
+        from dlhmc.samplers.l2hmc_groups import EuclideanKind
+
+        return EuclideanKind(self)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"mode": self.mode(x).to(self.dtype), "charge_real": self.charge_real(x)}
