@@ -176,7 +176,7 @@ def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
     """A run that dies half way must not leave anything that looks like a result."""
     out = tmp_path / "chains.nc"
     calls = {"n": 0}
-    step = hmc_command.hmc_step
+    step = hmc_command.HMC.step
 
     def failing_step(*args, **kwargs):
         calls["n"] += 1
@@ -184,7 +184,7 @@ def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
             raise RuntimeError("node lost")
         return step(*args, **kwargs)
 
-    monkeypatch.setattr(hmc_command, "hmc_step", failing_step)
+    monkeypatch.setattr(hmc_command.HMC, "step", failing_step)
     with pytest.raises(RuntimeError, match="node lost"):
         main([*BASE, "--seed", "1", "--out", str(out)])
     assert os.listdir(tmp_path) == []
