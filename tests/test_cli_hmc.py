@@ -59,7 +59,9 @@ def test_run_writes_chain_file(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     ds = read_chains(out)
     assert dict(ds.sizes) == {"chain": 4, "traj": 12}
-    assert set(ds.data_vars) == {"plaq", "charge", "charge_real", "accept_prob", "accepted", "dH"}
+    names = {"plaq", "charge", "charge_real", "accept_prob", "accepted", "dH", "divergent"}
+    assert set(ds.data_vars) == names
+    assert ds["divergent"].dtype == np.int8 and not ds["divergent"].values.any()
     assert ds.attrs["group"] == "U1" and ds.attrs["sampler"] == "hmc"
     assert list(ds.attrs["lattice"]) == [4, 6]
     settings = (ds.attrs["nlf"], ds.attrs["eps"], ds.attrs["n_therm"], ds.attrs["seed"])

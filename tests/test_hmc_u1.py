@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from dlhmc.commands.hmc import sample_chains
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.lattice.u1_exact import (
     exact_plaquette,
     infinite_volume_plaquette,
     sector_distribution,
 )
+from dlhmc.samplers import base
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.integrators import integrate
 
@@ -119,10 +119,8 @@ def test_exp_minus_dh_averages_to_one():
 def run_chains(lattice, beta, batch, n_therm, n_traj, seed):
     theory = U1Theory(lattice, beta)
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        return sample_chains(
-            theory, theory.hot_start(batch, generator), 10, 0.1, n_therm, n_traj, generator
-        )
+    x = theory.hot_start(batch, generator)
+    return base.run_chains(HMC(theory, 10, 0.1), x, n_therm, n_traj, generator).per_traj
 
 
 def check_plaquette(lattice, beta, batch, n_therm, n_traj, seed):
