@@ -25,7 +25,7 @@ from conditions import describe
 
 from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
-from dlhmc.samplers.hmc import hmc_step, init_state
+from dlhmc.samplers.hmc import HMC
 
 CASES = {
     "U1": [((16, 16), batch) for batch in (64, 256, 1024)],
@@ -40,13 +40,14 @@ def measure(group: str, lattice, batch: int, nlf: int, seconds: float, device) -
     generator = torch.Generator(device=device).manual_seed(0)
     eps = STEP_SIZE[group]
     with torch.no_grad():
-        state = init_state(theory, theory.hot_start(batch, generator))
+        kernel = HMC(theory, nlf, eps)
+        state = kernel.init(theory.hot_start(batch, generator))
         for _ in range(2):
-            state, info = hmc_step(theory, state, nlf, eps, generator)
+            state, info = kernel.step(state, generator)
         n_traj = 0
         wall0, cpu0 = time.perf_counter(), time.process_time()
         while True:
-            state, info = hmc_step(theory, state, nlf, eps, generator)
+            state, info = kernel.step(state, generator)
             n_traj += 1
             if device.type == "cuda":
                 torch.cuda.synchronize(device)

@@ -3,7 +3,7 @@
 Cases (issue 3): U(1) 16x16, batch 256, N_LF 8, float32, hidden [256, 256, 256] (24
 networks, 16.8M parameters) and hidden [22, 22, 22] (1.22M parameters in all, the
 "~1.2M parameter" size of the performance target); one training step = propose + loss
-``-E[A dQ_R^2]`` + backward + Adam; inference = one ``transition`` (no gradients) of the
+``-E[A dQ_R^2]`` + backward + Adam; inference = one ``step`` (no gradients) of the
 whole batch; SU(3) 4^4, batch 4, double.  The peak resident memory of a batch-2048 U(1)
 training step is measured in a fresh process so that earlier cases do not count.
 Training steps report the best and mean wall time and the best CPU time
@@ -63,10 +63,10 @@ def train_step_seconds(theory, dyn, gen, x, repeat):
 
 
 def inference_rate(dyn, gen, x, repeat):
-    x, _ = dyn.transition(x, gen)
+    state, _ = dyn.step(dyn.init(x), gen)
     t0 = time.perf_counter()
     for _ in range(repeat):
-        x, _ = dyn.transition(x, gen)
+        state, _ = dyn.step(state, gen)
     seconds = (time.perf_counter() - t0) / repeat
     return 1.0 / seconds, x.shape[0] / seconds
 

@@ -59,7 +59,9 @@ def test_run_writes_chain_file(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     ds = read_chains(out)
     assert dict(ds.sizes) == {"chain": 4, "traj": 12}
-    assert set(ds.data_vars) == {"plaq", "charge", "charge_real", "accept_prob", "accepted", "dH"}
+    names = {"plaq", "charge", "charge_real", "accept_prob", "accepted", "dH", "divergent"}
+    assert set(ds.data_vars) == names
+    assert ds["divergent"].dtype == np.int8 and not ds["divergent"].values.any()
     assert ds.attrs["group"] == "U1" and ds.attrs["sampler"] == "hmc"
     assert list(ds.attrs["lattice"]) == [4, 6]
     settings = (ds.attrs["nlf"], ds.attrs["eps"], ds.attrs["n_therm"], ds.attrs["seed"])
@@ -176,7 +178,7 @@ def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
     """A run that dies half way must not leave anything that looks like a result."""
     out = tmp_path / "chains.nc"
     calls = {"n": 0}
-    step = hmc_command.hmc_step
+    step = hmc_command.HMC.step
 
     def failing_step(*args, **kwargs):
         calls["n"] += 1
@@ -184,7 +186,7 @@ def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
             raise RuntimeError("node lost")
         return step(*args, **kwargs)
 
-    monkeypatch.setattr(hmc_command, "hmc_step", failing_step)
+    monkeypatch.setattr(hmc_command.HMC, "step", failing_step)
     with pytest.raises(RuntimeError, match="node lost"):
         main([*BASE, "--seed", "1", "--out", str(out)])
     assert os.listdir(tmp_path) == []

@@ -12,22 +12,24 @@ import numpy as np
 import pytest
 import torch
 
-from dlhmc.commands.hmc import sample_chains
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.lattice.u1_exact import (
     exact_plaquette,
     infinite_volume_plaquette,
     sector_distribution,
 )
-from dlhmc.samplers.hmc import hmc_step, init_state, leapfrog
+from dlhmc.samplers import base
+from dlhmc.samplers.hmc import HMC
+from dlhmc.samplers.integrators import integrate
 
 
 def thermalized(theory: U1Theory, batch: int, n_traj: int, seed: int):
     generator = torch.Generator().manual_seed(seed)
-    state = init_state(theory, theory.hot_start(batch, generator))
+    kernel = HMC(theory, 10, 0.1)
+    state = kernel.init(theory.hot_start(batch, generator))
     with torch.no_grad():
         for _ in range(n_traj):
-            state, _ = hmc_step(theory, state, 10, 0.1, generator)
+            state, _ = kernel.step(state, generator)
     return state.x, generator
 
 
@@ -56,9 +58,10 @@ def test_nan_energy_is_rejected_and_keeps_the_old_state():
     action and force; the healthy chains still move."""
     theory = _NaNOnChainsTheory((4, 4), 1.0)
     generator = torch.Generator().manual_seed(0)
-    state = init_state(theory, theory.hot_start(4, generator))
+    kernel = HMC(theory, 3, 0.05)
+    state = kernel.init(theory.hot_start(4, generator))
     with torch.no_grad():
-        new, info = hmc_step(theory, state, 3, 0.05, generator)
+        new, info = kernel.step(state, generator)
     broken = theory.broken
     assert torch.isnan(info.dH[broken]).all()
     assert (info.accept_prob[broken] == 0).all() and not info.accepted[broken].any()
@@ -73,9 +76,9 @@ def test_leapfrog_is_reversible():
     theory = U1Theory((8, 8), 3.0)
     x, generator = thermalized(theory, 8, 5, seed=0)
     p = theory.sample_momentum(8, generator)
-    x1, p1, f1 = leapfrog(theory, x, p, theory.force(x), 25, 0.1)
+    x1, p1, f1 = integrate(theory, x, p, theory.force(x), 25, 0.1)
     assert (torch.cos(x1) - torch.cos(x)).abs().max() > 0.5  # it moved
-    x2, p2, _ = leapfrog(theory, x1, -p1, f1, 25, 0.1)
+    x2, p2, _ = integrate(theory, x1, -p1, f1, 25, 0.1)
     # Compare points on the circle (wrapping may differ by 2 pi at +-pi).
     assert (torch.cos(x2) - torch.cos(x)).abs().max() < 1e-11
     assert (torch.sin(x2) - torch.sin(x)).abs().max() < 1e-11
@@ -91,7 +94,7 @@ def test_energy_error_scales_as_eps_squared():
     steps = np.array([0.2, 0.1, 0.05, 0.025])
     mean_abs = []
     for eps in steps:
-        x1, p1, _ = leapfrog(theory, x, p, theory.force(x), round(1.0 / eps), float(eps))
+        x1, p1, _ = integrate(theory, x, p, theory.force(x), round(1.0 / eps), float(eps))
         mean_abs.append((hamiltonian(theory, x1, p1) - h0).abs().mean().item())
     slope = np.polyfit(np.log(steps), np.log(mean_abs), 1)[0]
     assert slope == pytest.approx(2.0, abs=0.1)
@@ -101,11 +104,12 @@ def test_exp_minus_dh_averages_to_one():
     """<exp(-dH)> = 1 at equilibrium (area preservation + reversibility)."""
     theory = U1Theory((8, 8), 2.0)
     x, generator = thermalized(theory, 256, 40, seed=2)
-    state = init_state(theory, x)
+    kernel = HMC(theory, 4, 0.3)
+    state = kernel.init(x)
     ratios = []
     with torch.no_grad():
         for _ in range(20):
-            state, info = hmc_step(theory, state, 4, 0.3, generator)
+            state, info = kernel.step(state, generator)
             ratios.append(torch.exp(-info.dH))
     per_chain = torch.stack(ratios, dim=1).mean(dim=1).numpy()
     assert 0.5 < torch.stack(ratios).clamp(max=1).mean() < 0.95  # dH is far from zero
@@ -115,10 +119,8 @@ def test_exp_minus_dh_averages_to_one():
 def run_chains(lattice, beta, batch, n_therm, n_traj, seed):
     theory = U1Theory(lattice, beta)
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        return sample_chains(
-            theory, theory.hot_start(batch, generator), 10, 0.1, n_therm, n_traj, generator
-        )
+    x = theory.hot_start(batch, generator)
+    return base.run_chains(HMC(theory, 10, 0.1), x, n_therm, n_traj, generator).per_traj
 
 
 def check_plaquette(lattice, beta, batch, n_therm, n_traj, seed):

@@ -111,16 +111,16 @@ def test_winding_sampler_reproduces_exact_plaquette_and_charge_distribution():
             if name.endswith("head.s.bias"):
                 p.fill_(0.2)
     gen = torch.Generator().manual_seed(14)
-    x = theory.hot_start(chains, gen)
+    state = dyn.init(theory.hot_start(chains, gen))
     plaq, q2, accept, logdet = [], [], [], []
     with torch.no_grad():
         for step in range(200):
-            x, info = dyn.transition(x, gen)
+            state, info = dyn.step(state, gen)
             if step >= 100:
-                plaq.append(theory.plaquette(x))
-                q2.append(theory.charge(x).square())
+                plaq.append(theory.plaquette(state.x))
+                q2.append(theory.charge(state.x).square())
                 accept.append(info.accept_prob.mean())
-                logdet.append(info.sumlogdet.abs().mean())
+                logdet.append(info.extras["sumlogdet"].abs().mean())
     assert 0.1 < torch.stack(accept).mean().item() < 0.99
     assert torch.stack(logdet).mean().item() > 1.0
     charges, probs, _ = sector_distribution(beta, volume, 4)

@@ -9,7 +9,8 @@ import torch
 from dlhmc.group import su3
 from dlhmc.lattice import make_theory
 from dlhmc.lattice.su3 import SU3Theory, gauge_transform
-from dlhmc.samplers.hmc import hmc_step, init_state, leapfrog
+from dlhmc.samplers.hmc import HMC
+from dlhmc.samplers.integrators import integrate
 
 
 def _gen(seed=0):
@@ -169,7 +170,7 @@ def test_single_precision_dh_is_not_rounded_away():
     th32 = SU3Theory((6, 6, 6, 6), 6.0, precision="single")
     gen = _gen(27)
     x, p = th32.hot_start(4, gen), th32.sample_momentum(4, gen)
-    x1, p1, _ = leapfrog(th32, x, p, th32.force(x), 1, 0.01)
+    x1, p1, _ = integrate(th32, x, p, th32.force(x), 1, 0.01)
     dh32 = th32.action(x1) + th32.kinetic_energy(p1) - th32.action(x) - th32.kinetic_energy(p)
     th64 = SU3Theory((6, 6, 6, 6), 6.0)
     exact = th64.action(x1.to(torch.complex128)) - th64.action(x.to(torch.complex128))
@@ -308,9 +309,9 @@ def test_leapfrog_reversible():
     th = SU3Theory((2, 2, 2, 4), 6.0)
     x0 = _rough(th, 2, 0.5, 16)
     p0 = th.sample_momentum(2, _gen(17))
-    x1, p1, f1 = leapfrog(th, x0, p0, th.force(x0), 20, 0.05)
+    x1, p1, f1 = integrate(th, x0, p0, th.force(x0), 20, 0.05)
     assert (x1 - x0).abs().max() > 0.1
-    x2, p2, _ = leapfrog(th, x1, -p1, f1, 20, 0.05)
+    x2, p2, _ = integrate(th, x1, -p1, f1, 20, 0.05)
     assert (x2 - x0).abs().max() < 1e-12
     assert (p2 + p0).abs().max() < 1e-10
 
@@ -322,7 +323,7 @@ def test_energy_error_scales_as_eps_squared():
     h0 = th.action(x) + th.kinetic_energy(p)
     dh = []
     for nlf in (10, 20, 40):
-        x1, p1, _ = leapfrog(th, x, p, th.force(x), nlf, 0.5 / nlf)
+        x1, p1, _ = integrate(th, x, p, th.force(x), nlf, 0.5 / nlf)
         dh.append(th.action(x1) + th.kinetic_energy(p1) - h0)
     for coarse, fine in zip(dh[:-1], dh[1:], strict=True):
         ratio = coarse / fine
@@ -332,10 +333,11 @@ def test_energy_error_scales_as_eps_squared():
 def test_unitarity_over_many_trajectories():
     th = SU3Theory((2, 2, 2, 2), 6.0)
     gen = _gen(20)
-    state = init_state(th, th.hot_start(2, gen))
+    kernel = HMC(th, 10, 0.1)
+    state = kernel.init(th.hot_start(2, gen))
     accepted = 0
     for _ in range(150):
-        state, info = hmc_step(th, state, 10, 0.1, gen)
+        state, info = kernel.step(state, gen)
         accepted += int(info.accepted.sum())
     assert accepted > 100
     assert su3.unitarity_violation(state.x) < 1e-13
@@ -346,9 +348,10 @@ def test_same_seed_same_chain():
 
     def run():
         gen = _gen(26)
-        state = init_state(th, th.hot_start(2, gen))
+        kernel = HMC(th, 5, 0.1)
+        state = kernel.init(th.hot_start(2, gen))
         for _ in range(3):
-            state, info = hmc_step(th, state, 5, 0.1, gen)
+            state, info = kernel.step(state, gen)
         return state.x, info.dH
 
     (x1, dh1), (x2, dh2) = run(), run()
@@ -359,9 +362,10 @@ def test_single_precision_stays_unitary():
     """complex64 links drift off SU(3) by ~3e-8 per update unless reunitarized."""
     th = SU3Theory((2, 2, 2, 2), 6.0, precision="single")
     gen = _gen(25)
-    state = init_state(th, th.hot_start(2, gen))
+    kernel = HMC(th, 10, 0.1)
+    state = kernel.init(th.hot_start(2, gen))
     for _ in range(200):
-        state, _ = hmc_step(th, state, 10, 0.1, gen)
+        state, _ = kernel.step(state, gen)
     assert state.x.dtype == torch.complex64
     assert su3.unitarity_violation(state.x) < 2e-6
 
@@ -378,12 +382,13 @@ def test_strong_coupling_plaquette_and_exp_minus_dh():
     beta, chains, n_therm, n_traj = 1.0, 16, 15, 90
     th = SU3Theory((3, 3, 3, 3), beta)
     gen = _gen(21)
-    state = init_state(th, th.hot_start(chains, gen))
+    kernel = HMC(th, 4, 0.25)
+    state = kernel.init(th.hot_start(chains, gen))
     for _ in range(n_therm):
-        state, _ = hmc_step(th, state, 4, 0.25, gen)
+        state, _ = kernel.step(state, gen)
     plaq, boltz, acc = [], [], []
     for _ in range(n_traj):
-        state, info = hmc_step(th, state, 4, 0.25, gen)
+        state, info = kernel.step(state, gen)
         plaq.append(th.plaquette(state.x))
         boltz.append(torch.exp(-info.dH))
         acc.append(info.accept_prob)
@@ -424,11 +429,12 @@ def test_weak_coupling_plaquette_independent_of_step_size():
         gen = _gen(30)
         x = th.cold_start(chains)
         for _ in range(n_therm):
-            x, _, _ = leapfrog(th, x, th.sample_momentum(chains, gen), th.force(x), 20, 0.05)
-        state = init_state(th, x)
+            x, _, _ = integrate(th, x, th.sample_momentum(chains, gen), th.force(x), 20, 0.05)
+        kernel = HMC(th, nlf, eps)
+        state = kernel.init(x)
         plaq, boltz, acc = [], [], []
         for _ in range(n_traj):
-            state, info = hmc_step(th, state, nlf, eps, gen)
+            state, info = kernel.step(state, gen)
             plaq.append(th.plaquette(state.x))
             boltz.append(torch.exp(-info.dH))
             acc.append(info.accept_prob)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dlhmc.cli import main
-from dlhmc.samplers.hmc import hmc_step, init_state
+from dlhmc.samplers.hmc import HMC
 from dlhmc.toy.gmm import GaussianMixture
 
 
@@ -28,10 +28,11 @@ def test_hmc_samples_one_wide_mode_correctly():
     """With a single mode the toy is a Gaussian: HMC must give mean and variance sigma^2."""
     theory = GaussianMixture(((0.5, -1.0),), sigma=0.6)
     gen = torch.Generator().manual_seed(1)
-    state = init_state(theory, theory.hot_start(256, gen))
+    kernel = HMC(theory, 5, 0.3)
+    state = kernel.init(theory.hot_start(256, gen))
     xs = []
     for step in range(120):
-        state, _ = hmc_step(theory, state, 5, 0.3, gen)
+        state, _ = kernel.step(state, gen)
         if step >= 20:
             xs.append(state.x)
     xs = torch.stack(xs)

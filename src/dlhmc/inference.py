@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
+from dlhmc.samplers.base import run_chains
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
-from dlhmc.train import metropolis
 from dlhmc.train_settings import TrainSettings
 
 
@@ -79,42 +79,27 @@ def sample(
     theory = dynamics.theory
     generator = torch.Generator(device=theory.device)
     generator.manual_seed(seed)
-    recorded = layer_sample_steps(trajectories, layer_samples)
-    series: dict[str, list[torch.Tensor]] = {}
-    layer_sums: dict[str, torch.Tensor] = {}
     t0 = time.perf_counter()
     x = theory.hot_start(chains, generator)
     bar = tqdm(
-        range(therm + trajectories),
+        total=therm + trajectories,
         desc="infer",
         unit="traj",
         file=sys.stderr,
         disable=not progress or not sys.stderr.isatty(),
     )
-    for i in bar:
-        measured = i - therm
-        record_layers = measured in recorded
-        proposal = dynamics.propose(x, generator, record_layers=record_layers)
-        x, accepted = metropolis(x, proposal, generator)
-        if measured < 0:
-            continue
-        values = {
-            **theory.observables(x),
-            "accept_prob": proposal.accept_prob,
-            "accepted": accepted,
-            "dH": proposal.dH,
-            "sumlogdet": proposal.sumlogdet,
-        }
-        for key, value in values.items():
-            series.setdefault(key, []).append(value)
-        if record_layers:
-            for key, value in proposal.layers.items():
-                mean = value.to(torch.float64).mean(dim=1)
-                layer_sums[key] = layer_sums.get(key, 0) + mean
-    # Records stay on the device until here: no host synchronization per trajectory.
-    per_traj = {key: torch.stack(values, dim=1).cpu().numpy() for key, values in series.items()}
-    layers = {key: (total / len(recorded)).cpu().numpy() for key, total in layer_sums.items()}
+    with bar:
+        result = run_chains(
+            dynamics,
+            x,
+            therm,
+            trajectories,
+            generator,
+            layer_steps=layer_sample_steps(trajectories, layer_samples),
+            progress=bar,
+        )
     wall = time.perf_counter() - t0
+    per_traj, layers = result.per_traj, result.per_layer
     exact = type(theory).exact_plaquette(theory.lattice, theory.beta)
     reference = exact.value if exact is not None else float(np.mean(per_traj["plaq"]))
     per_layer = {
@@ -126,7 +111,7 @@ def sample(
         per_traj=per_traj,
         per_layer=per_layer,
         wall_seconds=wall,
-        layer_samples=len(recorded),
+        layer_samples=result.layer_samples,
         plaq_reference=exact.source if exact is not None else "chain mean",
     )
 

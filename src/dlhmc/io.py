@@ -27,6 +27,7 @@ from dlhmc.atomic import atomic_path
 ENGINE = "h5netcdf"
 
 REQUIRED_VARIABLES = ("plaq", "charge", "accept_prob", "accepted", "dH")
+FLAG_VARIABLES = ("accepted", "divergent")  # stored as int8 0/1
 REQUIRED_ATTRS = (
     "group",
     "lattice",
@@ -67,8 +68,8 @@ def chain_dataset(
     """Assemble a chain file's dataset.
 
     ``per_traj`` maps variable names to arrays ``[chain, traj]`` (must include
-    ``plaq, charge, accept_prob, accepted, dH``); ``accepted`` is stored as
-    int8.  ``per_layer`` (L2HMC diagnostics) maps names to arrays ``[lf]``.
+    ``plaq, charge, accept_prob, accepted, dH``); ``accepted`` and ``divergent``
+    are stored as int8.  ``per_layer`` (L2HMC diagnostics) maps names to arrays ``[lf]``.
     ``attrs`` must hold the run settings listed in ``REQUIRED_ATTRS``;
     ``dlhmc_version`` is added.
     """
@@ -86,7 +87,7 @@ def chain_dataset(
             expected = f"[chain, traj] {shape}" if shape else "[chain, traj]"
             raise ValueError(f"variable {name!r}: expected {expected}, got {array.shape}")
         shape = array.shape
-        array = array.astype(np.int8) if name == "accepted" else array.astype(np.float64)
+        array = array.astype(np.int8) if name in FLAG_VARIABLES else array.astype(np.float64)
         data_vars[name] = (("chain", "traj"), array)
     for name, values in (per_layer or {}).items():
         array = np.asarray(values, dtype=np.float64)

@@ -36,6 +36,7 @@ from dlhmc import checkpoint as ckpt
 from dlhmc import distributed as dist
 from dlhmc.atomic import write_text
 from dlhmc.lattice import make_theory
+from dlhmc.samplers.base import metropolis
 from dlhmc.samplers.l2hmc import L2HMCDynamics, Proposal
 from dlhmc.theory import GaugeTheory
 from dlhmc.train_settings import RunOptions, TrainingError, TrainSettings, gamma_at, lr_factor
@@ -105,17 +106,6 @@ def loss_terms(
         "sumlogdet": proposal.sumlogdet.detach().mean(),
     }
     return loss, stats
-
-
-def metropolis(
-    x: torch.Tensor, proposal: Proposal, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accept each chain's proposal with probability ``A``; returns detached links and decisions."""
-    accept = proposal.accept_prob.detach()
-    u = torch.rand(accept.shape, generator=generator, device=accept.device, dtype=accept.dtype)
-    accepted = u < accept
-    mask = accepted.reshape(accepted.shape + (1,) * (x.dim() - 1))
-    return torch.where(mask, proposal.x.detach(), x), accepted
 
 
 # --- files -------------------------------------------------------------------------------------
@@ -351,7 +341,7 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
 
         with torch.no_grad():
-            x_new, _ = metropolis(self.x, proposal, self.generator)
+            x_new, _ = metropolis(proposal.accept_prob, proposal.x, self.x, self.generator)
             plaq = plaquette_from_action(theory_t, theory_t.action(x_new)).mean()
             bad_state = (~torch.isfinite(x_new).all()).to(plaq.dtype)
             local = torch.stack(

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -27,7 +26,8 @@ from dlhmc.commands.options import (
 )
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import PRECISIONS, THEORIES, make_theory, theory_class
-from dlhmc.samplers.hmc import hmc_step, init_state
+from dlhmc.samplers.base import run_chains
+from dlhmc.samplers.hmc import HMC
 from dlhmc.theory import GaugeTheory
 
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts 64-bit seeds
@@ -93,43 +93,6 @@ def validate(args: argparse.Namespace) -> tuple[GaugeTheory, torch.device]:
     return theory, device
 
 
-def sample_chains(
-    theory: GaugeTheory,
-    x: torch.Tensor,
-    nlf: int,
-    eps: float,
-    n_therm: int,
-    n_traj: int,
-    generator: torch.Generator,
-    progress: tqdm | None = None,
-) -> dict[str, np.ndarray]:
-    """Thermalize, then record observables and the HMC info of every trajectory.
-
-    Records stay on the device until the end (no host synchronisation per
-    trajectory).  Returns arrays ``[chain, traj]``.
-    """
-    state = init_state(theory, x)
-    records: dict[str, torch.Tensor] = {}
-    for step in range(n_therm + n_traj):
-        state, info = hmc_step(theory, state, nlf, eps, generator)
-        if step >= n_therm:
-            values = {
-                **theory.observables(state.x),
-                "accept_prob": info.accept_prob,
-                "accepted": info.accepted,
-                "dH": info.dH,
-            }
-            for name, value in values.items():
-                if name not in records:
-                    records[name] = value.new_empty((n_traj, *value.shape), dtype=torch.float64)
-                records[name][step - n_therm] = value
-        if progress is not None and not progress.disable:
-            progress.update()
-            if step % 50 == 0:
-                progress.set_postfix(accept=f"{info.accept_prob.mean().item():.3f}", refresh=False)
-    return {name: value.T.cpu().numpy() for name, value in records.items()}
-
-
 def run(args: argparse.Namespace) -> int:
     theory, device = validate(args)
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -147,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
             x = theory.hot_start(args.chains, generator)
         else:
             x = theory.cold_start(args.chains)
-        per_traj = sample_chains(
-            theory, x, args.nlf, args.eps, args.therm, args.trajectories, generator, bar
-        )
+        kernel = HMC(theory, args.nlf, args.eps)
+        per_traj = run_chains(
+            kernel, x, args.therm, args.trajectories, generator, progress=bar
+        ).per_traj
         wall_seconds = time.perf_counter() - start
     attrs = {
         "group": args.group,

@@ -22,6 +22,7 @@ from dlhmc.commands.options import (
     resolve_device,
 )
 from dlhmc.nets import ACTIVATIONS
+from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 from dlhmc.toy import mixing
 from dlhmc.toy.gmm import GaussianMixture
@@ -77,9 +78,9 @@ def run(args) -> int:
                            args.reciprocal_scale)
 
     hmc_nlf = args.hmc_nlf or args.nlf
-    panels = [("L2HMC", mixing.sample_l2hmc(dyn, args.chains, args.trajectories, gen))]
+    panels = [("L2HMC", mixing.sample(dyn, args.chains, args.trajectories, gen))]
     for eps in args.hmc_eps:
-        samples = mixing.sample_hmc(theory, eps, hmc_nlf, args.chains, args.trajectories, gen)
+        samples = mixing.sample(HMC(theory, hmc_nlf, eps), args.chains, args.trajectories, gen)
         panels.append((f"HMC eps={eps:g}", samples))
 
     summary = {

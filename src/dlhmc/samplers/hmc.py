@@ -1,91 +1,59 @@
-"""Hybrid Monte Carlo: leapfrog integration plus a Metropolis-Hastings test per chain.
+"""Hybrid Monte Carlo: a symplectic integrator plus a Metropolis-Hastings test per chain.
 
-Written once for every gauge group against :class:`dlhmc.theory.GaugeTheory`.
-The state carries the action and force of its links so that a trajectory costs
-``N_LF`` force evaluations, not ``N_LF + 1``: the force at the end of one
-trajectory is the force at the start of the next whenever the proposal is
-accepted, and the force of the old links is kept when it is rejected.
+Written once for every gauge group against :class:`dlhmc.theory.Theory`.  The
+state carries the action and force of its links, so a trajectory costs
+``integrator.force_evaluations(nlf)`` force evaluations (``N_LF`` for the leapfrog),
+not one more.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 
-from dlhmc.theory import GaugeTheory
+from dlhmc.samplers.base import Info, State, acceptance, metropolis
+from dlhmc.samplers.integrators import INTEGRATORS, integrate
+from dlhmc.theory import Theory
 
 
-@dataclass(frozen=True)
-class HMCState:
-    """Links of a batch of chains with their action ``[B]`` and force (momentum shaped)."""
+class HMC:
+    """HMC kernel: ``nlf`` steps of size ``eps`` of the named integrator per trajectory."""
 
-    x: torch.Tensor
-    action: torch.Tensor
-    force: torch.Tensor
+    def __init__(self, theory: Theory, nlf: int, eps: float, integrator: str = "leapfrog"):
+        if nlf < 1:
+            raise ValueError(f"nlf: need at least one integrator step, got {nlf}")
+        if not (eps > 0 and math.isfinite(eps)):
+            raise ValueError(f"eps: expected a positive step size, got {eps}")
+        if integrator not in INTEGRATORS:
+            raise ValueError(f"integrator: expected one of {', '.join(INTEGRATORS)}, "
+                             f"got {integrator!r}")
+        self.theory = theory
+        self.nlf = nlf
+        self.eps = eps
+        self.integrator = INTEGRATORS[integrator]
 
+    @property
+    def force_evaluations(self) -> int:
+        """Force evaluations per trajectory: the cost unit when comparing integrators."""
+        return self.integrator.force_evaluations(self.nlf)
 
-@dataclass(frozen=True)
-class HMCInfo:
-    """What one trajectory did, per chain: ``exp(-dH)`` capped at 1, the decision and ``dH``."""
+    def init(self, x: torch.Tensor) -> State:
+        return State(x=x, action=self.theory.action(x), force=self.theory.force(x))
 
-    accept_prob: torch.Tensor
-    accepted: torch.Tensor
-    dH: torch.Tensor
+    def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]:
+        """One trajectory for every chain of the batch; each chain accepts on its own.
 
-
-def init_state(theory: GaugeTheory, x: torch.Tensor) -> HMCState:
-    return HMCState(x=x, action=theory.action(x), force=theory.force(x))
-
-
-def leapfrog(
-    theory: GaugeTheory,
-    x: torch.Tensor,
-    p: torch.Tensor,
-    force: torch.Tensor,
-    nlf: int,
-    eps: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``nlf`` kick-drift-kick steps, merging the adjacent half kicks.
-
-    Symmetric and symplectic, hence exactly reversible under ``p -> -p`` and
-    volume preserving, which is what makes the Metropolis test with
-    ``exp(-dH)`` alone exact.  Returns the final links, momenta and force.
-    """
-    p = p - 0.5 * eps * force
-    for step in range(nlf):
-        x = theory.evolve_links(x, p, eps)
-        force = theory.force(x)
-        kick = eps if step < nlf - 1 else 0.5 * eps
-        p = p - kick * force
-    return x, p, force
-
-
-def _select(accepted: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    mask = accepted.reshape(accepted.shape + (1,) * (new.dim() - 1))
-    return torch.where(mask, new, old)
-
-
-def hmc_step(
-    theory: GaugeTheory,
-    state: HMCState,
-    nlf: int,
-    eps: float,
-    generator: torch.Generator,
-) -> tuple[HMCState, HMCInfo]:
-    """One HMC trajectory for every chain of the batch; each chain accepts on its own."""
-    batch = state.x.shape[0]
-    p0 = theory.sample_momentum(batch, generator)
-    h0 = state.action + theory.kinetic_energy(p0)
-    x1, p1, f1 = leapfrog(theory, state.x, p0, state.force, nlf, eps)
-    s1 = theory.action(x1)
-    dH = s1 + theory.kinetic_energy(p1) - h0
-    accept_prob = torch.exp(torch.clamp(-dH, max=0.0)).nan_to_num(0.0)
-    u = torch.rand(batch, generator=generator, device=dH.device, dtype=dH.dtype)
-    accepted = u < accept_prob
-    new_state = HMCState(
-        x=_select(accepted, x1, state.x),
-        action=torch.where(accepted, s1, state.action),
-        force=_select(accepted, f1, state.force),
-    )
-    return new_state, HMCInfo(accept_prob=accept_prob, accepted=accepted, dH=dH)
+        Draws the momenta, then one uniform per chain (this order fixes the chains of a seed).
+        """
+        theory = self.theory
+        p0 = theory.sample_momentum(state.x.shape[0], generator)
+        h0 = state.action + theory.kinetic_energy(p0)
+        x1, p1, f1 = integrate(theory, state.x, p0, state.force, self.nlf, self.eps,
+                               self.integrator)
+        s1 = theory.action(x1)
+        dH = s1 + theory.kinetic_energy(p1) - h0
+        accept_prob, divergent = acceptance(-dH)
+        new_state, accepted = metropolis(accept_prob, State(x1, s1, f1), state, generator)
+        return new_state, Info(accept_prob=accept_prob, accepted=accepted, dH=dH,
+                               divergent=divergent)

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from dlhmc.nets import ACTIVATIONS
-from dlhmc.theory import GaugeTheory
+from dlhmc.samplers.base import Info, State, acceptance, metropolis
+from dlhmc.theory import Theory
 
 MASKS = ("checkerboard", "random")
 
@@ -90,27 +91,21 @@ class L2HMCConfig:
 class Proposal:
     """One trajectory per chain, before the accept/reject decision.
 
+    ``action`` is the action of the proposed links; ``divergent`` flags chains whose
+    log-acceptance ``sumlogdet - dH`` is not finite (their ``accept_prob`` is 0).
     ``layers`` (when requested) holds ``[N_LF + 1, B]`` tensors, index 0 being the
     input: ``plaq``, ``energy`` (``H - cumulative sum log|J|``) and ``charge_real``
     along the trajectory (the paper's figure 5).
     """
 
     x: torch.Tensor
+    action: torch.Tensor
     sumlogdet: torch.Tensor
     dH: torch.Tensor
     accept_prob: torch.Tensor
+    divergent: torch.Tensor
     direction: torch.Tensor
     layers: dict[str, torch.Tensor] | None = None
-
-
-@dataclass(frozen=True)
-class L2HMCInfo:
-    """What one transition did, per chain."""
-
-    accept_prob: torch.Tensor
-    accepted: torch.Tensor
-    dH: torch.Tensor
-    sumlogdet: torch.Tensor
 
 
 def build_masks(n_units: int, parity: torch.Tensor, config: L2HMCConfig) -> torch.Tensor:
@@ -144,7 +139,7 @@ class L2HMCDynamics(nn.Module):
     ``theory.with_beta(b)`` to move along an annealing schedule or a beta ladder.
     """
 
-    def __init__(self, theory: GaugeTheory, config: L2HMCConfig):
+    def __init__(self, theory: Theory, config: L2HMCConfig):
         super().__init__()
         self.theory = theory
         self.config = config
@@ -245,15 +240,16 @@ class L2HMCDynamics(nn.Module):
     # -- proposals and transitions -----------------------------------------------------
 
     def propose(self, x: torch.Tensor, generator: torch.Generator,
-                record_layers: bool = False) -> Proposal:
+                record_layers: bool = False, action: torch.Tensor | None = None) -> Proposal:
         """Draw ``v`` and ``d`` per chain and run the trajectory; differentiable in the
         network parameters and step sizes (this is what training back-propagates through).
+        ``action`` is the action of ``x`` when the caller has it cached.
         """
         theory = self.theory
         batch = x.shape[0]
         v = theory.sample_momentum(batch, generator)
         direction = torch.randint(0, 2, (batch,), generator=generator, device=x.device) * 2 - 1
-        h0 = theory.action(x) + theory.kinetic_energy(v)
+        h0 = (theory.action(x) if action is None else action) + theory.kinetic_energy(v)
         outs = []
         for sign in (1, -1):
             index = (direction == sign).nonzero().squeeze(1)
@@ -267,20 +263,28 @@ class L2HMCDynamics(nn.Module):
         if record_layers:
             keys = outs[0][1][3]
             layers = {key: _merge([(i, o[3][key]) for i, o in outs], dim=1) for key in keys}
-        dH = theory.action(x1) + theory.kinetic_energy(v1) - h0
-        accept_prob = torch.exp(torch.clamp(sumlogdet - dH, max=0.0)).nan_to_num(0.0)
-        return Proposal(x=x1, sumlogdet=sumlogdet, dH=dH, accept_prob=accept_prob,
-                        direction=direction, layers=layers)
+        s1 = theory.action(x1)
+        dH = s1 + theory.kinetic_energy(v1) - h0
+        accept_prob, divergent = acceptance(sumlogdet - dH)
+        return Proposal(x=x1, action=s1, sumlogdet=sumlogdet, dH=dH, accept_prob=accept_prob,
+                        divergent=divergent, direction=direction, layers=layers)
 
     @torch.no_grad()
-    def transition(self, x: torch.Tensor, generator: torch.Generator):
-        """One L2HMC step per chain: propose, then accept each chain with its own probability."""
-        prop = self.propose(x, generator)
-        u = torch.rand(x.shape[0], generator=generator, device=x.device,
-                       dtype=prop.accept_prob.dtype)
-        accepted = u < prop.accept_prob
-        mask = accepted.view((-1,) + (1,) * (x.dim() - 1))
-        x_new = torch.where(mask, prop.x, x)
-        info = L2HMCInfo(accept_prob=prop.accept_prob, accepted=accepted, dH=prop.dH,
-                         sumlogdet=prop.sumlogdet)
-        return x_new, info
+    def init(self, x: torch.Tensor) -> State:
+        return State(x=x, action=self.theory.action(x))
+
+    @torch.no_grad()
+    def step(self, state: State, generator: torch.Generator,
+             record_layers: bool = False) -> tuple[State, Info]:
+        """One L2HMC trajectory per chain, accepted per chain (``Info.extras``: ``sumlogdet``).
+
+        Draws the momenta, the directions, then one uniform per chain.  ``record_layers``
+        adds the per-layer records of the proposal to ``Info.layers``.
+        """
+        prop = self.propose(state.x, generator, record_layers, action=state.action)
+        proposed = State(x=prop.x, action=prop.action)
+        new_state, accepted = metropolis(prop.accept_prob, proposed, state, generator)
+        info = Info(accept_prob=prop.accept_prob, accepted=accepted, dH=prop.dH,
+                    divergent=prop.divergent, extras={"sumlogdet": prop.sumlogdet},
+                    layers=prop.layers)
+        return new_state, info

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dlhmc.samplers.hmc import hmc_step, init_state
+from dlhmc.samplers.base import Kernel, metropolis
 from dlhmc.samplers.l2hmc import L2HMCDynamics
 from dlhmc.toy.gmm import GaussianMixture
 
@@ -61,9 +61,7 @@ def train(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        with torch.no_grad():
-            u = torch.rand(batch, generator=generator, dtype=x.dtype, device=x.device)
-            x = torch.where((u < prop.accept_prob)[:, None], prop.x, x).detach()
+        x, _ = metropolis(prop.accept_prob, prop.x, x, generator)
         history.append({"step": step, "beta": dyn.theory.beta, "loss": loss.item(),
                         "accept": prop.accept_prob.mean().item()})
     dyn.theory = target
@@ -78,24 +76,15 @@ class Samples:
     accept_rate: float
 
 
-def sample_l2hmc(dyn: L2HMCDynamics, chains: int, trajectories: int, generator) -> Samples:
-    x = dyn.theory.cold_start(chains)
+def sample(kernel: Kernel, chains: int, trajectories: int, generator) -> Samples:
+    """``trajectories`` transitions of ``chains`` chains, all started in the first mode."""
+    state = kernel.init(kernel.theory.cold_start(chains))
     xs, acc = [], []
-    for _ in range(trajectories):
-        x, info = dyn.transition(x, generator)
-        xs.append(x)
-        acc.append(info.accept_prob.mean())
-    return Samples(torch.stack(xs), torch.stack(acc).mean().item())
-
-
-def sample_hmc(theory: GaussianMixture, eps: float, nlf: int, chains: int, trajectories: int,
-               generator) -> Samples:
-    state = init_state(theory, theory.cold_start(chains))
-    xs, acc = [], []
-    for _ in range(trajectories):
-        state, info = hmc_step(theory, state, nlf, eps, generator)
-        xs.append(state.x)
-        acc.append(info.accept_prob.mean())
+    with torch.no_grad():
+        for _ in range(trajectories):
+            state, info = kernel.step(state, generator)
+            xs.append(state.x)
+            acc.append(info.accept_prob.mean())
     return Samples(torch.stack(xs), torch.stack(acc).mean().item())
 
 
