@@ -26,8 +26,8 @@ from tqdm import tqdm
 from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
-from dlhmc.train import metropolis
-from dlhmc.train_settings import TrainSettings
+from dlhmc.settings import TrainSettings
+from dlhmc.training.loss import metropolis
 
 
 def load_sampler(
