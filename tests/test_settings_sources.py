@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import subprocess
+import sys
 from dataclasses import MISSING
 from pathlib import Path
 
@@ -176,3 +178,14 @@ def test_every_figure_has_one_caption_used_by_report_and_workflow():
         assert caption_path(name).is_file() and caption(name), name
         assert f'figure_caption("{name}")' in rules, name
     assert not list((REPO / "workflow" / "report").glob("fig*.rst"))
+
+
+def test_what_the_workflow_imports_is_torch_free():
+    """Snakemake imports these on every parse, dry runs included: no torch, no matplotlib."""
+    code = (
+        "import sys, dlhmc.groups, dlhmc.analysis.captions; "
+        "print(sorted({'torch', 'matplotlib', 'numpy'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
