@@ -9,11 +9,9 @@ from dataclasses import MISSING
 import torch
 
 from dlhmc.settings import (
-    NONNEGATIVE_FLOAT,
     NONNEGATIVE_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
-    UNIT_FRACTION,
     Range,
     option_fields,
 )
@@ -47,8 +45,6 @@ def arg_type(rng: Range):
 positive_int = arg_type(POSITIVE_INT)
 nonnegative_int = arg_type(NONNEGATIVE_INT)
 positive_float = arg_type(POSITIVE_FLOAT)
-nonnegative_float = arg_type(NONNEGATIVE_FLOAT)
-unit_fraction = arg_type(UNIT_FRACTION)
 
 
 def _shown(value) -> str:
@@ -77,8 +73,10 @@ def add_settings(parser: argparse.ArgumentParser, cls, *, with_defaults: bool = 
         else:
             if opt.choices is not None:
                 kwargs["choices"] = opt.choices
-            else:
-                kwargs["type"] = arg_type(opt.range) if opt.range is not None else opt.kind
+            elif opt.range is not None:
+                kwargs["type"] = arg_type(opt.range)
+            elif opt.kind is not str:  # text stays text, as argparse gives it
+                kwargs["type"] = opt.kind
             if opt.nargs is not None:
                 kwargs["nargs"] = opt.nargs
         if with_defaults:
