@@ -26,6 +26,9 @@ from dlhmc.training.schedules import ANNEAL_SCHEDULES, DECAYS
 
 # Initial links of HMC chains: uniform (hot) or unit (cold).
 STARTS = ("hot", "cold")
+# Largest seeds: torch generators take 64-bit seeds, and training rank r seeds with seed + r.
+MAX_SEED = 2**64 - 1
+MAX_TRAIN_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)

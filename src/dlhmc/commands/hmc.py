@@ -20,10 +20,8 @@ from dlhmc.commands.options import OneLineParser, UsageError, add_settings, reso
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.hmc import hmc_step, init_state
-from dlhmc.settings import HMCSettings
+from dlhmc.settings import MAX_SEED, HMCSettings
 from dlhmc.theory import GaugeTheory
-
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts 64-bit seeds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

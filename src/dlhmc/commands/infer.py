@@ -9,9 +9,7 @@ from dlhmc import checkpoint as ckpt
 from dlhmc.commands.options import UsageError, add_settings, resolve_device
 from dlhmc.inference import chain_attrs, load_sampler, sample
 from dlhmc.io import chain_dataset, write_chains
-from dlhmc.settings import InferSettings
-
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+from dlhmc.settings import MAX_SEED, InferSettings
 
 
 def register(subparsers) -> None:

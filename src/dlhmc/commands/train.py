@@ -18,11 +18,9 @@ from dlhmc import distributed
 from dlhmc.commands.options import UsageError, add_settings
 from dlhmc.groups import unsupported_options
 from dlhmc.lattice import theory_class
-from dlhmc.settings import RunOptions, TrainSettings, defaults, required
+from dlhmc.settings import MAX_TRAIN_SEED, RunOptions, TrainSettings, defaults, required
 from dlhmc.training.rundir import TrainingError
 from dlhmc.training.trainer import train
-
-MAX_SEED = 2**63 - 1  # rank r seeds its generator with seed + r (64-bit seeds)
 
 
 def register(subparsers) -> None:
@@ -106,8 +104,8 @@ def resolve(
         raise UsageError(f"--lattice: {err}") from None
     for name, message in unsupported_options(merged["group"], merged):
         raise UsageError(f"--{name.replace('_', '-')}: {message}")
-    if merged["seed"] > MAX_SEED:
-        raise UsageError(f"--seed: must be <= {MAX_SEED}, got {merged['seed']}")
+    if merged["seed"] > MAX_TRAIN_SEED:
+        raise UsageError(f"--seed: must be <= {MAX_TRAIN_SEED}, got {merged['seed']}")
     out = Path(merged["out"])
     if merged["init"] is not None:
         init = Path(merged["init"]).resolve()
