@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from train_helpers import TINY, assert_identical, cli_env, load, without_timing
 
-from dlhmc import train as train_mod
 from dlhmc.checkpoint import checkpoint_path
 from dlhmc.cli import main
+from dlhmc.training import trainer as trainer_mod
 
 # Annealing, warm-up, decay and the plaquette term all depend on the step counter: resuming
 # must restore it together with the optimizer, scheduler, chains and generators.
@@ -68,19 +68,19 @@ def test_interrupted_in_process_resume_truncates_metrics(tmp_path, monkeypatch):
     steps, every, crash_at = 9, 4, 7
     run, reference = tmp_path / "run", tmp_path / "reference"
     args = ["train", *TINY, *SCHEDULED, "--steps", str(steps), "--checkpoint-every", str(every)]
-    real_step = train_mod.Trainer.train_step
+    real_step = trainer_mod.Trainer.train_step
 
     def crashing_step(self):
         if self.step + 1 == crash_at:
             raise KeyboardInterrupt
         return real_step(self)
 
-    monkeypatch.setattr(train_mod.Trainer, "train_step", crashing_step)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         main([*args, "--out", str(run)])
     assert load(run)["step"] == every
     assert _metrics(run)["step"].tolist() == list(range(1, crash_at))
-    monkeypatch.setattr(train_mod.Trainer, "train_step", real_step)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
     assert main([*args, "--out", str(run)]) == 0
     assert main([*args, "--out", str(reference)]) == 0
     assert_identical(without_timing(load(run)), without_timing(load(reference)))

@@ -12,13 +12,15 @@ import yaml
 from train_helpers import TINY, assert_identical, load, without_timing
 
 from dlhmc import checkpoint as ckpt
-from dlhmc import train as train_mod
 from dlhmc.checkpoint import all_finite
 from dlhmc.cli import main
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.l2hmc import Proposal
-from dlhmc.train import METRIC_COLUMNS
-from dlhmc.train_settings import TrainSettings, gamma_at, lr_factor
+from dlhmc.settings import TrainSettings
+from dlhmc.training import loss as loss_mod
+from dlhmc.training import trainer as trainer_mod
+from dlhmc.training.rundir import METRIC_COLUMNS, sha256
+from dlhmc.training.schedules import Schedule
 
 EXPECTED_COLUMNS = (
     "step", "loss", "accept", "dq2", "plaq", "eps_x_mean", "eps_v_mean", "sumlogdet",
@@ -30,6 +32,14 @@ def _settings(**kw) -> TrainSettings:
     base = dict(group="U1", lattice=(4, 4), beta=2.0, nlf=2, steps=100, batch=4, hidden=(8,),
                 lr=1e-3, seed=0)  # fmt: skip
     return TrainSettings(**{**base, **kw})
+
+
+def lr_factor(settings: TrainSettings, step: int) -> float:
+    return Schedule.of(settings).lr_factor(step)
+
+
+def gamma_at(settings: TrainSettings, step: int) -> float:
+    return Schedule.of(settings).gamma(step)
 
 
 def exit_code(argv: list[str]) -> int:
@@ -79,14 +89,14 @@ def test_loss_is_minus_accepted_charge_jump_and_plaquette_from_action():
     prop = Proposal(x=x1, action=theory.action(x1), sumlogdet=torch.zeros(5), dH=torch.zeros(5),
                     accept_prob=accept, divergent=torch.zeros(5, dtype=torch.bool),
                     direction=torch.ones(5))  # fmt: skip
-    loss, stats = train_mod.loss_terms(theory, x, prop, plaq_weight=0.0)
+    loss, stats = loss_mod.loss_terms(theory, x, prop, plaq_weight=0.0)
     dq = theory.charge_real(x1) - theory.charge_real(x)
     assert loss.item() == pytest.approx(-(accept * dq**2).mean().item(), rel=1e-12)
     assert stats["dq2"].item() == pytest.approx(-loss.item(), rel=1e-12)
     # The action-based plaquette agrees with the plaquette measured directly.
-    plaq = train_mod.plaquette_from_action(theory, theory.action(x))
+    plaq = loss_mod.plaquette_from_action(theory, theory.action(x))
     torch.testing.assert_close(plaq, theory.observables(x)["plaq"])
-    loss_p, _ = train_mod.loss_terms(theory, x, prop, plaq_weight=2.0)
+    loss_p, _ = loss_mod.loss_terms(theory, x, prop, plaq_weight=2.0)
     dp = theory.observables(x1)["plaq"] - theory.observables(x)["plaq"]
     expected = loss.item() - 2.0 * (accept * 24 * dp**2).mean().item()
     assert loss_p.item() == pytest.approx(expected, rel=1e-10)
@@ -146,7 +156,7 @@ def test_training_increases_the_expected_charge_jump(tmp_path):
 
 def _poisoned(kind: str, at_call: int, calls: list[int]):
     """``loss_terms`` whose ``at_call``-th call gives a NaN loss or a finite loss with NaN grads."""
-    real = train_mod.loss_terms
+    real = loss_mod.loss_terms
 
     def loss_terms(theory, x, proposal, plaq_weight):
         loss, stats = real(theory, x, proposal, plaq_weight)
@@ -164,7 +174,7 @@ def _poisoned(kind: str, at_call: int, calls: list[int]):
 @pytest.mark.parametrize("kind", ["loss", "gradient"])
 def test_nonfinite_update_is_skipped_and_never_checkpointed(tmp_path, monkeypatch, capsys, kind):
     calls: list[int] = []
-    monkeypatch.setattr(train_mod, "loss_terms", _poisoned(kind, 4, calls))
+    monkeypatch.setattr(trainer_mod, "loss_terms", _poisoned(kind, 4, calls))
     saved: list[dict] = []
     real_save = ckpt.save
 
@@ -186,7 +196,7 @@ def test_nonfinite_update_is_skipped_and_never_checkpointed(tmp_path, monkeypatc
     assert len(set(params)) == 5
     # The checkpoint written right after the skipped step holds the model of step 3.
     assert [state["step"] for state in saved] == [4, 6]
-    assert train_mod._sha256(saved[0]["model"].values()) == params[2]
+    assert sha256(saved[0]["model"].values()) == params[2]
     for state in saved:
         assert all_finite(state["model"]) and all_finite(state["optimizer"])
         assert all_finite(state["chains"])

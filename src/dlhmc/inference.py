@@ -27,7 +27,7 @@ from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.base import run_chains
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
-from dlhmc.train_settings import TrainSettings
+from dlhmc.settings import TrainSettings
 
 
 def load_sampler(

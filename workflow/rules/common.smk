@@ -12,20 +12,12 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# Number of lattice dimensions of each gauge group (2D U(1), 4D SU(3)).
-GROUP_DIMS = {"U1": 2, "SU3": 4}
+# Torch-free modules of the package: per-group facts, figure names and captions.
+from dlhmc.analysis.captions import REPORT_FIGURES, caption_path
+from dlhmc.groups import GROUPS, unsupported_options
 
 # Files `dlhmc train` writes into its run directory; the train rule declares these as its output.
 MODEL_FILES = ("checkpoint.pt", "metrics.csv", "config.yaml")
-
-# Figures `dlhmc report` writes (each as .png and .pdf) and the report's other files.
-REPORT_FIGURES = (
-    "fig1_cost_vs_beta",
-    "fig2_charge_history",
-    "fig3_layer_diagnostics",
-    "fig4_plaquette",
-    "fig5_training",
-)
 
 
 def config_key(path):
@@ -79,7 +71,7 @@ def check_experiment(name, exp):
     """Checks the schema cannot express; returns one message per problem, naming the key."""
     key = f"experiments.{name}"
     problems = []
-    dims = GROUP_DIMS[exp["group"]]
+    dims = GROUPS[exp["group"]].dims
     for i, shape in enumerate(exp["lattices"]):
         if len(shape) != dims:
             problems.append(
@@ -102,12 +94,8 @@ def check_experiment(name, exp):
             f"{key}.train.anneal_steps: must be smaller than train.steps ({train['steps']}), "
             f"got {train['anneal_steps']}"
         )
-    if "conv_channels" in train and exp["group"] != "U1":
-        problems.append(
-            f"{key}.train.conv_channels: the convolutional front end is U1 only"
-        )
-    if train.get("winding", 0) and exp["group"] != "U1":
-        problems.append(f"{key}.train.winding: the topological translation is U1 only")
+    for option, message in unsupported_options(exp["group"], train):
+        problems.append(f"{key}.train.{option}: {message}")
     betas = exp["betas"]
     if any(b <= a for a, b in zip(betas, betas[1:])):
         problems.append(f"{key}.betas: must be strictly increasing, got {betas}")
@@ -243,6 +231,11 @@ def report_runs(wildcards):
 
 def run_dirs(wildcards, input):
     return " ".join(os.path.dirname(path) for path in input.runs)
+
+
+def figure_caption(name):
+    """Caption file of a report figure: the text the HTML report shows under the same figure."""
+    return str(caption_path(name))
 
 
 def report_files(name):

@@ -24,14 +24,6 @@ from dlhmc.analysis.exact import exact_curve
 from dlhmc.analysis.runs import TrainingRun
 from dlhmc.atomic import atomic_path
 
-FIGURE_NAMES = (
-    "fig1_cost_vs_beta",
-    "fig2_charge_history",
-    "fig3_layer_diagnostics",
-    "fig4_plaquette",
-    "fig5_training",
-)
-
 TRAINED_COLOR = "C0"
 BEST_HMC_COLOR = "C3"
 HMC_COLOR = "0.45"

@@ -22,24 +22,13 @@ import yaml
 from dlhmc import __version__
 from dlhmc.analysis import figures
 from dlhmc.analysis.autocorr import DEFAULT_S, MIN_CHAIN_TAUS
+from dlhmc.analysis.captions import REPORT_FIGURES, caption
 from dlhmc.analysis.chains import ChainSet
 from dlhmc.analysis.checks import PULL_LIMIT, plaquette_checks
 from dlhmc.analysis.comparison import comparison_table
 from dlhmc.analysis.runs import TrainingRun
 from dlhmc.atomic import atomic_path, write_text
 from dlhmc.io import REQUIRED_ATTRS
-
-CAPTIONS = {
-    "fig1_cost_vs_beta": "Cost of an independent sample of the topological charge, N_LF tau_int, "
-    "against beta: trained sampler, every HMC grid point (grey) and the best HMC (dashed).",
-    "fig2_charge_history": "Topological charge along a few chains at the largest beta with chain "
-    "files of both samplers: trained sampler (top) and best HMC (bottom).",
-    "fig3_layer_diagnostics": "Per-layer diagnostics of the trained sampler along a trajectory "
-    "(averaged over chains): plaquette deviation, H - sum log|J| and Q_R against layer.",
-    "fig4_plaquette": "Average plaquette against beta with the exact value (U(1): finite-volume "
-    "Bessel sum; SU(3): strong-coupling series for beta <= 1) and the pull of every point.",
-    "fig5_training": "Training curves (light: every step; solid: running mean), one line per beta.",
-}
 
 CSS = """
 body { font-family: Helvetica, Arial, sans-serif; max-width: 1100px; margin: 1em auto;
@@ -300,7 +289,7 @@ def _figure_html(name: str, png: Path) -> str:
     return (
         f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,{data}">'
         f"<figcaption><b>{name}</b> ({html.escape(png.stem)}.pdf beside this page). "
-        f"{html.escape(CAPTIONS[name])}</figcaption></figure>"
+        f"{html.escape(caption(name))}</figcaption></figure>"
     )
 
 
@@ -337,7 +326,7 @@ def build_report(
         "<h2>Exactness checks: average plaquette</h2>",
         checks_html(checks),
         "<h2>Figures</h2>",
-        *(_figure_html(name, pngs[name]) for name in figures.FIGURE_NAMES),
+        *(_figure_html(name, pngs[name]) for name in REPORT_FIGURES),
         "<h2>Integrated autocorrelation times</h2>",
         tau_html(table),
         "<h2>Settings</h2>",

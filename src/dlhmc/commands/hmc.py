@@ -11,26 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from dlhmc.commands.options import (
-    OneLineParser,
-    UsageError,
-    nonnegative_int,
-    positive_float,
-    positive_int,
-    resolve_device,
-)
+from dlhmc.commands.options import OneLineParser, UsageError, add_settings, resolve_device
 from dlhmc.io import chain_dataset, write_chains
-from dlhmc.lattice import PRECISIONS, THEORIES, make_theory, theory_class
+from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.base import run_chains
 from dlhmc.samplers.hmc import HMC
+from dlhmc.settings import MAX_SEED, HMCSettings
 from dlhmc.theory import GaugeTheory
-
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts 64-bit seeds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,38 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run HMC chains and write a chain file",
         description="Run batched HMC chains (one per --chains) and write a NetCDF chain file.",
     )
-    parser.add_argument("--group", choices=tuple(THEORIES), default="U1", help="gauge group")
-    parser.add_argument(
-        "--lattice",
-        type=positive_int,
-        nargs="+",
-        required=True,
-        metavar="N",
-        help="lattice extents: Nt Nx for U1, Nt Nx Ny Nz for SU3",
-    )
-    parser.add_argument("--beta", type=positive_float, required=True, help="gauge coupling")
-    parser.add_argument(
-        "--nlf", type=positive_int, default=10, help="leapfrog steps per trajectory"
-    )
-    parser.add_argument("--eps", type=positive_float, default=0.1, help="leapfrog step size")
-    parser.add_argument(
-        "--chains", type=positive_int, default=64, help="independent chains (batch)"
-    )
-    parser.add_argument(
-        "--trajectories",
-        type=positive_int,
-        default=2000,
-        help="recorded trajectories per chain, after thermalization",
-    )
-    parser.add_argument(
-        "--therm", type=nonnegative_int, default=200, help="unrecorded thermalization trajectories"
-    )
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the one generator")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
-    parser.add_argument("--precision", choices=PRECISIONS, default="double")
-    parser.add_argument("--start", choices=("hot", "cold"), default="hot", help="initial links")
-    parser.add_argument("--out", type=Path, required=True, help="chain file to write (.nc)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_settings(parser, HMCSettings)
     parser.set_defaults(func=run)
 
 

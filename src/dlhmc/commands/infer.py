@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from dlhmc import checkpoint as ckpt
-from dlhmc.commands.options import (
-    UsageError,
-    nonnegative_int,
-    positive_float,
-    positive_int,
-    resolve_device,
-)
+from dlhmc.commands.options import UsageError, add_settings, resolve_device
 from dlhmc.inference import chain_attrs, load_sampler, sample
 from dlhmc.io import chain_dataset, write_chains
-
-DEFAULT_LAYER_SAMPLES = 10
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+from dlhmc.settings import MAX_SEED, InferSettings
 
 
 def register(subparsers) -> None:
@@ -27,22 +18,7 @@ def register(subparsers) -> None:
         help="sample with a trained L2HMC model (full MH at gamma = 1) into a chain file",
         description=__doc__,
     )
-    p.add_argument("--checkpoint", type=Path, required=True, metavar="RUN_DIR", help="training run")
-    p.add_argument("--chains", type=positive_int, default=128, help="independent chains (128)")
-    p.add_argument("--trajectories", type=positive_int, default=300, help="measured trajectories")
-    p.add_argument("--therm", type=nonnegative_int, default=50, help="discarded trajectories (50)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="sampling seed")
-    p.add_argument("--out", type=Path, required=True, metavar="CHAINS.nc", help="chain file")
-    p.add_argument("--beta", type=positive_float, help="coupling (default: the checkpoint's)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    p.add_argument(
-        "--layer-samples",
-        type=positive_int,
-        default=DEFAULT_LAYER_SAMPLES,
-        metavar="K",
-        help=f"trajectories whose layers feed the lf diagnostics ({DEFAULT_LAYER_SAMPLES})",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_settings(p, InferSettings)
     p.set_defaults(func=run)
 
 

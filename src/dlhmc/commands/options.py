@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import MISSING
 
 import torch
 
 from dlhmc import devices
+from dlhmc.settings import (
+    NONNEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    Range,
+    option_fields,
+)
 
 
 class UsageError(Exception):
@@ -22,34 +30,62 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def arg_type(rng: Range):
+    """An argparse ``type`` that parses with ``rng`` and reports its message on one line."""
+
+    def convert(text: str):
+        try:
+            return rng.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = rng.name
+    return convert
 
 
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+positive_int = arg_type(POSITIVE_INT)
+nonnegative_int = arg_type(NONNEGATIVE_INT)
+positive_float = arg_type(POSITIVE_FLOAT)
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def add_settings(parser: argparse.ArgumentParser, cls, *, with_defaults: bool = True) -> None:
+    """One ``--name`` option per field of the settings class ``cls`` (``dlhmc.settings``).
+
+    ``with_defaults=False`` leaves defaults and required options to the caller (``dlhmc train``
+    merges --config files before applying them).
+    """
+    for f in option_fields(cls):
+        opt = f.metadata["option"]
+        has_default = f.default is not MISSING
+        help_text = opt.help
+        if has_default and not (f.default is None or f.default is False or f.default == ()):
+            help_text += f" (default {_shown(f.default)})"
+        kwargs: dict = {"help": help_text}
+        if opt.metavar is not None:
+            kwargs["metavar"] = opt.metavar
+        if has_default and f.default is False:
+            kwargs["action"] = "store_true"
+        else:
+            if opt.choices is not None:
+                kwargs["choices"] = opt.choices
+            elif opt.range is not None:
+                kwargs["type"] = arg_type(opt.range)
+            elif opt.kind is not str:  # text stays text, as argparse gives it
+                kwargs["type"] = opt.kind
+            if opt.nargs is not None:
+                kwargs["nargs"] = opt.nargs
+        if with_defaults:
+            if has_default:
+                kwargs["default"] = f.default
+            else:
+                kwargs["required"] = True
+        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
 def resolve_device(name: str) -> torch.device:

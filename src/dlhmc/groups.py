@@ -1,0 +1,51 @@
+"""What the workflow and the command line need to know about each gauge group, without torch.
+
+Snakemake parses ``workflow/rules/common.smk`` on every call (also for a dry run), so the facts it
+checks a config against live here, free of torch: the number of lattice dimensions of each group
+(2D U(1), 4D SU(3)) and the training options that only some groups have.  The theories themselves
+(``dlhmc.lattice``) hold the physics; ``tests/test_settings_sources.py`` checks that both agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GroupFacts:
+    """One gauge group as the workflow sees it."""
+
+    dims: int
+    extents: str  # the names of the lattice extents, for messages and help texts
+    options: frozenset[str]  # group-specific training options this group supports
+
+
+# Training options that exist for some groups only, with what they build (for error messages).
+# The convolutional front end and the instanton translation are written for U(1) links (angles).
+GROUP_OPTIONS = {
+    "conv_channels": "the convolutional front end",
+    "winding": "a topological translation",
+}
+
+GROUPS = {
+    "U1": GroupFacts(dims=2, extents="Nt Nx", options=frozenset({"conv_channels", "winding"})),
+    "SU3": GroupFacts(dims=4, extents="Nt Nx Ny Nz", options=frozenset()),
+}
+
+
+def groups_with(option: str) -> tuple[str, ...]:
+    """The groups that support a group-specific option."""
+    return tuple(name for name, facts in GROUPS.items() if option in facts.options)
+
+
+def unsupported_options(group: str, values: Mapping) -> list[tuple[str, str]]:
+    """``(option, message)`` for every group-specific option set (non-empty) that ``group`` lacks.
+
+    The message reads ``<what it builds> exists for <groups> only``.
+    """
+    found = []
+    for option, what in GROUP_OPTIONS.items():
+        if values.get(option) and option not in GROUPS[group].options:
+            found.append((option, f"{what} exists for {', '.join(groups_with(option))} only"))
+    return found

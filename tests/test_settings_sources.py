@@ -1,0 +1,191 @@
+"""Defaults, ranges and choices are stated in three places that users read: the settings classes
+(src/dlhmc/settings.py), the command lines generated from them and the workflow's config schema.
+These tests fail as soon as two of them disagree on a key they share."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+from dataclasses import MISSING
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_helpers import REPO
+
+from dlhmc.analysis.captions import REPORT_FIGURES, caption, caption_path
+from dlhmc.groups import GROUP_OPTIONS, GROUPS
+from dlhmc.lattice import PRECISIONS, THEORIES, theory_class
+from dlhmc.settings import (
+    HMCSettings,
+    InferSettings,
+    RunOptions,
+    TrainSettings,
+    defaults,
+    option_fields,
+)
+
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+# Schema section -> the settings classes of the command the workflow passes that section to.
+SECTIONS = {
+    "train": (TrainSettings, RunOptions),
+    "infer": (InferSettings,),
+    "hmc": (HMCSettings,),
+}
+RANGE_WORDS = ("type", "minimum", "exclusiveMinimum", "maximum")
+
+
+def _plain(value):
+    """Tuples as lists and Paths as text, as YAML states them."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def _shared_keys():
+    """(section, key, schema property, settings field) for every key both sides have."""
+    for section, classes in SECTIONS.items():
+        properties = SCHEMA["$defs"][section]["properties"]
+        for cls in classes:
+            for f in option_fields(cls):
+                if f.name in properties:
+                    yield pytest.param(section, f, properties[f.name], id=f"{section}.{f.name}")
+
+
+SHARED = list(_shared_keys())
+
+
+def test_the_sections_share_keys():
+    """Guards the comparison below against comparing nothing (a renamed section, say)."""
+    names = {p.id for p in SHARED}
+    assert {"train.nlf", "train.checkpoint_every", "train.mask", "infer.chains"} <= names
+    assert {"hmc.nlf", "hmc.chains", "infer.layer_samples", "train.activation"} <= names
+
+
+@pytest.mark.parametrize(("section", "field", "prop"), SHARED)
+def test_schema_states_the_settings_default(section, field, prop):
+    if "default" not in prop:
+        return  # absent keys take the command's default: nothing is stated twice
+    assert field.default is not MISSING, f"{section}.{field.name}: the command has no default"
+    assert prop["default"] == _plain(field.default), f"{section}.{field.name}"
+
+
+@pytest.mark.parametrize(("section", "field", "prop"), SHARED)
+def test_schema_states_the_settings_choices_and_range(section, field, prop):
+    option = field.metadata["option"]
+    where = f"{section}.{field.name}"
+    if option.choices is not None:
+        assert "enum" in prop, f"{where}: the command has choices {option.choices}"
+        assert set(prop["enum"]) == set(option.choices), where
+        return
+    assert "enum" not in prop, f"{where}: the command takes any value"
+    # A list on either side (hidden widths, the HMC grid of nlf values): compare the items.
+    if prop.get("type") == "array":
+        prop = prop["items"]
+    else:
+        assert option.nargs is None, f"{where}: the command takes several values"
+    stated = {word: prop[word] for word in RANGE_WORDS if word in prop}
+    if option.range is not None:
+        assert stated == option.range.schema(), where
+    elif option.kind is int:
+        assert stated == {"type": "integer"}, where
+    else:
+        assert stated.get("type", "string") == "string", where
+
+
+def test_schema_group_and_precision_choices_are_the_packages():
+    experiment = SCHEMA["$defs"]["experiment"]["properties"]
+    assert experiment["group"]["enum"] == list(GROUPS)
+    assert set(experiment["precision"]["enum"]) == set(PRECISIONS)
+
+
+# --- the command lines -------------------------------------------------------------------------
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    importlib.import_module(f"dlhmc.commands.{name}").register(sub)
+    return sub.choices[name]
+
+
+COMMANDS = {
+    "train": ((TrainSettings, RunOptions), ["--group", "U1", "--lattice", "4", "4", "--beta", "1",
+                                           "--out", "run"]),
+    "hmc": ((HMCSettings,), ["--lattice", "4", "4", "--beta", "1", "--out", "x.nc"]),
+    "infer": ((InferSettings,), ["--checkpoint", "run", "--out", "x.nc"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_setting_is_an_option_with_the_settings_choices(command):
+    classes, _ = COMMANDS[command]
+    actions = {a.dest: a for a in _subparser(command)._actions if a.option_strings}
+    for cls in classes:
+        for f in option_fields(cls):
+            action = actions[f.name]
+            assert action.option_strings == ["--" + f.name.replace("_", "-")]
+            option = f.metadata["option"]
+            assert action.choices == option.choices, f.name
+            if option.range is not None:
+                assert action.type.__name__ == option.range.name, f.name
+                assert action.type("1") == option.range.parse("1"), f.name
+
+
+@pytest.mark.parametrize("command", ["hmc", "infer"])
+def test_command_defaults_are_the_settings_defaults(command):
+    classes, required = COMMANDS[command]
+    args = vars(_subparser(command).parse_args(required))
+    for name, default in defaults(classes[0]).items():
+        assert args[name] == default, name
+
+
+def test_train_defaults_are_the_settings_defaults():
+    from dlhmc.commands.train import resolve
+
+    parser = _subparser("train")
+    settings, options = resolve(parser.parse_args(COMMANDS["train"][1]), parser)
+    assert settings == TrainSettings(group="U1", lattice=(4, 4), beta=1.0)
+    for name, default in defaults(RunOptions).items():
+        if name != "out":
+            assert getattr(options, name) == default, name
+    # The derived defaults: a tenth of the steps of warm-up, annealing over three quarters.
+    assert settings.warmup == min(1000, settings.steps // 10)
+    assert settings.anneal_steps == max(1, 3 * settings.steps // 4)
+
+
+# --- groups and figures ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_group_facts_agree_with_the_theories(group):
+    """groups.py is torch-free for Snakemake; the theory is the physics it must describe."""
+    assert set(GROUPS) == set(THEORIES)
+    dims = GROUPS[group].dims
+    theory_class(group).check_lattice((4,) * dims)
+    for wrong in (dims - 1, dims + 1):
+        with pytest.raises(ValueError):
+            theory_class(group).check_lattice((4,) * wrong)
+    assert len(GROUPS[group].extents.split()) == dims
+    assert GROUPS[group].options <= set(GROUP_OPTIONS)
+
+
+def test_every_figure_has_one_caption_used_by_report_and_workflow():
+    rules = (REPO / "workflow" / "rules" / "report.smk").read_text()
+    for name in REPORT_FIGURES:
+        assert caption_path(name).is_file() and caption(name), name
+        assert f'figure_caption("{name}")' in rules, name
+    assert not list((REPO / "workflow" / "report").glob("fig*.rst"))
+
+
+def test_what_the_workflow_imports_is_torch_free():
+    """Snakemake imports these on every parse, dry runs included: no torch, no matplotlib."""
+    code = (
+        "import sys, dlhmc.groups, dlhmc.analysis.captions; "
+        "print(sorted({'torch', 'matplotlib', 'numpy'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
