@@ -97,7 +97,6 @@ def test_group_helpers_and_l2hmc_kinds_do_not_import_the_lattice(package):
     assert offenders == []
 
 
-@pytest.mark.xfail(strict=False, reason="train.py is being split")
 def test_no_module_exceeds_400_lines():
     long = {
         str(path.relative_to(SRC)): n
