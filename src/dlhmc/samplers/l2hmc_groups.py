@@ -21,6 +21,7 @@ import torch
 
 from dlhmc.lattice.u1 import cos_sin
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
+from dlhmc.samplers.instanton import instanton_field
 
 TWO_PI = 2.0 * math.pi
 
@@ -172,16 +173,10 @@ class U1Kind(LinkKind):
         to a smooth configuration (all ``|x_P| < pi - f``) raises ``Q_Z`` by exactly 1 at
         an action cost ``beta (4 pi^2 / V) (Q_R + <cos x_P> / 2)`` to second order in
         ``f``, instead of the barrier ``~2 beta`` of moving one plaquette through ``pi``
-        continuously.  A constant translation has Jacobian 1.
+        continuously.  A constant translation has Jacobian 1.  The field is the one the
+        instanton hits of winding HMC add (:func:`dlhmc.samplers.instanton.instanton_field`).
         """
-        nt, nx = self.lattice
-        f = TWO_PI / (nt * nx)
-        t = torch.arange(nt, dtype=torch.float64).view(nt, 1)
-        s = torch.arange(nx, dtype=torch.float64).view(1, nx)
-        field = torch.zeros(2, nt, nx, dtype=torch.float64)
-        field[0] = -f * s.expand(nt, nx)
-        field[1, :, nx - 1] = f * nx * t.squeeze(1)
-        return _wrap(winding * field)
+        return _wrap(winding * instanton_field(self.lattice, 0))
 
     def update_x(self, theory, x, v, s, t, q, eps, index, inverse, translation=None):
         """``translation`` (the winding field of :meth:`winding_field`) adds a constant to
