@@ -261,10 +261,18 @@ def test_plain_hmc_tunnels_poorly_at_this_beta(lattice):
     assert 0 < tunnelling_rate(charges) < PLAIN_HMC_RATE
 
 
+LONG_RUNS = [
+    (lattice, 5.0, hits, size)
+    for lattice in [(8, 8), (8, 6)] for hits in (1, 10) for size in (0, 3)
+] + [
+    # A 2x2 patch (pi / 2 per plaquette) is accepted too rarely at beta 5 to matter.
+    (lattice, 3.0, hits, 2) for lattice in [(6, 6), (6, 4)] for hits in (1, 10)
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("lattice,beta", [((8, 8), 5.0), ((8, 6), 5.0), ((6, 6), 3.0)])
-@pytest.mark.parametrize("hits,size", [(1, 0), (10, 0), (1, 2), (10, 2), (1, 3), (10, 3)])
+@pytest.mark.parametrize("lattice,beta,hits,size", LONG_RUNS)
 def test_winding_hmc_reproduces_exact_sectors_long(lattice, beta, hits, size):
     charges, plaquettes, _ = sample(lattice, beta, hits, size, 256, 500, 2000, seed=100 + hits)
-    pulls = sector_pulls(lattice, beta, charges, plaquettes, max_charge=3)
+    pulls = sector_pulls(lattice, beta, charges, plaquettes)
     assert max(abs(p) for p in pulls.values()) < 4, pulls

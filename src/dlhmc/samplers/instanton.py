@@ -261,6 +261,7 @@ def winding_hmc_step(
 
     Both moves keep the Boltzmann distribution, so their composition does too.
     """
+    check_instanton_options(theory, hits, size)  # before the trajectory's work
     state, info = hmc_step(theory, state, nlf, eps, generator)
     x, action, n_accepted = instanton_hits(theory, state.x, state.action, hits, size, generator)
     state = refresh_force(theory, HMCState(x=x, action=action, force=state.force), n_accepted > 0)
