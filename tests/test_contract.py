@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from dlhmc.lattice.su3 import SU3Theory
-from dlhmc.lattice.u1 import U1Theory, lattice_instanton, plaquette_angles
+from dlhmc.lattice.u1 import U1Theory, plaquette_angles
+from dlhmc.lattice.u1_instanton import lattice_instanton
 from dlhmc.samplers.l2hmc_groups import EuclideanKind, LinkKind, SU3Kind, U1Kind
 from dlhmc.theory import GaugeTheory, Theory
 from dlhmc.toy.gmm import GaussianMixture

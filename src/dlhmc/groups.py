@@ -2,7 +2,7 @@
 
 Snakemake parses ``workflow/rules/common.smk`` on every call (also for a dry run), so the facts it
 checks a config against live here, free of torch: the number of lattice dimensions of each group
-(2D U(1), 4D SU(3)) and the training options that only some groups have.  The theories themselves
+(2D U(1), 4D SU(3)) and the options that only some groups have.  The theories themselves
 (``dlhmc.lattice``) hold the physics; ``tests/test_settings_sources.py`` checks that both agree.
 """
 
@@ -18,18 +18,22 @@ class GroupFacts:
 
     dims: int
     extents: str  # the names of the lattice extents, for messages and help texts
-    options: frozenset[str]  # group-specific training options this group supports
+    options: frozenset[str]  # group-specific options this group supports
 
 
-# Training options that exist for some groups only, with what they build (for error messages).
-# The convolutional front end and the instanton translation are written for U(1) links (angles).
+# Options that exist for some groups only, with what they build (for error messages).
+# The convolutional front end and the instanton fields are written for U(1) links (angles).
 GROUP_OPTIONS = {
     "conv_channels": "the convolutional front end",
     "winding": "a topological translation",
+    "instanton_hits": "the instanton move of winding HMC",
+    "instanton_size": "the instanton move of winding HMC",
 }
 
 GROUPS = {
-    "U1": GroupFacts(dims=2, extents="Nt Nx", options=frozenset({"conv_channels", "winding"})),
+    "U1": GroupFacts(
+        dims=2, extents="Nt Nx", options=frozenset(GROUP_OPTIONS)
+    ),
     "SU3": GroupFacts(dims=4, extents="Nt Nx Ny Nz", options=frozenset()),
 }
 

@@ -23,7 +23,8 @@ import math
 
 import torch
 
-from dlhmc.group.u1 import TWO_PI, wrap, wrap_
+from dlhmc.group.u1 import TWO_PI, wrap_
+from dlhmc.lattice.u1_instanton import lattice_instanton
 from dlhmc.theory import ExactValue
 
 DTYPES = {"double": torch.float64, "single": torch.float32}
@@ -107,34 +108,6 @@ def charge(x: torch.Tensor) -> torch.Tensor:
 def charge_real(x: torch.Tensor) -> torch.Tensor:
     """``Q_R = (1/2pi) sum_P sin x_P``: smooth in the links, hence usable in a training loss."""
     return _charge_real_from_angles(plaquette_angles(x))
-
-
-def lattice_instanton(
-    lattice: tuple[int, ...],
-    winding: int,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """``winding`` lattice instantons ``A`` on the ``Nt x Nx`` torus, links ``[2, Nt, Nx]``.
-
-    ``A_0(t, s) = -f s`` and ``A_1(t, s) = f Nx t`` on the last column ``s = Nx - 1``
-    (0 elsewhere), ``f = 2 pi / V``: with the orientation of :func:`plaquette_angles`
-    every plaquette angle grows by ``f`` except the corner one, which grows by
-    ``f - 2 pi``, the same modulo ``2 pi``.  Adding ``A`` to a smooth configuration (all
-    ``|x_P| < pi - f``) raises ``Q_Z`` by exactly 1 at an action cost
-    ``beta (4 pi^2 / V) (Q_R + <cos x_P> / 2)`` to second order in ``f``, instead of the
-    barrier ``~2 beta`` of moving one plaquette through ``pi`` continuously.  A constant
-    translation has Jacobian 1, which is why samplers can add it to a proposal.
-    Built in float64 and wrapped before the cast, so every precision gets the same field.
-    """
-    nt, nx = lattice
-    f = TWO_PI / (nt * nx)
-    t = torch.arange(nt, dtype=torch.float64).view(nt, 1)
-    s = torch.arange(nx, dtype=torch.float64).view(1, nx)
-    field = torch.zeros(2, nt, nx, dtype=torch.float64)
-    field[0] = -f * s.expand(nt, nx)
-    field[1, :, nx - 1] = f * nx * t.squeeze(1)
-    return wrap(winding * field).to(dtype=dtype, device=device)
 
 
 class U1Theory:

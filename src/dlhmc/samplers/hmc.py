@@ -4,6 +4,11 @@ Written once for every gauge group against :class:`dlhmc.theory.Theory`.  The
 state carries the action and force of its links, so a trajectory costs
 ``integrator.force_evaluations(nlf)`` force evaluations (``N_LF`` for the leapfrog),
 not one more.
+
+Winding HMC (arXiv:2106.14234) is the same kernel with ``instanton_hits > 0``: after
+each trajectory, that many Metropolis instanton hits (:mod:`dlhmc.samplers.instanton`)
+let the charge jump between sectors, which the continuous trajectory cannot do at
+large beta.  Each move keeps the Boltzmann distribution, so their composition does.
 """
 
 from __future__ import annotations
@@ -13,14 +18,24 @@ import math
 import torch
 
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
+from dlhmc.samplers.instanton import check_instanton_options, instanton_hits
 from dlhmc.samplers.integrators import INTEGRATORS, integrate
 from dlhmc.theory import Theory
 
 
 class HMC:
-    """HMC kernel: ``nlf`` steps of size ``eps`` of the named integrator per trajectory."""
+    """HMC kernel: ``nlf`` steps of size ``eps`` of the named integrator per trajectory,
+    then ``instanton_hits`` instanton hits of size ``instanton_size`` (U(1) only)."""
 
-    def __init__(self, theory: Theory, nlf: int, eps: float, integrator: str = "leapfrog"):
+    def __init__(
+        self,
+        theory: Theory,
+        nlf: int,
+        eps: float,
+        integrator: str = "leapfrog",
+        instanton_hits: int = 0,
+        instanton_size: int = 0,
+    ):
         if nlf < 1:
             raise ValueError(f"nlf: need at least one integrator step, got {nlf}")
         if not (eps > 0 and math.isfinite(eps)):
@@ -32,6 +47,9 @@ class HMC:
         self.nlf = nlf
         self.eps = eps
         self.integrator = INTEGRATORS[integrator]
+        self.instanton_hits, self.instanton_size = check_instanton_options(
+            theory, instanton_hits, instanton_size
+        )
 
     @property
     def force_evaluations(self) -> int:
@@ -44,7 +62,9 @@ class HMC:
     def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]:
         """One trajectory for every chain of the batch; each chain accepts on its own.
 
-        Draws the momenta, then one uniform per chain (this order fixes the chains of a seed).
+        Draws the momenta, then one uniform per chain (this order fixes the chains of a seed),
+        then the instanton hits' numbers.  Chains whose links a hit changed get their cached
+        force recomputed; ``info.extras["instanton_accepted"]`` counts the accepted hits.
         """
         theory = self.theory
         p0 = theory.sample_momentum(state.x.shape[0], generator)
@@ -55,5 +75,20 @@ class HMC:
         dH = s1 + theory.kinetic_energy(p1) - h0
         accept_prob, divergent = acceptance(-dH)
         new_state, accepted = metropolis(accept_prob, State(x1, s1, f1), state, generator)
+        extras = {}
+        if self.instanton_hits:
+            new_state, extras["instanton_accepted"] = self._hits(new_state, generator)
         return new_state, Info(accept_prob=accept_prob, accepted=accepted, dH=dH,
-                               divergent=divergent)
+                               divergent=divergent, extras=extras)
+
+    def _hits(self, state: State, generator: torch.Generator) -> tuple[State, torch.Tensor]:
+        theory = self.theory
+        x, action, n_accepted = instanton_hits(
+            theory, state.x, state.action, self.instanton_hits, self.instanton_size, generator
+        )
+        changed = n_accepted > 0
+        force = state.force
+        if bool(changed.any()):
+            force = force.clone()
+            force[changed] = theory.force(x[changed])
+        return State(x=x, action=action, force=force), n_accepted
