@@ -113,7 +113,7 @@ def _compare(keys: dict, group: pd.DataFrame) -> dict:
         row[f"{category}_n_points"] = int((group.category == category).sum())
         if point is not None:
             for field, column in POINT_FIELDS.items():
-                row[f"{category}_{field}"] = point[column]
+                row[f"{category}_{field}"] = point.get(column, math.nan)
             row[f"{category}_frozen"] = bool(point.frozen)
     for name, (learned, baseline) in RATIOS.items():
         row.update(_ratios(name, best[baseline], best[learned]))
@@ -157,7 +157,7 @@ def _ratios(name: str, base: pd.Series | None, learned: pd.Series | None) -> dic
 
 def _break_even(category: str, base: pd.Series, learned: pd.Series) -> dict:
     result = break_even(
-        float(learned.training_seconds),
+        float(learned.get("training_seconds", math.nan)),
         float(base.seconds_per_indep),
         float(base.seconds_per_indep_err),
         bool(base.frozen),
