@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ def ar1_tau(rho: float) -> float:
     return (1.0 + rho) / (2.0 * (1.0 - rho))
 
 
+@functools.lru_cache(maxsize=32)
+def _sector_cdf(beta: float, volume: int, max_charge: int) -> tuple[np.ndarray, np.ndarray]:
+    charges, probs, _ = sector_distribution(beta, volume, max_charge)
+    probs = np.clip(probs, 0.0, None)
+    return charges, np.cumsum(probs / probs.sum())
+
+
 def sector_chains(
     beta: float,
     lattice: tuple[int, int],
@@ -39,9 +47,7 @@ def sector_chains(
     """Integer charges whose every value is drawn from the exact U(1) sector distribution at
     ``beta`` and whose successive values are correlated (an AR(1) series mapped through the
     distribution's inverse CDF, so the marginal is exact and tau_int grows with ``rho``)."""
-    charges, probs, _ = sector_distribution(beta, lattice[0] * lattice[1], max_charge)
-    probs = np.clip(probs, 0.0, None)
-    cdf = np.cumsum(probs / probs.sum())
+    charges, cdf = _sector_cdf(float(beta), lattice[0] * lattice[1], max_charge)
     uniform = norm.cdf(ar1(rho, n_chains, n_traj, rng) * np.sqrt(1.0 - rho**2))
     index = np.minimum(np.searchsorted(cdf, uniform), len(charges) - 1)
     return charges[index].astype(np.float64)

@@ -169,9 +169,7 @@ def test_comparison_picks_best_hmc(report):
             assert (row.hmc_nlf, row.hmc_eps) == (best.nlf, best.eps)
             ratio = row.ratio_learned_vs_hmc
             assert ratio == pytest.approx(best.cost_lf / trained.cost_lf)
-            rel = np.hypot(
-                best.cost_lf_err / best.cost_lf, trained.cost_lf_err / trained.cost_lf
-            )
+            rel = np.hypot(best.cost_lf_err / best.cost_lf, trained.cost_lf_err / trained.cost_lf)
             assert row.ratio_learned_vs_hmc_err == pytest.approx(ratio * rel)
             assert row.ratio_learned_vs_hmc_seconds == pytest.approx(
                 best.seconds_per_indep / trained.seconds_per_indep

@@ -124,8 +124,9 @@ def fig_layer_diagnostics(chain_sets: Sequence[ChainSet]) -> Figure:
     references = sorted(
         {str(cs.attr("lf_plaq_reference")) for cs in sets if cs.attr("lf_plaq_reference")}
     )
-    reference = f" (P_ref: {', '.join(references)})" if references else ""
-    axes[0].set_title("(a) plaquette deviation" + reference, fontsize=8)
+    if references:
+        fig.suptitle(f"$P_{{ref}}$: {', '.join(references)}", fontsize=8)
+    axes[0].set_title("(a) plaquette deviation", fontsize=9)
     axes[0].set_ylabel(r"$\langle P\rangle - P_{ref}$")
     axes[1].set_title(r"(b) $\mathcal{H} - \sum\log|\mathcal{J}|$ (minus layer 0)", fontsize=9)
     axes[2].set_title(r"(c) $Q_{\mathbb{R}}$", fontsize=9)

@@ -44,7 +44,7 @@ def fig_cost_vs_beta(table: pd.DataFrame, comparison: pd.DataFrame) -> Figure:
     if not panels:
         note(fig.add_subplot(), "no charge measurements in the table")
         return fig
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(panels), sharex=True, sharey=True, squeeze=False)[0]
     paper = PAPER_LATTICE in set(table.lattice.astype(str))
     for ax, (observable, name) in zip(axes, panels, strict=True):
         rows = table[table.observable == observable]
@@ -131,7 +131,7 @@ def _paper_overlay(ax) -> None:
             zorder=3,
             **style,
         )
-    ax.text(0.02, 0.02, PAPER_SOURCE, transform=ax.transAxes, fontsize=7, color="0.3")
+    ax.text(0.02, 0.98, PAPER_SOURCE, transform=ax.transAxes, fontsize=7, color="0.3", va="top")
 
 
 @styled

@@ -114,9 +114,14 @@ def point_text(row, category: str) -> str:
 
 
 def comparison_html(comp: pd.DataFrame) -> str:
-    """One table per charge observable; four rows (the categories present) per beta."""
+    """One table per charge observable; four rows (the categories present) per beta.
+
+    The amortized columns appear only when a number of samples to amortize over was given.
+    """
     if comp.empty:
         return "<p>No charge measurements: nothing to compare.</p>"
+    amortized = any(comp[f"{c}_seconds_amortized"].notna().any() for c in RATIO_OF)
+    keep = slice(None) if amortized else slice(0, -2)
     header = [
         "lattice",
         "beta",
@@ -129,7 +134,7 @@ def comparison_html(comp: pd.DataFrame) -> str:
         "break-even (indep. samples)",
         "s / indep. amortized",
         "vs. baseline (amort.)",
-    ]
+    ][keep]
     parts = []
     for observable in sorted(comp.observable.unique(), key=list(OBSERVABLE_NAMES).index):
         rows = []
@@ -138,7 +143,7 @@ def comparison_html(comp: pd.DataFrame) -> str:
             for category in CATEGORIES:
                 if pd.isna(r[f"{category}_cost_lf"]):
                     continue
-                rows.append(_comparison_row(r, category))
+                rows.append(_comparison_row(r, category)[keep])
         parts.append(f"<h3>{html.escape(OBSERVABLE_NAMES[observable])}</h3>")
         parts.append(html_table(header, rows, text_cols=(0, 2, 3, 8)))
     return "\n".join(parts)
