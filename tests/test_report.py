@@ -330,3 +330,18 @@ def test_report_bad_inputs(tmp_path, report, capsys):
         assert main(["report", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err
+
+
+def test_cost_figure_keeps_every_point_and_bound_arrow_in_view(report):
+    """Log axes hold every point, and a frozen point's arrow (up to 1.8x its bound) fits."""
+    from dlhmc.analysis.figures import fig_cost_vs_beta
+
+    table = report["table"]
+    fig = fig_cost_vs_beta(table, report["comparison"])
+    for ax, observable in zip(fig.axes, ("charge_real", "charge"), strict=True):
+        rows = table[table.observable == observable]
+        bottom, top = ax.get_ylim()
+        assert ax.get_yscale() == "log"
+        assert 0 < bottom <= rows.cost_lf.min()
+        bounds = rows.cost_lf[rows.frozen]
+        assert top >= 1.8 * (bounds.max() if len(bounds) else rows.cost_lf.max())

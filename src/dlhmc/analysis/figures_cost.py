@@ -45,6 +45,7 @@ def fig_cost_vs_beta(table: pd.DataFrame, comparison: pd.DataFrame) -> Figure:
         note(fig.add_subplot(), "no charge measurements in the table")
         return fig
     axes = fig.subplots(1, len(panels), sharex=True, sharey=True, squeeze=False)[0]
+    axes[0].set_yscale("log")  # before any limits are set: the panels share it
     paper = PAPER_LATTICE in set(table.lattice.astype(str))
     for ax, (observable, name) in zip(axes, panels, strict=True):
         rows = table[table.observable == observable]
@@ -57,7 +58,6 @@ def fig_cost_vs_beta(table: pd.DataFrame, comparison: pd.DataFrame) -> Figure:
         bounds = rows.cost_lf[rows.frozen.astype(bool)]
         if len(bounds):  # keep the lower-bound arrows inside the axes
             ax.set_ylim(top=max(ax.get_ylim()[1], 2.5 * float(bounds.max())))
-    axes[0].set_yscale("log")
     axes[0].set_ylabel("leapfrog steps per independent sample")
     handles, labels = {}, {}
     for ax in axes:
@@ -69,7 +69,7 @@ def fig_cost_vs_beta(table: pd.DataFrame, comparison: pd.DataFrame) -> Figure:
         [*handles.values(), bound],
         [*labels, "open, arrow: lower bound (frozen)"],
         loc="outside lower center",
-        ncol=3,
+        ncol=len(panels) + 1,
     )
     return fig
 
