@@ -71,6 +71,7 @@ def write_chain_file(
     accept: float = 0.8,
     seed: int = 0,
     extra_attrs: dict | None = None,
+    extra_vars: dict[str, np.ndarray] | None = None,
 ) -> Path:
     rng = np.random.default_rng(seed)
     dims = ("chain", "traj")
@@ -84,6 +85,8 @@ def write_chain_file(
     }
     if charge_real is not None:
         data["charge_real"] = (dims, charge_real)
+    for name, values in (extra_vars or {}).items():
+        data[name] = (dims, values)
     for name, values in (layers or {}).items():
         data[name] = (("lf",), values)
     attrs = {

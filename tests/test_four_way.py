@@ -30,6 +30,7 @@ POINTS = (
     ("hmc_a", {}, 5, 0.2, 0.97, 40.0),
     ("hmc_b", {}, 10, 0.1, 0.95, 20.0),
     ("whmc_a", {"instanton_hits": HITS, "hit_cost_lf": HIT_COST}, 10, 0.1, 0.6, 18.0),
+    # No hit_cost_lf: its hits count 0 leapfrog steps (and the report says so).
     ("whmc_b", {"instanton_hits": HITS, "instanton_size": 4}, 5, 0.2, 0.8, 36.0),
     ("l2hmc", {}, 10, 0.1, 0.7, 10.0),
     ("l2hmc_w", {"winding": 1, "network": "local"}, 10, 0.1, 0.3, 10.0),
@@ -45,6 +46,7 @@ def _files(tmp_path, lattice=LATTICE):
         plaq_exact = exact_plaquette(beta, lattice[0] * lattice[1])
         for name, attrs, nlf, eps, rho, rate in POINTS:
             learned = name.startswith("l2hmc")
+            hits = attrs.get("instanton_hits", 0)
             files.append(
                 write_chain_file(
                     tmp_path / f"{name}_b{beta:g}.nc",
@@ -59,6 +61,10 @@ def _files(tmp_path, lattice=LATTICE):
                     charge_real=ar1(rho, N_CHAINS, N_TRAJ, rng),
                     training_seconds=TRAINING_SECONDS if learned else None,
                     extra_attrs=attrs,
+                    # 3 of every 10 hits accepted
+                    extra_vars={"instanton_accepted": np.full((N_CHAINS, N_TRAJ), 0.3 * hits)}
+                    if hits
+                    else None,
                 )
             )
     return files
@@ -94,6 +100,9 @@ def test_table_carries_category_and_hit_cost(experiment):
         per_traj = nlf + hits * attrs.get("hit_cost_lf", 0.0)
         assert np.allclose(rows.lf_per_traj, per_traj)
         assert np.allclose(rows.cost_lf, per_traj * rows.tau_int)
+    whmc = table[table.category == "whmc"]
+    assert np.allclose(whmc.instanton_accept_rate, 0.3)
+    assert table[table.category != "whmc"].instanton_accept_rate.isna().all()
     assert set(table.network.dropna()) == {"dense", "local"}
     assert set(table.integrator) == {"leapfrog"}
     assert {"charge", "charge_real", "charge_sq", "plaq"} <= set(table.observable)

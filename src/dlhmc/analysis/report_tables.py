@@ -327,7 +327,12 @@ def tau_html(table: pd.DataFrame) -> str:
 def _move(r) -> str:
     """Settings that tell samplers of one category apart, for the tau_int table."""
     if r.category == "whmc":
-        return f" ({int(r.instanton_hits)} hits, size {int(r.instanton_size) or 'lattice'})"
+        accepted = (
+            "" if pd.isna(r.instanton_accept_rate) else f", {r.instanton_accept_rate:.2g} acc."
+        )
+        return (
+            f" ({int(r.instanton_hits)} hits, size {int(r.instanton_size) or 'lattice'}{accepted})"
+        )
     if r.category == "l2hmc_w":
         return f" (winding {int(r.winding)})"
     return ""

@@ -57,6 +57,7 @@ COLUMNS = (
     "seconds_per_indep_err",
     "seconds_per_indep_amortized",
     "accept_rate",
+    "instanton_accept_rate",
     "n_chains",
     "n_traj",
     "frozen",
@@ -91,6 +92,9 @@ def observable_rows(
             )
         training_seconds = math.nan if training is None else float(training)
     accept_rate = float(np.mean(chains.values("accepted")))
+    hits_rate = math.nan
+    if chains.instanton_hits > 0 and "instanton_accepted" in chains.data.variables:
+        hits_rate = float(np.mean(chains.values("instanton_accepted"))) / chains.instanton_hits
     rows = []
     for name in OBSERVABLES:
         variable, function = DERIVED.get(name, (name, None))
@@ -144,6 +148,7 @@ def observable_rows(
                 "seconds_per_indep_err": cost.seconds_per_indep_err,
                 "seconds_per_indep_amortized": cost.seconds_per_indep_amortized,
                 "accept_rate": accept_rate,
+                "instanton_accept_rate": hits_rate,
                 "n_chains": int(values.shape[0]),
                 "n_traj": int(values.shape[1]),
                 "frozen": bool(frozen),
