@@ -39,7 +39,11 @@ def test_ar1_tau_recovered_through_cli(tmp_path, rho, n_chains, n_traj):
     plaq = 0.6 + 0.01 * ar1(rho_plaq, n_chains, n_traj, rng)
     path = write_chain_file(tmp_path / "c.nc", charge, plaq, charge_real=charge_real, nlf=7)
     table = analyze(tmp_path, [path]).set_index("observable")
-    assert set(table.index) == {"charge", "charge_real", "plaq"}
+    assert set(table.index) == {"charge", "charge_real", "charge_sq", "plaq"}
+    # Q^2 is a derived observable with its own (global-mean) Gamma-method error.
+    q2 = table.loc["charge_sq"]
+    assert q2["mean"] == pytest.approx(np.mean(charge**2))
+    assert np.isnan(q2.known_mean) and q2.mean_err > 0
     expected = {"charge": ar1_tau(rho), "charge_real": ar1_tau(rho), "plaq": ar1_tau(rho_plaq)}
     for name, tau in expected.items():
         row = table.loc[name]
@@ -154,6 +158,7 @@ def test_constant_charge_is_frozen_lower_bound(tmp_path, capsys):
     assert row.tau_int >= n_traj / 2
     assert row.cost_lf >= 10 * n_traj / 2
     assert not table.loc["plaq", "frozen"]
+    assert table.loc["charge_sq", "frozen"]  # Q^2 is constant in every chain as well
     assert "tau_int(charge) >= " in capsys.readouterr().out
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from chain_helpers import ar1, write_chain_file
+from chain_helpers import ar1, sector_chains, write_chain_file
 
 from dlhmc.analysis.checks import plaquette_checks
 from dlhmc.analysis.comparison import comparison_table
@@ -32,7 +32,8 @@ def _experiment(tmp_path):
     for beta in BETAS:
         exact = u1_exact(beta, 64)
         for (sampler, nlf, eps), rho in RHO.items():
-            charge = np.round(3 * ar1(rho, N_CHAINS, N_TRAJ, rng))
+            # Every sector with its exact weight, so that the <Q_Z^2> checks pass.
+            charge = sector_chains(beta, LATTICE, rho, N_CHAINS, N_TRAJ, rng)
             if (sampler, beta, nlf) == FROZEN:
                 charge = np.repeat(charge[:, :1], N_TRAJ, axis=1)
             plaq = exact + 0.002 * ar1(0.5, N_CHAINS, N_TRAJ, rng)
@@ -155,24 +156,33 @@ def test_all_figures_written(report):
 
 def test_comparison_picks_best_hmc(report):
     table, comp = report["table"], report["comparison"]
-    charge = table[table.observable == "charge"]
-    assert len(comp) == len(BETAS)
-    for _, row in comp.iterrows():
-        at_beta = charge[np.isclose(charge.beta, row.beta)]
-        hmc = at_beta[at_beta.sampler == "hmc"]
-        best = hmc.loc[hmc.cost_lf.idxmin()]
-        trained = at_beta[at_beta.sampler == "l2hmc"].iloc[0]
-        assert (row.hmc_nlf, row.hmc_eps) == (best.nlf, best.eps)
-        assert row.ratio_lf == pytest.approx(best.cost_lf / trained.cost_lf)
-        rel = np.hypot(best.cost_lf_err / best.cost_lf, trained.cost_lf_err / trained.cost_lf)
-        assert row.ratio_lf_err == pytest.approx(row.ratio_lf * rel)
-        assert row.ratio_seconds == pytest.approx(
-            best.seconds_per_indep / trained.seconds_per_indep
-        )
-        amortized = trained.tau_int / 20.0 + 600.0 * row.beta / 1000
-        assert row.ratio_seconds_amortized == pytest.approx(best.seconds_per_indep / amortized)
-        assert row.ratio_kind == "value"
-        assert row.n_hmc_points == len(HMC_GRID)
+    assert set(comp.observable) == {"charge", "charge_real"}
+    for observable in ("charge", "charge_real"):
+        rows = table[table.observable == observable]
+        block = comp[comp.observable == observable]
+        assert len(block) == len(BETAS)
+        for _, row in block.iterrows():
+            at_beta = rows[np.isclose(rows.beta, row.beta)]
+            hmc = at_beta[at_beta.sampler == "hmc"]
+            best = hmc.loc[hmc.cost_lf.idxmin()]
+            trained = at_beta[at_beta.sampler == "l2hmc"].iloc[0]
+            assert (row.hmc_nlf, row.hmc_eps) == (best.nlf, best.eps)
+            ratio = row.ratio_learned_vs_hmc
+            assert ratio == pytest.approx(best.cost_lf / trained.cost_lf)
+            rel = np.hypot(best.cost_lf_err / best.cost_lf, trained.cost_lf_err / trained.cost_lf)
+            assert row.ratio_learned_vs_hmc_err == pytest.approx(ratio * rel)
+            assert row.ratio_learned_vs_hmc_seconds == pytest.approx(
+                best.seconds_per_indep / trained.seconds_per_indep
+            )
+            amortized = trained.tau_int / 20.0 + 600.0 * row.beta / 1000
+            assert row.ratio_learned_vs_hmc_seconds_amortized == pytest.approx(
+                best.seconds_per_indep / amortized
+            )
+            assert row.ratio_learned_vs_hmc_kind == "value"
+            assert row.hmc_n_points == len(HMC_GRID)
+            # No winding sampler in this experiment: its categories and ratio stay empty.
+            assert row.whmc_n_points == 0 and row.l2hmc_w_n_points == 0
+            assert np.isnan(row.whmc_cost_lf) and np.isnan(row.ratio_learned_w_vs_whmc)
 
 
 @pytest.mark.parametrize(
@@ -201,6 +211,7 @@ def test_comparison_with_lower_bounds(hmc_frozen, trained_frozen, kind):
                 "lattice": "8x8",
                 "beta": 4.0,
                 "sampler": s,
+                "category": s,
                 "nlf": n,
                 "eps": e,
                 "observable": "charge",
@@ -217,12 +228,12 @@ def test_comparison_with_lower_bounds(hmc_frozen, trained_frozen, kind):
         ]
     )
     comp = comparison_table(table).iloc[0]
-    assert comp.ratio_kind == kind
+    assert comp.ratio_learned_vs_hmc_kind == kind
     assert comp.hmc_nlf == 4
     if kind == "undetermined":
-        assert np.isnan(comp.ratio_lf)
+        assert np.isnan(comp.ratio_learned_vs_hmc)
     else:
-        assert comp.ratio_lf == pytest.approx(comp.hmc_cost_lf / 16.0)
+        assert comp.ratio_learned_vs_hmc == pytest.approx(comp.hmc_cost_lf / 16.0)
 
 
 def test_report_contains_table_values(report):
@@ -239,15 +250,16 @@ def test_report_contains_table_values(report):
     frozen = table[table.frozen]
     assert set(zip(frozen.sampler, frozen.beta, frozen.nlf, strict=True)) == {FROZEN}
     for _, row in report["comparison"].iterrows():
-        prefix = "≥ " if row.ratio_kind == "lower bound" else ""
-        assert f"{prefix}{row.ratio_lf:.4g} ± {row.ratio_lf_err:.2g}" in html
+        prefix = "≥ " if row.ratio_learned_vs_hmc_kind == "lower bound" else ""
+        ratio, error = row.ratio_learned_vs_hmc, row.ratio_learned_vs_hmc_err
+        assert f"{prefix}{ratio:.4g} ± {error:.2g}" in html
     assert "seed" in html and "steps: 200" in html  # run settings and training config
 
 
 def test_failing_plaquette_check_is_shown_failing(report):
     html, table = report["html"], report["table"]
     failing = re.findall(r'<tr class="fail">(.*?)</tr>', html, flags=re.S)
-    assert len(failing) == 1
+    assert len(failing) == 1  # the <Q_Z^2> checks pass: the charges have the exact weights
     row = table[
         (table.observable == "plaq")
         & (table.sampler == FAILING[0])
@@ -257,7 +269,9 @@ def test_failing_plaquette_check_is_shown_failing(report):
     pull = (row["mean"] - u1_exact(FAILING[1], 64)) / row.mean_err
     assert pull > 4
     assert "FAIL" in failing[0] and f"{pull:.4g}" in failing[0]
-    assert "5 of 6 checks with an exact value pass, 1 FAIL" in html
+    # 6 plaquette checks (1 FAIL) and 6 <Q_Z^2> checks, one of them frozen (not a FAIL).
+    assert "10 of 11 checks with an exact value pass, 1 FAIL" in html
+    assert "1 not checked (frozen charge" in html
 
 
 def test_su3_checks_use_strong_coupling_only_at_small_beta():
@@ -316,3 +330,18 @@ def test_report_bad_inputs(tmp_path, report, capsys):
         assert main(["report", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err
+
+
+def test_cost_figure_keeps_every_point_and_bound_arrow_in_view(report):
+    """Log axes hold every point, and a frozen point's arrow (up to 1.8x its bound) fits."""
+    from dlhmc.analysis.figures import fig_cost_vs_beta
+
+    table = report["table"]
+    fig = fig_cost_vs_beta(table, report["comparison"])
+    for ax, observable in zip(fig.axes, ("charge_real", "charge"), strict=True):
+        rows = table[table.observable == observable]
+        bottom, top = ax.get_ylim()
+        assert ax.get_yscale() == "log"
+        assert 0 < bottom <= rows.cost_lf.min()
+        bounds = rows.cost_lf[rows.frozen]
+        assert top >= 1.8 * (bounds.max() if len(bounds) else rows.cost_lf.max())

@@ -19,6 +19,18 @@ REQUIRED_ATTRS = ("group", "lattice", "beta", "sampler", "nlf", "eps", "traj_per
 # Fewer trajectories per chain cannot show an autocorrelation (pyerrors needs 5 as well).
 MIN_TRAJ = 10
 
+# The four kinds of sampler the comparison keeps apart: a topological move (instanton hits after
+# an HMC trajectory, a winding layer in L2HMC) tunnels by itself, so a learned sampler is compared
+# with the baseline that has the same move, and the move's gain is never credited to training.
+CATEGORIES = ("hmc", "whmc", "l2hmc", "l2hmc_w")
+CATEGORY_LABELS = {
+    "hmc": "HMC",
+    "whmc": "winding HMC",
+    "l2hmc": "L2HMC",
+    "l2hmc_w": "L2HMC + winding",
+}
+LEARNED = ("l2hmc", "l2hmc_w")
+
 
 class ChainFileError(ValueError):
     """A chain file that is missing, unreadable or lacks something the analysis needs."""
@@ -44,6 +56,52 @@ class ChainSet:
     def attr(self, name: str, default=None):
         value = self.data.attrs.get(name, default)
         return value.item() if isinstance(value, np.generic) else value
+
+    @property
+    def instanton_hits(self) -> int:
+        """Instanton (2 pi flux) proposals after each HMC trajectory; 0 = plain HMC."""
+        return int(self.attr("instanton_hits", 0))
+
+    @property
+    def instanton_size(self) -> int:
+        """Patch size of the instanton hits (0 = the delocalized lattice instanton)."""
+        return int(self.attr("instanton_size", 0))
+
+    @property
+    def winding(self) -> int:
+        """Winding of the L2HMC topological layer; 0 (files written before it existed) = none."""
+        return int(self.attr("winding", 0))
+
+    @property
+    def integrator(self) -> str:
+        return str(self.attr("integrator", "leapfrog"))
+
+    @property
+    def network(self) -> str:
+        """L2HMC network kind (``dense`` when the file predates the choice); empty for HMC."""
+        return "" if self.sampler == "hmc" else str(self.attr("network", "dense"))
+
+    @property
+    def category(self) -> str:
+        """One of :data:`CATEGORIES`: learned or not, with or without a topological move."""
+        if self.sampler == "hmc":
+            return "whmc" if self.instanton_hits > 0 else "hmc"
+        return "l2hmc_w" if self.winding != 0 else "l2hmc"
+
+    @property
+    def hit_cost_lf(self) -> float:
+        """Measured time of one instanton hit in units of one leapfrog step; NaN when unmeasured."""
+        value = self.attr("hit_cost_lf")
+        return float("nan") if value is None else float(value)
+
+    @property
+    def lf_per_traj(self) -> float:
+        """Leapfrog-step equivalents of one trajectory: ``N_LF`` plus the hits at their measured
+        cost (a hit without a measured cost counts 0, which favours winding HMC)."""
+        hits = self.instanton_hits
+        if hits == 0 or np.isnan(self.hit_cost_lf):
+            return float(self.nlf)
+        return self.nlf + hits * self.hit_cost_lf
 
     def values(self, name: str) -> np.ndarray:
         """``[chain, traj]`` float64 array of one variable."""

@@ -1,133 +1,173 @@
-"""Trained sampler against the best-tuned HMC, per experiment and beta.
+"""Four-way comparison per experiment, lattice, beta and charge observable.
 
-The best HMC grid point is the one with the lowest ``N_LF * tau_int`` of the charge among all
-grid points at that beta, whatever their flag. If that point is frozen its cost is a lower bound,
-and since every other point is worse or a bound itself, the best HMC cost is at least that value:
-the improvement ratio ``cost_HMC / cost_trained`` is then a lower bound. A frozen trained sampler
-makes the ratio an upper bound; both frozen leaves it undetermined. Seconds are compared at the
-same best grid point (HMC seconds are ``N_LF * tau_int`` times a per-step time that barely depends
-on the grid point).
+The four categories (``chains.CATEGORIES``): plain HMC, winding HMC (HMC plus instanton hits),
+learned without a topological move, learned with a winding layer. A topological move tunnels by
+itself, so a learned sampler is measured against the baseline with the same move:
+``ratio_learned_vs_hmc`` (plain L2HMC against plain HMC: what training gives without a move) and
+``ratio_learned_w_vs_whmc`` (L2HMC with winding against winding HMC: what the networks add on top
+of the move). Each ratio is ``cost_baseline / cost_learned`` (above 1: the learned sampler is
+cheaper).
+
+The best point of a category is its lowest ``N_LF * tau_int`` (leapfrog-step equivalents, hits of
+winding HMC included) at that beta, whatever its flag. If that point is frozen its cost is a
+lower bound, and since every other point is worse or a bound itself, the category's cost is at
+least that value: a frozen baseline makes the ratio a lower bound, a frozen learned sampler an
+upper bound, both frozen leave it undetermined. Seconds are compared at the same best points. A
+missing category leaves its cells empty.
+
+Break-even: training seconds over the saving per independent sample against the best baseline
+(the faster in seconds of the best plain and the best winding HMC), see ``costs.break_even``.
 """
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from dlhmc.analysis.costs import ratio_with_error
+from dlhmc.analysis.chains import CATEGORIES, LEARNED
+from dlhmc.analysis.costs import break_even, ratio_with_error
 
 KEYS = ("experiment", "group", "lattice", "beta")
+CHARGES = ("charge", "charge_real")
+
+# name -> (learned category, baseline category)
+RATIOS = {"learned_vs_hmc": ("l2hmc", "hmc"), "learned_w_vs_whmc": ("l2hmc_w", "whmc")}
+
+# Per-category columns: comparison column suffix -> tau-table column.
+POINT_FIELDS = {
+    "nlf": "nlf",
+    "eps": "eps",
+    "instanton_hits": "instanton_hits",
+    "instanton_size": "instanton_size",
+    "hit_cost_lf": "hit_cost_lf",
+    "lf_per_traj": "lf_per_traj",
+    "winding": "winding",
+    "network": "network",
+    "integrator": "integrator",
+    "tau_int": "tau_int",
+    "tau_int_err": "tau_int_err",
+    "cost_lf": "cost_lf",
+    "cost_lf_err": "cost_lf_err",
+    "frozen": "frozen",
+    "seconds": "seconds_per_indep",
+    "seconds_err": "seconds_per_indep_err",
+    "seconds_amortized": "seconds_per_indep_amortized",
+    "training_seconds": "training_seconds",
+    "file": "file",
+}
+BREAK_EVEN_FIELDS = ("break_even", "break_even_err", "break_even_kind", "break_even_baseline")
+RATIO_FIELDS = (
+    "",
+    "_err",
+    "_kind",
+    "_seconds",
+    "_seconds_err",
+    "_seconds_amortized",
+    "_seconds_amortized_err",
+)
 
 COLUMNS = (
     *KEYS,
-    "sampler",
-    "trained_nlf",
-    "trained_tau_int",
-    "trained_tau_int_err",
-    "trained_cost_lf",
-    "trained_cost_lf_err",
-    "trained_frozen",
-    "hmc_nlf",
-    "hmc_eps",
-    "hmc_tau_int",
-    "hmc_tau_int_err",
-    "hmc_cost_lf",
-    "hmc_cost_lf_err",
-    "hmc_frozen",
-    "n_hmc_points",
-    "ratio_lf",
-    "ratio_lf_err",
-    "ratio_kind",
-    "trained_seconds",
-    "hmc_seconds",
-    "ratio_seconds",
-    "ratio_seconds_err",
-    "trained_seconds_amortized",
-    "ratio_seconds_amortized",
-    "ratio_seconds_amortized_err",
+    "observable",
+    *(f"{c}_n_points" for c in CATEGORIES),
+    *(f"{c}_{f}" for c in CATEGORIES for f in POINT_FIELDS),
+    *(f"{c}_{f}" for c in LEARNED for f in BREAK_EVEN_FIELDS),
+    *(f"ratio_{r}{f}" for r in RATIOS for f in RATIO_FIELDS),
 )
 
 
-def ratio_kind(hmc_frozen: bool, trained_frozen: bool) -> str:
-    """What ``cost_HMC / cost_trained`` is when either side is only a lower bound."""
-    if hmc_frozen and trained_frozen:
+def ratio_kind(baseline_frozen: bool, learned_frozen: bool) -> str:
+    """What ``cost_baseline / cost_learned`` is when either side is only a lower bound."""
+    if baseline_frozen and learned_frozen:
         return "undetermined"
-    if hmc_frozen:
+    if baseline_frozen:
         return "lower bound"
-    if trained_frozen:
+    if learned_frozen:
         return "upper bound"
     return "value"
 
 
-def best_hmc(rows: pd.DataFrame) -> pd.Series | None:
-    """The HMC grid point with the lowest ``cost_lf`` (charge rows of one beta)."""
-    hmc = rows[(rows.sampler == "hmc") & rows.cost_lf.notna()]
-    if hmc.empty:
+def best_point(rows: pd.DataFrame, category: str) -> pd.Series | None:
+    """The row of ``category`` with the lowest ``cost_lf`` (rows of one beta and observable)."""
+    points = rows[(rows.category == category) & rows.cost_lf.notna()]
+    if points.empty:
         return None
-    return hmc.loc[hmc.cost_lf.idxmin()]
+    return points.loc[points.cost_lf.idxmin()]
 
 
-def comparison_table(table: pd.DataFrame, observable: str = "charge") -> pd.DataFrame:
-    """One row per (experiment, group, lattice, beta) and trained sampler (or HMC alone)."""
-    rows = table[table.observable == observable].copy()
+def comparison_table(table: pd.DataFrame, observables=CHARGES) -> pd.DataFrame:
+    """One row per (experiment, group, lattice, beta) and charge observable in the table."""
+    rows = table[table.observable.isin(observables)].copy()
     rows["beta"] = rows["beta"].round(10)
     out = []
-    for key, group in rows.groupby(list(KEYS), sort=True):
-        hmc = best_hmc(group)
-        trained = group[group.sampler != "hmc"]
-        keys = dict(zip(KEYS, key, strict=True))
-        n_hmc = int((group.sampler == "hmc").sum())
-        candidates = [tr for _, tr in trained.iterrows()] if not trained.empty else [None]
-        out.extend(_compare(keys, hmc, tr, n_hmc) for tr in candidates)
+    for key, group in rows.groupby([*KEYS, "observable"], sort=True):
+        out.append(_compare(dict(zip((*KEYS, "observable"), key, strict=True)), group))
     return pd.DataFrame(out, columns=list(COLUMNS))
 
 
-def _compare(keys: dict, hmc: pd.Series | None, tr: pd.Series | None, n_hmc: int) -> dict:
-    row = dict(keys, n_hmc_points=n_hmc)
-    if tr is not None:
-        row.update(
-            sampler=tr.sampler,
-            trained_nlf=tr.nlf,
-            trained_tau_int=tr.tau_int,
-            trained_tau_int_err=tr.tau_int_err,
-            trained_cost_lf=tr.cost_lf,
-            trained_cost_lf_err=tr.cost_lf_err,
-            trained_frozen=bool(tr.frozen),
-            trained_seconds=tr.seconds_per_indep,
-            trained_seconds_amortized=tr.seconds_per_indep_amortized,
-        )
-    if hmc is not None:
-        row.update(
-            hmc_nlf=hmc.nlf,
-            hmc_eps=hmc.eps,
-            hmc_tau_int=hmc.tau_int,
-            hmc_tau_int_err=hmc.tau_int_err,
-            hmc_cost_lf=hmc.cost_lf,
-            hmc_cost_lf_err=hmc.cost_lf_err,
-            hmc_frozen=bool(hmc.frozen),
-            hmc_seconds=hmc.seconds_per_indep,
-        )
-    if tr is None or hmc is None:
-        row["ratio_kind"] = "no trained sampler" if tr is None else "no HMC"
-        return row
-    kind = ratio_kind(bool(hmc.frozen), bool(tr.frozen))
-    row["ratio_kind"] = kind
-    if kind == "undetermined":
-        return row
-    row["ratio_lf"], row["ratio_lf_err"] = ratio_with_error(
-        hmc.cost_lf, hmc.cost_lf_err, tr.cost_lf, tr.cost_lf_err
-    )
-    row["ratio_seconds"], row["ratio_seconds_err"] = ratio_with_error(
-        hmc.seconds_per_indep,
-        hmc.seconds_per_indep_err,
-        tr.seconds_per_indep,
-        tr.seconds_per_indep_err,
-    )
-    if not pd.isna(tr.seconds_per_indep_amortized):
-        # Training time has no statistical error: the amortized cost carries tau_int's error.
-        row["ratio_seconds_amortized"], row["ratio_seconds_amortized_err"] = ratio_with_error(
-            hmc.seconds_per_indep,
-            hmc.seconds_per_indep_err,
-            tr.seconds_per_indep_amortized,
-            tr.seconds_per_indep_err,
-        )
+def _compare(keys: dict, group: pd.DataFrame) -> dict:
+    row = dict(keys)
+    best = {c: best_point(group, c) for c in CATEGORIES}
+    for category, point in best.items():
+        row[f"{category}_n_points"] = int((group.category == category).sum())
+        if point is not None:
+            for field, column in POINT_FIELDS.items():
+                row[f"{category}_{field}"] = point.get(column, math.nan)
+            row[f"{category}_frozen"] = bool(point.frozen)
+    for name, (learned, baseline) in RATIOS.items():
+        row.update(_ratios(name, best[baseline], best[learned]))
+    baselines = [p for p in (best["hmc"], best["whmc"]) if p is not None]
+    if baselines:
+        fastest = min(baselines, key=lambda p: p.seconds_per_indep)
+        for learned in LEARNED:
+            if best[learned] is not None:
+                row.update(_break_even(learned, fastest, best[learned]))
     return row
+
+
+def _ratios(name: str, base: pd.Series | None, learned: pd.Series | None) -> dict:
+    if base is None or learned is None:
+        return {}
+    prefix = f"ratio_{name}"
+    kind = ratio_kind(bool(base.frozen), bool(learned.frozen))
+    out = {f"{prefix}_kind": kind}
+    if kind == "undetermined":
+        return out
+    out[prefix], out[f"{prefix}_err"] = ratio_with_error(
+        base.cost_lf, base.cost_lf_err, learned.cost_lf, learned.cost_lf_err
+    )
+    out[f"{prefix}_seconds"], out[f"{prefix}_seconds_err"] = ratio_with_error(
+        base.seconds_per_indep,
+        base.seconds_per_indep_err,
+        learned.seconds_per_indep,
+        learned.seconds_per_indep_err,
+    )
+    if not pd.isna(learned.seconds_per_indep_amortized):
+        # Training time has no statistical error: the amortized cost carries tau_int's error.
+        amortized = ratio_with_error(
+            base.seconds_per_indep,
+            base.seconds_per_indep_err,
+            learned.seconds_per_indep_amortized,
+            learned.seconds_per_indep_err,
+        )
+        out[f"{prefix}_seconds_amortized"], out[f"{prefix}_seconds_amortized_err"] = amortized
+    return out
+
+
+def _break_even(category: str, base: pd.Series, learned: pd.Series) -> dict:
+    result = break_even(
+        float(learned.get("training_seconds", math.nan)),
+        float(base.seconds_per_indep),
+        float(base.seconds_per_indep_err),
+        bool(base.frozen),
+        float(learned.seconds_per_indep),
+        float(learned.seconds_per_indep_err),
+        bool(learned.frozen),
+    )
+    return {
+        f"{category}_break_even": result.samples,
+        f"{category}_break_even_err": result.error,
+        f"{category}_break_even_kind": result.kind or math.nan,
+        f"{category}_break_even_baseline": base.category,
+    }

@@ -5,8 +5,10 @@ project (like the L2HMC paper, figure 3) quotes ``N_LF * tau_int`` leapfrog step
 a mean over N trajectories equals that of ``N / (2 tau_int)`` independent samples, and the common
 factor 2 cancels in every comparison. Seconds use the per-chain throughput of the chain file
 (``traj_per_second``), so they compare samplers run on the same hardware. A trained sampler also
-paid for its training; amortizing ``training_seconds`` over a stated number of independent
-samples shows when the training pays off.
+paid for its training: :func:`break_even` says after how many independent samples it has paid
+for itself, and amortizing ``training_seconds`` over a stated number of samples shows the cost
+per sample at that point. A trajectory of winding HMC also pays for its instanton hits, counted
+in leapfrog-step equivalents (``lf_per_traj``, see ``ChainSet.lf_per_traj``).
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ class SampleCost:
 def sample_cost(
     tau_int: float,
     tau_int_err: float,
-    nlf: int,
+    nlf: float,
     traj_per_second: float,
     training_seconds: float = 0.0,
     amortize_samples: int | None = None,
 ) -> SampleCost:
     """``N_LF * tau_int``, ``tau_int / traj_per_second`` and the amortized seconds.
+
+    ``nlf`` is the leapfrog-step equivalent of one trajectory (``N_LF``, plus the instanton hits
+    of winding HMC at their measured cost).
 
     ``seconds_per_indep_amortized = seconds_per_indep + training_seconds / amortize_samples``
     (``training_seconds = 0`` for HMC); NaN when no ``amortize_samples`` is given. The wall-clock
@@ -65,3 +70,49 @@ def ratio_with_error(num: float, num_err: float, den: float, den_err: float) -> 
         return math.nan, math.nan
     ratio = num / den
     return ratio, ratio * math.hypot(num_err / num, den_err / den)
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """Independent samples after which training has paid for itself against a baseline.
+
+    ``samples`` is ``inf`` when the learned sampler is not faster per sample (it never pays off);
+    ``kind`` is ``value``, ``upper bound`` (the baseline's seconds are a lower bound, so the true
+    saving per sample can only be larger), ``lower bound`` (the learned seconds are a lower
+    bound), ``never`` or ``undetermined``; NaN when the training time is unknown.
+    """
+
+    samples: float
+    error: float
+    kind: str
+
+
+def break_even(
+    training_seconds: float,
+    baseline_seconds: float,
+    baseline_err: float,
+    baseline_frozen: bool,
+    learned_seconds: float,
+    learned_err: float,
+    learned_frozen: bool,
+) -> BreakEven:
+    """``training_seconds / (baseline - learned)`` seconds per independent sample.
+
+    The saving per sample must be positive for training ever to pay off. Frozen sides are lower
+    bounds on their seconds: a frozen baseline can only widen the saving (the break-even is then
+    an upper bound, and a non-positive saving says nothing), a frozen learned sampler can only
+    narrow it (a lower bound, and a non-positive saving means never). Both frozen: undetermined.
+    """
+    if any(math.isnan(v) for v in (training_seconds, baseline_seconds, learned_seconds)):
+        return BreakEven(math.nan, math.nan, "")
+    if baseline_frozen and learned_frozen:
+        return BreakEven(math.nan, math.nan, "undetermined")
+    saving = baseline_seconds - learned_seconds
+    if not saving > 0:
+        if baseline_frozen:
+            return BreakEven(math.nan, math.nan, "undetermined")
+        return BreakEven(math.inf, math.nan, "never")
+    samples = training_seconds / saving
+    error = samples * math.hypot(baseline_err, learned_err) / saving
+    kind = "upper bound" if baseline_frozen else "lower bound" if learned_frozen else "value"
+    return BreakEven(samples, error, kind)

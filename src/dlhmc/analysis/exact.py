@@ -2,14 +2,20 @@
 
 Each gauge theory knows its own exact values (:meth:`exact_plaquette` of the theory classes:
 the finite-volume Bessel sum for U(1), the strong-coupling series for SU(3) at ``beta <= 1``);
-this module only looks them up by the group name stored in chain files.
+this module only looks them up by the group name stored in chain files. The exact ``<Q^2>`` of
+the integer charge (2D U(1): the sector distribution of ``u1_exact``) checks that a sampler with a
+topological move still draws the charge sectors with their exact weights.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from dlhmc.lattice import theory_class
+from dlhmc.lattice.u1_exact import sector_distribution
 from dlhmc.theory import ExactValue
 
 
@@ -27,3 +33,35 @@ def exact_curve(
     if not points:
         return None
     return np.array([b for b, _ in points]), np.array([v for _, v in points])
+
+
+@functools.lru_cache(maxsize=64)
+def _u1_charge_sq(lattice: tuple[int, ...], beta: float) -> ExactValue:
+    """``<Q^2>`` of 2D U(1) from the exact sector distribution, sectors added until they vanish.
+
+    Its error is the quadrature's: the deficit of the summed probabilities times ``<Q^2>``.
+    """
+    volume = math.prod(lattice)
+    max_charge = 8
+    while True:
+        # Sector Q is aliased by Q +- n_theta: keep n_theta well above the largest charge.
+        charges, probs, _ = sector_distribution(
+            beta, volume, max_charge, n_theta=max(256, 4 * max_charge)
+        )
+        total = float(probs.sum())
+        converged = abs(1.0 - total) < 1e-9 and abs(probs[0]) < 1e-12 * probs.max()
+        if converged or max_charge > volume // 2:
+            break
+        max_charge *= 2
+    mean = float((charges**2 * probs).sum() / total)
+    return ExactValue(mean, abs(1.0 - total) * mean, "exact charge-sector distribution")
+
+
+# Groups with an exact charge distribution (the integer charge of 2D U(1)).
+_CHARGE_SQ = {"U1": _u1_charge_sq}
+
+
+def exact_charge_sq(group: str, lattice: tuple[int, ...], beta: float) -> ExactValue | None:
+    """``<Q^2>`` of the integer charge, or ``None`` when no exact value is known (SU(3))."""
+    compute = _CHARGE_SQ.get(group)
+    return None if compute is None else compute(tuple(lattice), float(beta))

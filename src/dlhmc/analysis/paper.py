@@ -1,7 +1,8 @@
-"""The published numbers the report puts next to ours (Foreman, Jin, Osborn, arXiv:2105.03418).
+"""The published points of the L2HMC paper, drawn next to ours in figure 1.
 
-Shipped as package data so that figures can overlay the paper's points without a network
-connection or a copy of the paper; the file's header comment names the figure and observable.
+Foreman, Jin, Osborn, "Deep learning Hamiltonian Monte Carlo", arXiv:2105.03418, figure 3:
+``N_LF * tau_int`` of ``Q_R`` against beta on a 16x16 lattice, for generic HMC and the trained
+sampler. The numbers live in ``data/paper_fig3.csv`` with their source in its header.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from importlib import resources
 
 import pandas as pd
 
-FIG3_LATTICE = (16, 16)
+# The paper's lattice: its points are comparable with ours only on this one.
+PAPER_LATTICE = "16x16"
+PAPER_SOURCE = "Foreman, Jin, Osborn, arXiv:2105.03418, fig. 3"
 
 
 def paper_points() -> pd.DataFrame:
-    """Figure 3 of the paper on the ``16x16`` lattice: columns ``beta``, ``sampler``
-    (``hmc`` or ``l2hmc``) and ``cost`` (``N_LF * tau_int`` of ``Q_R``), one row per point."""
-    source = resources.files("dlhmc.analysis") / "data" / "paper_fig3.csv"
-    with source.open("r", encoding="utf-8") as handle:
-        return pd.read_csv(handle, comment="#", dtype={"beta": float, "sampler": str,
-                                                       "cost": float})
+    """Columns ``beta``, ``sampler`` (``HMC`` or ``trained``), ``cost`` (``N_LF tau_int(Q_R)``)."""
+    with resources.files("dlhmc.analysis").joinpath("data/paper_fig3.csv").open() as f:
+        return pd.read_csv(f, comment="#")

@@ -1,10 +1,8 @@
 """The per-experiment report: comparison table, figures, exactness checks and run settings.
 
 One self-contained HTML page (figures embedded as PNG data, PDFs written beside it for print), so
-the page can be mailed or archived without its directory. Lower bounds are printed with ``>=``
-(never as plain numbers) and failing checks are listed first and marked, not hidden.
-
-Number format, shared by every table: values ``{:.4g}``, errors ``{:.2g}``.
+the page can be mailed or archived without its directory. The tables are drawn by
+``report_tables`` (lower bounds with ``>=``, failing checks first and marked, not hidden).
 """
 
 from __future__ import annotations
@@ -24,8 +22,17 @@ from dlhmc.analysis import figures
 from dlhmc.analysis.autocorr import DEFAULT_S, MIN_CHAIN_TAUS
 from dlhmc.analysis.captions import REPORT_FIGURES, caption
 from dlhmc.analysis.chains import ChainSet
-from dlhmc.analysis.checks import PULL_LIMIT, plaquette_checks
+from dlhmc.analysis.checks import PULL_LIMIT, exactness_checks
 from dlhmc.analysis.comparison import comparison_table
+from dlhmc.analysis.report_tables import (
+    checks_html,
+    comparison_html,
+    fmt,
+    hit_cost_note,
+    html_table,
+    paper_html,
+    tau_html,
+)
 from dlhmc.analysis.runs import TrainingRun
 from dlhmc.atomic import atomic_path, write_text
 from dlhmc.io import REQUIRED_ATTRS
@@ -48,205 +55,20 @@ pre { background: #f6f6f6; padding: 0.5em; font-size: 8pt; overflow-x: auto; }
 """
 
 
-def fmt(value) -> str:
-    """A value in the report's format; blank when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (bool, str)):
-        return str(value)
-    return f"{value:.4g}"
-
-
-def fmt_err(value, error, prefix: str = "") -> str:
-    """``value ± error`` (``prefix`` is ``>= `` for lower bounds); blank when missing."""
-    text = fmt(value)
-    if not text:
-        return ""
-    if error is not None and not (isinstance(error, float) and math.isnan(error)):
-        text += f" ± {error:.2g}"
-    return prefix + text
-
-
-def fmt_to_error(value, error, extra_digits: int = 0) -> str:
-    """A value with the decimals its error resolves (two significant digits of the error).
-
-    For the exactness checks, where ``{:.4g}`` would hide the digits a pull is made of.
-    """
-    if pd.isna(value):
-        return ""
-    if pd.isna(error) or not error > 0:
-        return f"{value:.10g}"
-    decimals = max(0, 1 - math.floor(math.log10(error))) + extra_digits
-    return f"{value:.{decimals}f}"
-
-
-def _bound(frozen) -> str:
-    """``>= `` for a lower bound; ``frozen`` may be missing (NaN) where a side has no data."""
-    return "≥ " if not pd.isna(frozen) and bool(frozen) else ""
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], classes=None, text_cols=()) -> str:
-    out = ["<table><tr>", *(f"<th>{html.escape(h)}</th>" for h in header), "</tr>"]
-    for i, row in enumerate(rows):
-        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
-        cells = (
-            f'<td class="text">{html.escape(c)}</td>'
-            if j in text_cols
-            else f"<td>{html.escape(c)}</td>"
-            for j, c in enumerate(row)
-        )
-        out.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    out.append("</table>")
-    return "\n".join(out)
-
-
-RATIO_PREFIX = {"lower bound": "≥ ", "upper bound": "≤ ", "value": ""}
-
-
-def comparison_html(comp: pd.DataFrame) -> str:
-    if comp.empty:
-        return "<p>No charge measurements: nothing to compare.</p>"
-    header = [
-        "group",
-        "lattice",
-        "beta",
-        "trained sampler",
-        "N_LF τ_int (trained)",
-        "best HMC N_LF, ε",
-        "N_LF τ_int (best HMC)",
-        "improvement",
-        "s / indep. (trained)",
-        "s / indep. (HMC)",
-        "improvement (s)",
-        "s / indep. amortized",
-        "improvement (amort.)",
-    ]
-    rows = []
-    for _, r in comp.iterrows():
-        prefix = RATIO_PREFIX.get(r.ratio_kind)
-        if prefix is None:
-            ratios = [r.ratio_kind] * 3
-        else:
-            ratios = [
-                fmt_err(r.ratio_lf, r.ratio_lf_err, prefix),
-                fmt_err(r.ratio_seconds, r.ratio_seconds_err, prefix),
-                fmt_err(r.ratio_seconds_amortized, r.ratio_seconds_amortized_err, prefix),
-            ]
-        hmc_point = "" if pd.isna(r.hmc_nlf) else f"{int(r.hmc_nlf)}, {r.hmc_eps:.4g}"
-        rows.append(
-            [
-                r.group,
-                r.lattice,
-                fmt(r.beta),
-                fmt(r.sampler) if isinstance(r.sampler, str) else "",
-                fmt_err(r.trained_cost_lf, r.trained_cost_lf_err, _bound(r.trained_frozen)),
-                hmc_point,
-                fmt_err(r.hmc_cost_lf, r.hmc_cost_lf_err, _bound(r.hmc_frozen)),
-                ratios[0],
-                fmt_err(r.trained_seconds, None, _bound(r.trained_frozen)),
-                fmt_err(r.hmc_seconds, None, _bound(r.hmc_frozen)),
-                ratios[1],
-                fmt_err(r.trained_seconds_amortized, None, _bound(r.trained_frozen)),
-                ratios[2],
-            ]
-        )
-    return _table(header, rows, text_cols=(0, 3))
-
-
-def checks_html(checks: pd.DataFrame) -> str:
-    if checks.empty:
-        return "<p>No plaquette measurements.</p>"
-    order = {"FAIL": 0, "no error estimate": 1, "pass": 2, "no exact value": 3}
-    checks = checks.sort_values("status", key=lambda s: s.map(order), kind="stable")
-    n_fail = int((checks.status == "FAIL").sum())
-    n_pass = int((checks.status == "pass").sum())
-    n_none = int((checks.status == "no exact value").sum())
-    summary = (
-        f'<p class="{"bad" if n_fail else ""}">{n_pass} of {len(checks) - n_none} checks with an '
-        f"exact value pass, {n_fail} FAIL (|pull| &ge; {PULL_LIMIT:g}); {n_none} without an "
-        "exact value.</p>"
-    )
-    header = [
-        "status",
-        "group",
-        "lattice",
-        "beta",
-        "sampler",
-        "N_LF",
-        "ε",
-        "measured",
-        "exact",
-        "pull",
-        "exact value from",
-    ]
-    rows, classes = [], []
-    for _, c in checks.iterrows():
-        rows.append(
-            [
-                c.status,
-                c.group,
-                c.lattice,
-                fmt(c.beta),
-                c.sampler,
-                fmt(c.nlf),
-                fmt(c.eps),
-                f"{fmt_to_error(c.measured, c.measured_err)} ± {c.measured_err:.2g}",
-                fmt_to_error(c.exact, c.measured_err, extra_digits=1)
-                + (f" ± {c.exact_err:.2g}" if c.exact_err > 0 else ""),
-                fmt(c.pull),
-                c.source,
-            ]
-        )
-        classes.append({"FAIL": "fail", "no error estimate": "warn"}.get(c.status, ""))
-    return summary + _table(header, rows, classes, text_cols=(0, 1, 4, 10))
-
-
-def tau_html(table: pd.DataFrame) -> str:
-    header = [
-        "sampler",
-        "beta",
-        "N_LF",
-        "ε",
-        "observable",
-        "mean",
-        "τ_int",
-        "τ_int (free mean)",
-        "τ_int (pyerrors)",
-        "N_LF τ_int",
-        "s / indep.",
-        "accept",
-        "chains × traj",
-        "W",
-        "lower bound because",
-    ]
-    rows, classes = [], []
-    for _, r in table.sort_values(["observable", "beta", "sampler", "nlf", "eps"]).iterrows():
-        b = _bound(r.frozen)
-        rows.append(
-            [
-                r.sampler,
-                fmt(r.beta),
-                fmt(r.nlf),
-                fmt(r.eps),
-                r.observable + (" (mean 0)" if not pd.isna(r.known_mean) else ""),
-                fmt_err(r["mean"], r.mean_err),
-                fmt_err(r.tau_int, r.tau_int_err, b),
-                fmt_err(r.tau_int_free_mean, r.tau_int_free_mean_err, b),
-                fmt_err(r.tau_int_pyerrors, r.tau_int_pyerrors_err),
-                fmt_err(r.cost_lf, r.cost_lf_err, b),
-                fmt_err(r.seconds_per_indep, None, b),
-                fmt(r.accept_rate),
-                f"{r.n_chains} × {r.n_traj}",
-                fmt(r.window),
-                "" if pd.isna(r.frozen_reason) else str(r.frozen_reason),
-            ]
-        )
-        classes.append("warn" if r.frozen else "")
-    return _table(header, rows, classes, text_cols=(0, 4, 14))
-
-
 # Every attribute a chain file must carry, plus the L2HMC and provenance ones when present.
-SETTING_ATTRS = (*REQUIRED_ATTRS, "training_seconds", "checkpoint", "dlhmc_version")
+SETTING_ATTRS = (
+    *REQUIRED_ATTRS,
+    "training_seconds",
+    "checkpoint",
+    "dlhmc_version",
+    "instanton_hits",
+    "instanton_size",
+    "hit_cost_lf",
+    "winding",
+    "network",
+    "integrator",
+)
+TEXT_ATTRS = ("group", "sampler", "checkpoint", "network", "integrator")
 
 
 def settings_html(
@@ -271,7 +93,8 @@ def settings_html(
             values.append(fmt(value) if isinstance(value, float) else str(value))
         rows.append(values)
     if rows:
-        parts.append("<h3>Chain files</h3>" + _table(header, rows, text_cols=(0, 2, 5, 13)))
+        text_cols = (0, *(2 + SETTING_ATTRS.index(a) for a in TEXT_ATTRS if a in SETTING_ATTRS))
+        parts.append("<h3>Chain files</h3>" + html_table(header, rows, text_cols=text_cols))
     for run in runs:
         parts.append(f"<h3>Training run {html.escape(str(run.path))}</h3>")
         metrics = run.metrics
@@ -303,12 +126,12 @@ def build_report(
     """Write ``report.html``, ``comparison.csv`` and the five figures into ``out_dir``."""
     out_dir = Path(out_dir)
     comp = comparison_table(table)
-    checks = plaquette_checks(table)
+    checks = exactness_checks(table)
     drawn = {
         "fig1_cost_vs_beta": figures.fig_cost_vs_beta(table, comp),
         "fig2_charge_history": figures.fig_charge_history(comp, chain_sets),
         "fig3_layer_diagnostics": figures.fig_layer_diagnostics(chain_sets),
-        "fig4_plaquette": figures.fig_plaquette(table, checks),
+        "fig4_plaquette": figures.fig_plaquette(table, checks[checks.observable == "plaq"]),
         "fig5_training": figures.fig_training(runs),
     }
     pngs = {name: figures.save_figure(fig, out_dir, name)[0] for name, fig in drawn.items()}
@@ -318,12 +141,20 @@ def build_report(
     title = f"dlhmc report: {html.escape(experiment)}"
     body = [
         f"<h1>{title}</h1><p>Generated {stamp}.</p>",
-        "<h2>Trained sampler against the best HMC (topological charge)</h2>",
-        "<p>Improvement = cost of the best HMC grid point / cost of the trained sampler (above 1: "
-        "the trained sampler is cheaper), in leapfrog steps N_LF τ_int and in seconds per "
-        "independent sample; &ge; and &le; mark bounds coming from frozen chain sets.</p>",
+        "<h2>Four-way comparison: learned samplers against the baseline with the same move</h2>",
+        "<p>Best point (lowest N_LF τ_int) of each sampler per beta. A learned sampler is compared "
+        "with the baseline that has the same topological move: L2HMC with plain HMC, L2HMC with "
+        "winding with winding HMC (what the networks add on top of the move). Ratio = cost of the "
+        "baseline / cost of the learned sampler (above 1: the learned sampler is cheaper), in "
+        "leapfrog steps N_LF τ_int and in seconds per independent sample; &ge; and &le; mark "
+        "bounds coming from frozen chain sets. Break-even: independent samples after which the "
+        "training time has paid for itself against the faster baseline, training seconds / "
+        "(baseline - learned seconds per independent sample); never when the learned sampler is "
+        "not faster per sample.</p>",
+        hit_cost_note(table),
         comparison_html(comp),
-        "<h2>Exactness checks: average plaquette</h2>",
+        paper_html(comp),
+        "<h2>Exactness checks: average plaquette and &lt;Q_Z²&gt;</h2>",
         checks_html(checks),
         "<h2>Figures</h2>",
         *(_figure_html(name, pngs[name]) for name in REPORT_FIGURES),

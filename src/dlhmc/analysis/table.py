@@ -1,6 +1,9 @@
 """The tau_int table: one row per chain file and observable, the input of every comparison.
 
-Observables: ``charge``, ``charge_real`` (where the file has it) and ``plaq``. The topological
+Observables: ``charge``, ``charge_real`` (where the file has it), ``charge_sq`` (``Q^2`` of the
+stored charge, for the exactness check of the charge distribution) and ``plaq``. Every row
+carries the sampler's category (``hmc``, ``whmc``, ``l2hmc``, ``l2hmc_w``: see
+``chains.CATEGORIES``) and the settings that tell samplers of one category apart. The topological
 charges have mean 0 by parity, so their ``tau_int`` is the Gamma-method estimate with the mean
 fixed at 0 (``known_mean`` = 0): nothing is estimated from the data, and slow sector-to-sector
 wandering counts fully even when the sample mean happens to be off. The global-mean estimate is
@@ -22,8 +25,10 @@ from dlhmc.analysis.autocorr import DEFAULT_S, gamma_method, pyerrors_tau_int
 from dlhmc.analysis.chains import ChainFileError, ChainSet
 from dlhmc.analysis.costs import sample_cost
 
-OBSERVABLES = ("charge", "charge_real", "plaq")
+OBSERVABLES = ("charge", "charge_real", "charge_sq", "plaq")
 KNOWN_MEANS = {"charge": 0.0, "charge_real": 0.0}
+# Observables computed from a stored variable: name -> (variable, function).
+DERIVED = {"charge_sq": ("charge", np.square)}
 
 COLUMNS = (
     "experiment",
@@ -31,8 +36,16 @@ COLUMNS = (
     "lattice",
     "beta",
     "sampler",
+    "category",
     "nlf",
     "eps",
+    "instanton_hits",
+    "instanton_size",
+    "hit_cost_lf",
+    "lf_per_traj",
+    "winding",
+    "network",
+    "integrator",
     "observable",
     "mean",
     "mean_err",
@@ -44,6 +57,7 @@ COLUMNS = (
     "seconds_per_indep_err",
     "seconds_per_indep_amortized",
     "accept_rate",
+    "instanton_accept_rate",
     "n_chains",
     "n_traj",
     "frozen",
@@ -78,11 +92,17 @@ def observable_rows(
             )
         training_seconds = math.nan if training is None else float(training)
     accept_rate = float(np.mean(chains.values("accepted")))
+    hits_rate = math.nan
+    if chains.instanton_hits > 0 and "instanton_accepted" in chains.data.variables:
+        hits_rate = float(np.mean(chains.values("instanton_accepted"))) / chains.instanton_hits
     rows = []
     for name in OBSERVABLES:
-        if name not in chains.data.variables:
+        variable, function = DERIVED.get(name, (name, None))
+        if variable not in chains.data.variables:
             continue
-        values = chains.values(name)
+        values = chains.values(variable)
+        if function is not None:
+            values = function(values)
         known = KNOWN_MEANS.get(name)
         try:
             free = gamma_method(values, s=s)
@@ -95,7 +115,7 @@ def observable_rows(
         cost = sample_cost(
             main.tau_int,
             main.tau_int_err,
-            chains.nlf,
+            chains.lf_per_traj,
             traj_per_second,
             training_seconds=training_seconds,
             amortize_samples=amortize_samples,
@@ -107,8 +127,16 @@ def observable_rows(
                 "lattice": chains.lattice_label,
                 "beta": chains.beta,
                 "sampler": chains.sampler,
+                "category": chains.category,
                 "nlf": chains.nlf,
                 "eps": chains.eps,
+                "instanton_hits": chains.instanton_hits,
+                "instanton_size": chains.instanton_size,
+                "hit_cost_lf": chains.hit_cost_lf,
+                "lf_per_traj": chains.lf_per_traj,
+                "winding": chains.winding,
+                "network": chains.network,
+                "integrator": chains.integrator,
                 "observable": name,
                 "mean": free.mean,
                 "mean_err": free.mean_err,
@@ -120,6 +148,7 @@ def observable_rows(
                 "seconds_per_indep_err": cost.seconds_per_indep_err,
                 "seconds_per_indep_amortized": cost.seconds_per_indep_amortized,
                 "accept_rate": accept_rate,
+                "instanton_accept_rate": hits_rate,
                 "n_chains": int(values.shape[0]),
                 "n_traj": int(values.shape[1]),
                 "frozen": bool(frozen),
