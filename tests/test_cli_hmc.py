@@ -125,6 +125,14 @@ BAD = [
     (["--start", "warm"], "--start"),
     (["--device", "tpu"], "--device"),
     (["--seed", str(2**64)], "--seed"),
+    (["--integrator", "verlet"], "--integrator"),
+    (["--instanton-hits", "-1"], "--instanton-hits"),
+    (["--instanton-hits", "1.5"], "--instanton-hits"),
+    (["--instanton-hits", "1", "--instanton-size", "5"], "--instanton-size"),
+    (["--instanton-hits", "1", "--instanton-size", "1"], "--instanton-size"),
+    (["--instanton-size", "-2"], "--instanton-size"),
+    (["--group", "SU3", "--lattice", "2", "2", "2", "2", "--instanton-hits", "1"],
+     "--instanton-hits"),
 ]
 
 
@@ -135,6 +143,34 @@ def test_bad_options_give_one_line_errors(tmp_path, capsys, extra, option):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error" in err and option in err, err
     assert not out.exists()
+
+
+def test_winding_hmc_records_its_hits_and_their_cost(tmp_path):
+    """``--instanton-hits`` makes the run winding HMC: the attributes tell it from plain HMC,
+    every trajectory records its accepted hits, and the measured cost of a hit is stored."""
+    out = tmp_path / "w.nc"
+    hits = ["--instanton-hits", "3", "--instanton-size", "2", "--beta", "1.0"]
+    assert run_cli([*BASE, *hits, "--out", str(out)]) == 0
+    ds = read_chains(out)
+    assert ds.attrs["sampler"] == "hmc"
+    assert (ds.attrs["instanton_hits"], ds.attrs["instanton_size"]) == (3, 2)
+    accepted = ds["instanton_accepted"].values
+    assert accepted.shape == (4, 12) and ((accepted >= 0) & (accepted <= 3)).all()
+    assert accepted.sum() > 0  # at beta 1 a 2x2 flux of pi/2 per plaquette is often accepted
+    assert 0 < ds.attrs["hit_cost_lf"] < float("inf")
+    plain = tmp_path / "p.nc"
+    assert run_cli([*BASE, "--out", str(plain)]) == 0
+    ds = read_chains(plain)
+    assert ds.attrs["instanton_hits"] == 0 and "instanton_accepted" not in ds.data_vars
+    assert "hit_cost_lf" not in ds.attrs
+
+
+def test_omelyan_integrator_is_recorded_with_its_force_evaluations(tmp_path):
+    out = tmp_path / "o.nc"
+    assert run_cli([*BASE, "--integrator", "omelyan", "--out", str(out)]) == 0
+    ds = read_chains(out)
+    assert ds.attrs["integrator"] == "omelyan" and ds.attrs["force_evaluations"] == 2 * 5
+    assert ds["accept_prob"].values.mean() > 0.5
 
 
 def test_bad_output_paths(tmp_path, capsys):

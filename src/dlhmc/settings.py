@@ -21,6 +21,7 @@ from typing import Any
 from dlhmc.groups import GROUPS, groups_with
 from dlhmc.lattice import PRECISIONS
 from dlhmc.nets import ACTIVATIONS
+from dlhmc.samplers.integrators import INTEGRATORS
 from dlhmc.samplers.l2hmc import MASKS, L2HMCConfig
 from dlhmc.training.schedules import ANNEAL_SCHEDULES, DECAYS
 
@@ -278,8 +279,23 @@ class HMCSettings:
         range=POSITIVE_INT, nargs="+", metavar="N", help=_lattice_help()
     )
     beta: float = setting(range=POSITIVE_FLOAT, help="gauge coupling")
-    nlf: int = setting(10, range=POSITIVE_INT, help="leapfrog steps per trajectory")
-    eps: float = setting(0.1, range=POSITIVE_FLOAT, help="leapfrog step size")
+    nlf: int = setting(10, range=POSITIVE_INT, help="integrator steps per trajectory")
+    eps: float = setting(0.1, range=POSITIVE_FLOAT, help="integrator step size")
+    integrator: str = setting(
+        "leapfrog", choices=tuple(INTEGRATORS), help="leapfrog or 2nd-order minimum norm (Omelyan)"
+    )
+    instanton_hits: int = setting(
+        0,
+        range=NONNEGATIVE_INT,
+        metavar="K",
+        help=_only("instanton_hits", "instanton hits after each trajectory (winding HMC)"),
+    )
+    instanton_size: int = setting(
+        0,
+        range=NONNEGATIVE_INT,
+        metavar="W",
+        help=_only("instanton_size", "patch of a hit: W x W plaquettes, 0 = delocalized"),
+    )
     chains: int = setting(64, range=POSITIVE_INT, help="independent chains (batch)")
     trajectories: int = setting(
         2000, range=POSITIVE_INT, help="recorded trajectories per chain, after thermalization"

@@ -96,12 +96,23 @@ class ChainSet:
 
     @property
     def lf_per_traj(self) -> float:
-        """Leapfrog-step equivalents of one trajectory: ``N_LF`` plus the hits at their measured
-        cost (a hit without a measured cost counts 0, which favours winding HMC)."""
+        """Leapfrog-step equivalents of one trajectory, counted in force evaluations.
+
+        ``force_evaluations`` per trajectory when the file records it (the Omelyan integrator
+        evaluates the force twice per step), else ``N_LF``; for winding HMC plus the hits at
+        their measured cost and one force evaluation for every trajectory whose links a hit
+        changed (the cached force is refreshed).  A hit without a measured cost counts 0, which
+        favours winding HMC.
+        """
+        cost = float(self.attr("force_evaluations", self.nlf))
         hits = self.instanton_hits
-        if hits == 0 or np.isnan(self.hit_cost_lf):
-            return float(self.nlf)
-        return self.nlf + hits * self.hit_cost_lf
+        if hits == 0:
+            return cost
+        if "instanton_accepted" in self.data.variables:
+            cost += float((self.values("instanton_accepted") > 0).mean())
+        if not np.isnan(self.hit_cost_lf):
+            cost += hits * self.hit_cost_lf
+        return cost
 
     def values(self, name: str) -> np.ndarray:
         """``[chain, traj]`` float64 array of one variable."""

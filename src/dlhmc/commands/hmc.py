@@ -1,9 +1,13 @@
-"""``dlhmc hmc``: plain HMC chains for one (group, lattice, beta, N_LF, eps) -> a chain file.
+"""``dlhmc hmc``: HMC chains for one (group, lattice, beta, N_LF, eps) -> a chain file.
 
 This is the baseline every trained sampler is compared with, so it records
 exactly what the analysis needs (observables, acceptance and ``dH`` per
-trajectory, wall-clock throughput) and nothing depends on which group runs:
-the theory object supplies the physics and its own observables.
+trajectory, wall-clock throughput, force evaluations per trajectory) and nothing
+depends on which group runs: the theory object supplies the physics and its own
+observables.  With ``--instanton-hits K`` it is winding HMC, the baseline of a
+learned sampler that has a topological move; the measured cost of one hit in
+leapfrog steps (``hit_cost_lf``) goes into the file so that the comparison can
+charge the hits honestly.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.base import run_chains
 from dlhmc.samplers.hmc import HMC
+from dlhmc.samplers.instanton import hit_cost_in_leapfrog_steps
 from dlhmc.settings import MAX_SEED, HMCSettings
 from dlhmc.theory import GaugeTheory
 
@@ -34,7 +39,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def validate(args: argparse.Namespace) -> tuple[GaugeTheory, torch.device]:
+def _kernel(theory: GaugeTheory, args: argparse.Namespace) -> HMC:
+    """The HMC kernel; its own checks (instanton options against the lattice and the group)
+    become usage errors naming the option, whose key starts the library's message."""
+    try:
+        return HMC(theory, args.nlf, args.eps, args.integrator, args.instanton_hits,
+                   args.instanton_size)
+    except ValueError as err:
+        key, _, rest = str(err).partition(" ")
+        raise UsageError(f"--{key.rstrip(':').replace('_', '-')}: {rest}") from None
+
+
+def validate(args: argparse.Namespace) -> tuple[HMC, torch.device]:
     """Every check that can fail, before any work, each naming its option."""
     try:
         theory_class(args.group).check_lattice(tuple(args.lattice))
@@ -46,15 +62,17 @@ def validate(args: argparse.Namespace) -> tuple[GaugeTheory, torch.device]:
         raise UsageError(f"--out: {str(args.out)!r} is a directory")
     device = resolve_device(args.device)
     theory = make_theory(args.group, args.lattice, args.beta, args.precision, device)
+    kernel = _kernel(theory, args)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--out: cannot create {str(args.out.parent)!r}: {err.strerror}") from None
-    return theory, device
+    return kernel, device
 
 
 def run(args: argparse.Namespace) -> int:
-    theory, device = validate(args)
+    kernel, device = validate(args)
+    theory = kernel.theory
     generator = torch.Generator(device=device).manual_seed(args.seed)
     total = args.therm + args.trajectories
     bar = tqdm(
@@ -70,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
             x = theory.hot_start(args.chains, generator)
         else:
             x = theory.cold_start(args.chains)
-        kernel = HMC(theory, args.nlf, args.eps)
         per_traj = run_chains(
             kernel, x, args.therm, args.trajectories, generator, progress=bar
         ).per_traj
@@ -82,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         "sampler": "hmc",
         "nlf": args.nlf,
         "eps": args.eps,
+        "integrator": args.integrator,
+        "force_evaluations": kernel.force_evaluations,
+        "instanton_hits": kernel.instanton_hits,
+        "instanton_size": kernel.instanton_size,
         "n_therm": args.therm,
         "seed": args.seed,
         "wall_seconds": wall_seconds,
@@ -90,5 +111,10 @@ def run(args: argparse.Namespace) -> int:
         "start": args.start,
         "device": str(device),
     }
+    if kernel.instanton_hits:
+        # Timed apart from the chains, with its own generator: the chains do not depend on it.
+        attrs["hit_cost_lf"] = hit_cost_in_leapfrog_steps(
+            theory, kernel.instanton_size, batch=args.chains, repeats=20
+        )
     write_chains(args.out, chain_dataset(per_traj, attrs))
     return 0
