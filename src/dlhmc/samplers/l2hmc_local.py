@@ -1,0 +1,202 @@
+"""Local, gauge-covariant L2HMC leapfrog layers for 2D U(1) (config ``network: local``).
+
+A layer is, as for the dense family: momentum update, link updates covering every link
+once, momentum update.  What changes is what the networks read and how links move.
+
+**Momentum update**, ``v' = v exp(eps/2 s_v) - eps/2 (F exp(eps q_v) + t_v)`` with
+``(s_v, t_v, q_v)`` from a :class:`~dlhmc.nets.local.LocalNet` on the plaquette and
+rectangle maps of the links and the force.  All are gauge invariant, and so are ``v`` and
+``F`` in U(1): ``v'`` is invariant and ``log|J| = sum eps/2 s_v``.
+
+**Link updates** (equivariant flows, Kanwar et al. arXiv:2003.06413).  Sub-update
+``(mu, o)`` moves the links of direction ``mu`` whose coordinate across ``mu`` is
+``o mod 4``, ``o = 0..3``: eight sub-updates per layer, each link once.  No two moving
+links are then neighbours across ``mu``, so each moving link ``x_mu(n)`` is the only moving
+link of its *active* plaquette ``P(n)`` (orientation ``sign = +1`` for ``mu = 0``, ``-1``
+for ``mu = 1``) and of one passive plaquette, which nothing reads.  With ``s, t, q`` from a
+network that reads only loops made of frozen links (the plaquettes of the two untouched
+columns / rows of every four and the rectangle around each moving link, which does not
+contain it), the indicator of the moving links and ``v``::
+
+    h(P)    = 2 atan(exp(eps s) tan(P/2))        (the non-compact projection, a circle map)
+    x_mu'   = x_mu + sign (h(P) - P) + eps (v exp(eps q) + t)     on the moving links.
+
+The active plaquette becomes ``h(P) + sign eps (v exp(eps q) + t)``.
+
+*Covariance.*  Under ``x_mu(n) -> x_mu(n) + a(n) - a(n + mu)`` the plaquettes, ``v`` and
+hence ``s, t, q`` are unchanged, so the shift added to ``x_mu`` is invariant and the update
+commutes with every gauge transformation.  (The dense family's ``tan(x/2)`` scaling of a
+link angle does not: it is not a shift.)  The winding translation of the middle layer is a
+constant shift, covariant as well; it is added to the shift of each sub-update.
+
+*Exactness.*  The networks read nothing a sub-update moves (the frozen loops and ``v``),
+so it is inverted in closed form: recompute the active plaquette from ``x'`` and the
+frozen links, undo the momentum shift, invert ``h`` (``h^-1`` is ``h`` with ``-s``) and move
+the link back.  Each moving link enters only its own active plaquette, so the Jacobian of
+a sub-update is diagonal with entries ``dx'/dx = h'(P)``, and
+``log|J| = sum over active plaquettes of log h'(P)``.  With all networks zero, ``h`` is the
+identity and the eight sub-updates are the drift ``x += eps v`` of every link: one layer is
+one leapfrog step.
+
+Why not fewer sub-updates: with links of one direction moved on every second column, every
+plaquette holds a moving link and the networks could read only the rectangles around the
+moving links; four offsets leave two frozen plaquettes per moving link to condition on, as
+in the published flows.  The masks need no two same-offset columns (rows) to be
+neighbours, which fails only for extents ``4k + 1`` (``k >= 1``); those are refused.
+
+One network per layer serves all eight sub-updates (the indicator channels tell it which
+links move), and one per layer the two momentum updates, as in the dense family.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dlhmc.lattice.u1 import plaquette_angles
+from dlhmc.nets.local import (
+    N_LOOP_FEATURES,
+    N_LOOPS,
+    LocalNet,
+    loop_angles,
+    loop_features,
+    loop_incidence,
+)
+
+TWO_PI = 2.0 * math.pi
+OFFSETS = 4
+# Orientation of the moving link x_mu(n) in its active plaquette P(n).
+SIGNS = (1.0, -1.0)
+
+
+def _wrap(x: torch.Tensor) -> torch.Tensor:
+    """Angles into ``[-pi, pi)``; the subtracted multiple of ``2 pi`` carries no gradient."""
+    with torch.no_grad():
+        turns = torch.floor((x + math.pi) / TWO_PI)
+    return torch.sub(x, turns, alpha=TWO_PI)
+
+
+def link_masks(lattice: tuple[int, int]) -> tuple[list[tuple[int, int]], torch.Tensor]:
+    """The non-empty sub-updates ``(mu, o)`` and their moving links ``[n_sub, 2, Nt, Nx]``.
+
+    Raises ``ValueError`` where the masks cannot give every moving link an active plaquette
+    of its own (an extent ``4k + 1``).
+    """
+    nt, nx = lattice
+    across = (
+        torch.arange(nx).view(1, nx).expand(nt, nx),  # mu = 0 links: the x coordinate
+        torch.arange(nt).view(nt, 1).expand(nt, nx),  # mu = 1 links: the t coordinate
+    )
+    subs, masks = [], []
+    for mu in (0, 1):
+        for offset in range(OFFSETS):
+            mask = torch.zeros(2, nt, nx, dtype=torch.bool)
+            mask[mu] = across[mu] % OFFSETS == offset
+            if mask.any():
+                subs.append((mu, offset))
+                masks.append(mask)
+    masks = torch.stack(masks)
+    for mask in masks:
+        moving_in_plaquette = loop_incidence(mask.double())[0]
+        if (moving_in_plaquette[mask.any(0)] != 1).any():
+            raise ValueError(
+                f"network: local link masks need lattice extents other than 4k + 1 (k >= 1), "
+                f"got {tuple(lattice)}"
+            )
+    return subs, masks
+
+
+class LocalU1Leapfrog(nn.Module):
+    """Networks and updates of the ``local`` family on an ``Nt x Nx`` U(1) torus.
+
+    Only the masks depend on the lattice, and they are not saved with the weights
+    (non-persistent buffers): the same state dict loads into a model for any volume.
+    ``config.hidden`` are the channel widths of every network's 3x3 convolutions.
+    """
+
+    def __init__(self, theory, config):
+        super().__init__()
+        self.subs, masks = link_masks(tuple(theory.lattice))
+        keep = torch.stack([loop_incidence(m.double()) == 0 for m in masks])
+        self.register_buffer("moving", masks, persistent=False)
+        # Loop features (cos, then sin, of each loop map) kept for each sub-update.
+        self.register_buffer("keep", keep.repeat(1, 2, 1, 1), persistent=False)
+        x_in = N_LOOP_FEATURES + 2 + 2  # frozen loops, v, moving-link indicator
+        v_in = N_LOOP_FEATURES + 2  # all loops, force
+        self.vnets = nn.ModuleList(
+            LocalNet(v_in, config.hidden, config.activation) for _ in range(config.nlf)
+        )
+        self.xnets = nn.ModuleList(
+            LocalNet(x_in, config.hidden, config.activation) for _ in range(config.nlf)
+        )
+
+    @staticmethod
+    def features(x: torch.Tensor) -> torch.Tensor:
+        """What the momentum networks read of the links: ``[B, 6, Nt, Nx]`` loop maps."""
+        return loop_features(loop_angles(plaquette_angles(x)))
+
+    def v_update(self, k, v, force, features, eps, inverse):
+        s, t, q = self.vnets[k](torch.cat((features, force), dim=1))
+        half_eps = 0.5 * eps
+        kick = torch.addcmul(t, force, torch.exp(eps * q))
+        log_scale = half_eps * s
+        if inverse:
+            v = torch.addcmul(v, kick, half_eps) * torch.exp(-log_scale)
+            return v, -log_scale.sum((1, 2, 3))
+        v = torch.addcmul(v * torch.exp(log_scale), kick, half_eps, value=-1.0)
+        return v, log_scale.sum((1, 2, 3))
+
+    def x_update(self, k, j, x, v, eps, inverse, translation=None):
+        """Sub-update ``j`` of layer ``k`` (or its inverse); returns ``x'`` and ``log|J|``."""
+        mu, sign = self.subs[j][0], SIGNS[self.subs[j][0]]
+        moving = self.moving[j]
+        plaq = plaquette_angles(x)
+        frozen = loop_features(loop_angles(plaq)) * self.keep[j].to(x.dtype)
+        indicator = moving.to(x.dtype).expand(x.shape[0], -1, -1, -1)
+        s, t, q = self.xnets[k](torch.cat((frozen, v, indicator), dim=1))
+        es = eps * s[:, mu]
+        shift = eps * (v[:, mu] * torch.exp(eps * q[:, mu]) + t[:, mu])
+        if translation is not None:
+            shift = shift + translation[mu]
+        # y: the active plaquette before the circle map (after it, inverse).
+        if inverse:
+            y, es = _wrap(plaq - sign * shift), -es
+        else:
+            y = _wrap(plaq)
+        cos_half = torch.cos(0.5 * y)
+        sin_half = torch.exp(es) * torch.sin(0.5 * y)
+        mapped = 2.0 * torch.atan2(sin_half, cos_half)
+        log_jac = es - torch.log(cos_half.square() + sin_half.square())
+        if inverse:
+            link = x[:, mu] - shift + sign * (mapped - y)
+        else:
+            link = x[:, mu] + sign * (mapped - y) + shift
+        link = torch.where(moving[mu], _wrap(link), x[:, mu])
+        links = (link, x[:, 1]) if mu == 0 else (x[:, 0], link)
+        logdet = torch.where(moving[mu], log_jac, 0.0).sum((1, 2))
+        return torch.stack(links, dim=1), logdet
+
+    def layer(self, theory, k, x, v, force, features, eps_v, eps_x, inverse, translation=None):
+        """One local leapfrog layer (or its inverse), with the signature of the dense one."""
+        v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
+        order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
+        for j in order:
+            x, ld = self.x_update(k, j, x, v, eps_x, inverse, translation)
+            logdet = logdet + ld
+        force, features = theory.force(x), self.features(x)
+        v, ld = self.v_update(k, v, force, features, eps_v, inverse)
+        return x, v, force, features, logdet + ld
+
+
+# Theory class name -> local family.  Subclasses inherit their parent's family.
+LOCAL_FAMILIES = {"U1Theory": LocalU1Leapfrog}
+
+
+def local_leapfrog(theory, config) -> nn.Module:
+    """The ``local`` layers for ``theory``; ``ValueError`` for a theory without them."""
+    for cls in type(theory).__mro__:
+        if cls.__name__ in LOCAL_FAMILIES:
+            return LOCAL_FAMILIES[cls.__name__](theory, config)
+    raise ValueError(f"network: local is not yet implemented for {theory.name}")
