@@ -87,7 +87,7 @@ class LocalHead(nn.Module):
 
 
 class LocalNet(nn.Module):
-    """Per-site maps ``[B, in_channels, Nt, Nx]`` -> per-link ``(s, t, q)``, each ``[B, 2, Nt, Nx]``.
+    """Per-site maps ``[B, in_channels, Nt, Nx]`` -> ``(s, t, q)``, each ``[B, 2, Nt, Nx]``.
 
     ``channels`` are the widths of the 3x3 periodic convolutions (at least one).
     """

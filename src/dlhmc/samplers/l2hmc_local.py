@@ -58,7 +58,6 @@ from torch import nn
 from dlhmc.lattice.u1 import plaquette_angles
 from dlhmc.nets.local import (
     N_LOOP_FEATURES,
-    N_LOOPS,
     LocalNet,
     loop_angles,
     loop_features,
@@ -148,14 +147,20 @@ class LocalU1Leapfrog(nn.Module):
         v = torch.addcmul(v * torch.exp(log_scale), kick, half_eps, value=-1.0)
         return v, log_scale.sum((1, 2, 3))
 
+    def x_inputs(self, j, x, v):
+        """Plaquette angles of ``x`` and the link network's input for sub-update ``j``:
+        loops of frozen links only (the rest zeroed), ``v`` and the moving-link indicator."""
+        plaq = plaquette_angles(x)
+        frozen = loop_features(loop_angles(plaq)) * self.keep[j].to(x.dtype)
+        indicator = self.moving[j].to(x.dtype).expand(x.shape[0], -1, -1, -1)
+        return plaq, torch.cat((frozen, v, indicator), dim=1)
+
     def x_update(self, k, j, x, v, eps, inverse, translation=None):
         """Sub-update ``j`` of layer ``k`` (or its inverse); returns ``x'`` and ``log|J|``."""
         mu, sign = self.subs[j][0], SIGNS[self.subs[j][0]]
         moving = self.moving[j]
-        plaq = plaquette_angles(x)
-        frozen = loop_features(loop_angles(plaq)) * self.keep[j].to(x.dtype)
-        indicator = moving.to(x.dtype).expand(x.shape[0], -1, -1, -1)
-        s, t, q = self.xnets[k](torch.cat((frozen, v, indicator), dim=1))
+        plaq, maps = self.x_inputs(j, x, v)
+        s, t, q = self.xnets[k](maps)
         es = eps * s[:, mu]
         shift = eps * (v[:, mu] * torch.exp(eps * q[:, mu]) + t[:, mu])
         if translation is not None:
