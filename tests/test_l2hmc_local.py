@@ -42,14 +42,19 @@ def random_state(theory, batch, seed):
     return x, v, a
 
 
-@pytest.mark.parametrize("lattice", [(4, 4), (6, 4), (3, 6)])
+PERIODS = [2, 4]
+LATTICES = [((4, 4), 4), ((6, 4), 4), ((3, 6), 4), ((4, 4), 2), ((6, 4), 2)]
+
+
+@pytest.mark.parametrize(("lattice", "period"), LATTICES)
 @pytest.mark.parametrize("winding", [0, 1])
 @pytest.mark.parametrize("inverse", [False, True])
-def test_layers_are_gauge_covariant(lattice, winding, inverse):
+def test_layers_are_gauge_covariant(lattice, period, winding, inverse):
     """``layer(g x) = g layer(x)`` for every layer, forward and backward; ``v``, the force,
     the loop features and ``log|J|`` are unchanged by ``g``."""
     theory = U1Theory(lattice, 2.0)
-    dyn = randomize(L2HMCDynamics(theory, local_config(winding=winding)), scale=0.3, seed=1)
+    config = local_config(winding=winding, local_period=period)
+    dyn = randomize(L2HMCDynamics(theory, config), scale=0.3, seed=1)
     x, v, a = random_state(theory, 3, seed=2)
     gx = gauge_transform(x, a)
     assert angle_diff(gx, x).abs().max() > 1.0  # g is not the identity on links
@@ -63,9 +68,10 @@ def test_layers_are_gauge_covariant(lattice, winding, inverse):
                 assert (mine - theirs).abs().max() < 1e-12
 
 
-def test_network_outputs_are_gauge_invariant():
+@pytest.mark.parametrize("period", PERIODS)
+def test_network_outputs_are_gauge_invariant(period):
     theory = U1Theory((4, 6), 1.5)
-    dyn = randomize(L2HMCDynamics(theory, local_config()), scale=0.3, seed=3)
+    dyn = randomize(L2HMCDynamics(theory, local_config(local_period=period)), scale=0.3, seed=3)
     local = dyn.local
     x, v, a = random_state(theory, 2, seed=4)
     gx = gauge_transform(x, a)
@@ -83,11 +89,13 @@ def test_network_outputs_are_gauge_invariant():
             assert all((o - og).abs().max() < 1e-12 for o, og in zip(outs, outs_g, strict=True))
 
 
-def test_each_link_moves_once_per_layer_and_only_frozen_loops_are_read():
+@pytest.mark.parametrize("period", PERIODS)
+def test_each_link_moves_once_per_layer_and_only_frozen_loops_are_read(period):
     """The masks partition the links; every loop a link network reads is made of frozen
     links, checked by moving the moving links at random and comparing the inputs."""
     theory = U1Theory((6, 4), 1.0)
-    local = L2HMCDynamics(theory, local_config()).local
+    local = L2HMCDynamics(theory, local_config(local_period=period)).local
+    assert len(local.subs) == 2 * period
     assert (local.moving.sum(0) == 1).all()
     x, v, a = random_state(theory, 2, seed=5)
     for j in range(len(local.subs)):
@@ -95,12 +103,13 @@ def test_each_link_moves_once_per_layer_and_only_frozen_loops_are_read():
         assert (local.x_inputs(j, x + kick, v)[1] - local.x_inputs(j, x, v)[1]).abs().max() < 1e-12
 
 
-@pytest.mark.parametrize("lattice", [(4, 4), (6, 4)])
+@pytest.mark.parametrize(("lattice", "period"), LATTICES)
 @pytest.mark.parametrize("winding", [0, -1])
 @pytest.mark.parametrize("direction", [1, -1])
-def test_forward_then_backward_is_identity(lattice, winding, direction):
+def test_forward_then_backward_is_identity(lattice, period, winding, direction):
     theory = U1Theory(lattice, 2.0)
-    dyn = randomize(L2HMCDynamics(theory, local_config(winding=winding)), scale=0.3, seed=6)
+    config = local_config(winding=winding, local_period=period)
+    dyn = randomize(L2HMCDynamics(theory, config), scale=0.3, seed=6)
     x, v, _ = random_state(theory, 3, seed=7)
     with torch.no_grad():
         x1, v1, logdet, _ = dyn.trajectory(x, v, direction)
@@ -112,23 +121,25 @@ def test_forward_then_backward_is_identity(lattice, winding, direction):
     assert (logdet + logdet_back).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize("period", PERIODS)
 @pytest.mark.parametrize("winding", [0, 1])
 @pytest.mark.parametrize("direction", [1, -1])
-def test_sumlogdet_is_log_det_of_autograd_jacobian(winding, direction):
+def test_sumlogdet_is_log_det_of_autograd_jacobian(period, winding, direction):
     """The whole trajectory ``(x, v) -> (x', v')`` on 4x4; the angle wrap has derivative 1."""
     theory = U1Theory((4, 4), 1.0)
-    config = local_config(nlf=2, hidden=(6,), winding=winding)
+    config = local_config(nlf=2, hidden=(6,), winding=winding, local_period=period)
     dyn = randomize(L2HMCDynamics(theory, config), scale=0.3, seed=8)
     sumlogdet, logabsdet = sumlogdet_and_autograd_logdet(dyn, direction)
     assert abs(sumlogdet) > 1e-2
     assert sumlogdet == pytest.approx(logabsdet, abs=1e-10)
 
 
+@pytest.mark.parametrize("period", PERIODS)
 @pytest.mark.parametrize("nlf", [1, 3])
-def test_zero_networks_are_hmc_leapfrog(nlf):
+def test_zero_networks_are_hmc_leapfrog(period, nlf):
     theory = U1Theory((4, 6), 2.0)
     eps = 0.13
-    dyn = L2HMCDynamics(theory, local_config(nlf=nlf))
+    dyn = L2HMCDynamics(theory, local_config(nlf=nlf, local_period=period))
     with torch.no_grad():
         for name, p in dyn.named_parameters():
             p.fill_(math.log(eps) if name.startswith("log_eps") else 0.0)
@@ -183,6 +194,12 @@ def test_smooth_configuration_changes_charge_by_the_winding():
 def test_refusals_and_config_round_trip():
     with pytest.raises(ValueError, match="4k \\+ 1"):
         L2HMCDynamics(U1Theory((5, 4), 1.0), local_config())
+    with pytest.raises(ValueError, match="even extents"):
+        L2HMCDynamics(U1Theory((4, 3), 1.0), local_config(local_period=2))
+    with pytest.raises(ValueError, match="local_period"):
+        local_config(local_period=3)
+    with pytest.raises(ValueError, match="local_period"):
+        L2HMCConfig(local_period=2)
     with pytest.raises(ValueError, match="not yet implemented for GMM"):
         L2HMCDynamics(GaussianMixture(), local_config())
     with pytest.raises(ValueError, match="network"):
@@ -191,10 +208,10 @@ def test_refusals_and_config_round_trip():
         local_config(conv_channels=(4,))
     with pytest.raises(ValueError, match="network"):
         L2HMCConfig(network="global")
-    config = local_config(winding=1)
+    config = local_config(winding=1, local_period=2)
     assert L2HMCConfig.from_dict(config.to_dict()) == config
     old = L2HMCConfig(nlf=2).to_dict()
-    del old["network"]
+    del old["network"], old["local_period"]
     assert L2HMCConfig.from_dict(old).network == "dense"
 
 
@@ -204,7 +221,8 @@ def test_su3_local_is_refused():
         L2HMCDynamics(su3.SU3Theory((2, 2, 2, 2), 5.5), local_config())
 
 
-def test_random_model_reproduces_exact_plaquette_on_every_volume():
+@pytest.mark.parametrize("period", PERIODS)
+def test_random_model_reproduces_exact_plaquette_on_every_volume(period):
     """One set of random (non-zero) weights, made on 4x4, sampled on 4x4, 6x4 and 8x8.
 
     The ``s`` heads get a bias, so every active plaquette is pushed systematically away
@@ -214,7 +232,7 @@ def test_random_model_reproduces_exact_plaquette_on_every_volume():
     chains (replicas), burn-in dropped.
     """
     beta, nlf = 1.5, 2
-    config = local_config(nlf=nlf, hidden=(8,), eps_init=0.25)
+    config = local_config(nlf=nlf, hidden=(8,), eps_init=0.25, local_period=period)
     base = randomize(L2HMCDynamics(U1Theory((4, 4), beta), config), scale=0.1, seed=12)
     with torch.no_grad():
         for k in range(nlf):

@@ -34,7 +34,7 @@ from torch import nn
 
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.l2hmc_groups import kind_for
-from dlhmc.samplers.l2hmc_local import local_leapfrog
+from dlhmc.samplers.l2hmc_local import PERIODS, local_leapfrog
 from dlhmc.theory import GaugeTheory
 
 MASKS = ("checkerboard", "random")
@@ -50,7 +50,9 @@ class L2HMCConfig:
     ``hidden`` are the widths of each network's hidden layers: MLP units for
     ``network: dense``, channels per site of the 3x3 convolutions for ``network: local``
     (whose masks are fixed, so ``mask`` must stay ``checkerboard`` and ``conv_channels``
-    empty there).  Checkpoints from before ``network`` existed load as ``dense``.
+    empty there).  ``local_period`` (2 or 4, ``network: local`` only) is the period of
+    the local link masks, see :mod:`dlhmc.samplers.l2hmc_local`.  Checkpoints from
+    before ``network`` existed load as ``dense``.
     """
 
     nlf: int = 4
@@ -62,6 +64,7 @@ class L2HMCConfig:
     mask_seed: int = 0
     winding: int = 0
     network: str = "dense"
+    local_period: int = 4
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -88,6 +91,9 @@ class L2HMCConfig:
         if self.network == "local" and (self.mask != "checkerboard" or self.conv_channels):
             raise ValueError("network: local layers have their own masks and convolutions; "
                              "mask and conv_channels are for network dense")
+        if self.local_period not in PERIODS or (self.network == "dense" and self.local_period != 4):
+            raise ValueError(f"local_period: expected one of {PERIODS} with network local, "
+                             f"got {self.local_period!r} with network {self.network}")
 
     def to_dict(self) -> dict:
         d = asdict(self)

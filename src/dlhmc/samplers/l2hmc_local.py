@@ -10,13 +10,12 @@ rectangle maps of the links and the force.  All are gauge invariant, and so are 
 
 **Link updates** (equivariant flows, Kanwar et al. arXiv:2003.06413).  Sub-update
 ``(mu, o)`` moves the links of direction ``mu`` whose coordinate across ``mu`` is
-``o mod 4``, ``o = 0..3``: eight sub-updates per layer, each link once.  No two moving
-links are then neighbours across ``mu``, so each moving link ``x_mu(n)`` is the only moving
-link of its *active* plaquette ``P(n)`` (orientation ``sign = +1`` for ``mu = 0``, ``-1``
-for ``mu = 1``) and of one passive plaquette, which nothing reads.  With ``s, t, q`` from a
-network that reads only loops made of frozen links (the plaquettes of the two untouched
-columns / rows of every four and the rectangle around each moving link, which does not
-contain it), the indicator of the moving links and ``v``::
+``o mod p`` (``p = config.local_period``, ``o = 0..p-1``): ``2 p`` sub-updates per layer,
+each link once.  No two moving links are then neighbours across ``mu``, so each moving
+link ``x_mu(n)`` is the only moving link of its *active* plaquette ``P(n)`` (orientation
+``sign = +1`` for ``mu = 0``, ``-1`` for ``mu = 1``) and of one passive plaquette, which
+nothing reads.  With ``s, t, q`` from a network that reads only loops made of frozen links
+(zeroed elsewhere), the indicator of the moving links and ``v``::
 
     h(P)    = 2 atan(exp(eps s) tan(P/2))        (the non-compact projection, a circle map)
     x_mu'   = x_mu + sign (h(P) - P) + eps (v exp(eps q) + t)     on the moving links.
@@ -38,13 +37,18 @@ a sub-update is diagonal with entries ``dx'/dx = h'(P)``, and
 identity and the eight sub-updates are the drift ``x += eps v`` of every link: one layer is
 one leapfrog step.
 
-Why not fewer sub-updates: with links of one direction moved on every second column, every
-plaquette holds a moving link and the networks could read only the rectangles around the
-moving links; four offsets leave two frozen plaquettes per moving link to condition on, as
-in the published flows.  The masks need no two same-offset columns (rows) to be
-neighbours, which fails only for extents ``4k + 1`` (``k >= 1``); those are refused.
+*Period 4 or 2.*  With ``p = 4`` (the published flows) the networks read the plaquettes of
+the two untouched columns (rows) of every four and the 1x2 rectangle around each moving
+link (the link cancels between its active and passive plaquette, so the rectangle is
+frozen).  With ``p = 2`` every plaquette holds a moving link, and only those rectangles
+are frozen; but the action depends on a moving link only through its two plaquettes,
+whose sum is that rectangle, so the rectangle is exactly what the link's conditional
+distribution depends on.  ``p = 2`` needs half the network evaluations (measured 40%
+less time per trajectory at 16x16).  The masks need no two moving columns (rows) to be
+neighbours on the torus: ``p = 4`` refuses extents ``4k + 1`` (``k >= 1``), ``p = 2`` odd
+extents.
 
-One network per layer serves all eight sub-updates (the indicator channels tell it which
+One network per layer serves all sub-updates (the indicator channels tell it which
 links move), and one per layer the two momentum updates, as in the dense family.
 """
 
@@ -65,7 +69,7 @@ from dlhmc.nets.local import (
 )
 
 TWO_PI = 2.0 * math.pi
-OFFSETS = 4
+PERIODS = (2, 4)
 # Orientation of the moving link x_mu(n) in its active plaquette P(n).
 SIGNS = (1.0, -1.0)
 
@@ -77,11 +81,12 @@ def _wrap(x: torch.Tensor) -> torch.Tensor:
     return torch.sub(x, turns, alpha=TWO_PI)
 
 
-def link_masks(lattice: tuple[int, int]) -> tuple[list[tuple[int, int]], torch.Tensor]:
+def link_masks(lattice: tuple[int, int], period: int
+               ) -> tuple[list[tuple[int, int]], torch.Tensor]:
     """The non-empty sub-updates ``(mu, o)`` and their moving links ``[n_sub, 2, Nt, Nx]``.
 
     Raises ``ValueError`` where the masks cannot give every moving link an active plaquette
-    of its own (an extent ``4k + 1``).
+    of its own.
     """
     nt, nx = lattice
     across = (
@@ -90,9 +95,9 @@ def link_masks(lattice: tuple[int, int]) -> tuple[list[tuple[int, int]], torch.T
     )
     subs, masks = [], []
     for mu in (0, 1):
-        for offset in range(OFFSETS):
+        for offset in range(period):
             mask = torch.zeros(2, nt, nx, dtype=torch.bool)
-            mask[mu] = across[mu] % OFFSETS == offset
+            mask[mu] = across[mu] % period == offset
             if mask.any():
                 subs.append((mu, offset))
                 masks.append(mask)
@@ -100,10 +105,9 @@ def link_masks(lattice: tuple[int, int]) -> tuple[list[tuple[int, int]], torch.T
     for mask in masks:
         moving_in_plaquette = loop_incidence(mask.double())[0]
         if (moving_in_plaquette[mask.any(0)] != 1).any():
-            raise ValueError(
-                f"network: local link masks need lattice extents other than 4k + 1 (k >= 1), "
-                f"got {tuple(lattice)}"
-            )
+            need = "even extents" if period == 2 else "extents other than 4k + 1 (k >= 1)"
+            raise ValueError(f"network: local link masks of period {period} need {need}, "
+                             f"got lattice {tuple(lattice)}")
     return subs, masks
 
 
@@ -112,12 +116,13 @@ class LocalU1Leapfrog(nn.Module):
 
     Only the masks depend on the lattice, and they are not saved with the weights
     (non-persistent buffers): the same state dict loads into a model for any volume.
-    ``config.hidden`` are the channel widths of every network's 3x3 convolutions.
+    ``config.hidden`` are the channel widths of every network's 3x3 convolutions,
+    ``config.local_period`` the period of the link masks.
     """
 
     def __init__(self, theory, config):
         super().__init__()
-        self.subs, masks = link_masks(tuple(theory.lattice))
+        self.subs, masks = link_masks(tuple(theory.lattice), config.local_period)
         keep = torch.stack([loop_incidence(m.double()) == 0 for m in masks])
         self.register_buffer("moving", masks, persistent=False)
         # Loop features (cos, then sin, of each loop map) kept for each sub-update.
