@@ -13,6 +13,10 @@ Drawing ``d`` uniformly per chain and per trajectory makes the map an involution
 ``(x, v, d)``, so the Metropolis-Hastings test with ``exp(-dH + sum log|J|)`` is exact
 whatever the networks are: training can only change efficiency, never the target.
 
+``network: local`` (U(1)) replaces the networks and steps 2-3 by gauge-covariant
+plaquette-coupled sub-updates whose weights run on any volume
+(:mod:`dlhmc.samplers.l2hmc_local`); the structure above and the MH test are unchanged.
+
 ``winding`` (U(1) only, a deviation from physics.md documented in docs/results.md): the
 x updates of the middle layer also add ``d * winding`` lattice instantons, a constant
 translation of the links that shifts every plaquette angle by ``2 pi / V`` and so moves

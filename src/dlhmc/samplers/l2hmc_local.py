@@ -25,8 +25,9 @@ The active plaquette becomes ``h(P) + sign eps (v exp(eps q) + t)``.
 *Covariance.*  Under ``x_mu(n) -> x_mu(n) + a(n) - a(n + mu)`` the plaquettes, ``v`` and
 hence ``s, t, q`` are unchanged, so the shift added to ``x_mu`` is invariant and the update
 commutes with every gauge transformation.  (The dense family's ``tan(x/2)`` scaling of a
-link angle does not: it is not a shift.)  The winding translation of the middle layer is a
-constant shift, covariant as well; it is added to the shift of each sub-update.
+link angle does not: it does not commute with ``x -> x + a``.)  The winding translation of
+the middle layer is a constant shift, covariant as well; it is added to the shift of each
+sub-update.
 
 *Exactness.*  The networks read nothing a sub-update moves (the frozen loops and ``v``),
 so it is inverted in closed form: recompute the active plaquette from ``x'`` and the
@@ -34,16 +35,17 @@ frozen links, undo the momentum shift, invert ``h`` (``h^-1`` is ``h`` with ``-s
 the link back.  Each moving link enters only its own active plaquette, so the Jacobian of
 a sub-update is diagonal with entries ``dx'/dx = h'(P)``, and
 ``log|J| = sum over active plaquettes of log h'(P)``.  With all networks zero, ``h`` is the
-identity and the eight sub-updates are the drift ``x += eps v`` of every link: one layer is
-one leapfrog step.
+identity and the sub-updates together are the drift ``x += eps v`` of every link: one layer
+is one leapfrog step.
 
 *Period 4 or 2.*  With ``p = 4`` (the published flows) the networks read the plaquettes of
 the two untouched columns (rows) of every four and the 1x2 rectangle around each moving
 link (the link cancels between its active and passive plaquette, so the rectangle is
 frozen).  With ``p = 2`` every plaquette holds a moving link, and only those rectangles
 are frozen; but the action depends on a moving link only through its two plaquettes,
-whose sum is that rectangle, so the rectangle is exactly what the link's conditional
-distribution depends on.  ``p = 2`` needs half the network evaluations (measured 40%
+whose sum is that rectangle ``R``: given the frozen links, the active plaquette is
+distributed as ``exp(beta cos P + beta cos(R - P))``, a function of ``R`` alone, which the
+network does read.  ``p = 2`` needs half the network evaluations (measured 40%
 less time per trajectory at 16x16).  The masks need no two moving columns (rows) to be
 neighbours on the torus: ``p = 4`` refuses extents ``4k + 1`` (``k >= 1``), ``p = 2`` odd
 extents.
