@@ -15,6 +15,7 @@ from l2hmc_helpers import randomize, sumlogdet_and_autograd_logdet
 from dlhmc.analysis.autocorr import gamma_method
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.lattice.u1_exact import exact_plaquette
+from dlhmc.nets.local import LocalNet
 from dlhmc.samplers.hmc import leapfrog
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 from dlhmc.toy.gmm import GaussianMixture
@@ -28,6 +29,13 @@ def local_config(**kw) -> L2HMCConfig:
 
 def angle_diff(a, b):
     return torch.remainder(a - b + math.pi, TWO_PI) - math.pi
+
+
+def randomize_module(module, scale=0.3, seed=15):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
 
 
 def gauge_transform(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -162,6 +170,24 @@ def test_untrained_model_is_close_to_leapfrog():
     x_hmc, v_hmc, _ = leapfrog(theory, x, v, theory.force(x), 2, 0.1)
     assert angle_diff(x1, x_hmc).abs().max() < 1e-2
     assert (v1 - v_hmc).abs().max() < 1e-2
+
+
+@pytest.mark.parametrize("lattice", [(4, 4), (6, 4), (3, 5)])
+def test_networks_are_translation_equivariant_on_the_torus(lattice):
+    """Shifting the input maps by a lattice translation shifts the outputs alike (periodic
+    padding); matches ``nn.Conv2d`` with circular padding."""
+    net = LocalNet(5, (4, 3), "swish").double()
+    randomize_module(net)
+    gen = torch.Generator().manual_seed(16)
+    maps = torch.randn((2, 5, *lattice), generator=gen, dtype=torch.float64)
+    outs = net(maps)
+    shifted = net(maps.roll((1, 2), (2, 3)))
+    for o, so in zip(outs, shifted, strict=True):
+        assert (o.roll((1, 2), (2, 3)) - so).abs().max() < 1e-12
+    conv = net.body[0]
+    ref = torch.nn.Conv2d(5, 4, 3, padding=1, padding_mode="circular").double()
+    ref.load_state_dict(conv.state_dict())
+    assert (conv(maps) - ref(maps)).abs().max() < 1e-12
 
 
 def test_parameter_count_and_weights_do_not_depend_on_the_volume():

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from dlhmc.nets.dense import HEAD_INIT_SCALE, make_activation
 
@@ -62,6 +63,27 @@ def loop_incidence(links: torch.Tensor) -> torch.Tensor:
     return torch.stack((plaq, rect_x, rect_t))
 
 
+class TorusConv2d(nn.Conv2d):
+    """A 3x3 convolution on the torus: the input is padded periodically by one site.
+
+    The padding is one ``index_select`` of the flattened sites (its backward one
+    ``index_add``), measured 10% faster per trajectory than ``padding_mode="circular"``,
+    whose slice copies dominate the backward at these small widths.  Parameters are
+    those of ``nn.Conv2d``.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        nt, nx = h.shape[-2:]
+        rows = torch.arange(-1, nt + 1, device=h.device) % nt
+        cols = torch.arange(-1, nx + 1, device=h.device) % nx
+        sites = (rows[:, None] * nx + cols[None, :]).flatten()
+        padded = h.flatten(2).index_select(2, sites).view(*h.shape[:2], nt + 2, nx + 2)
+        return F.conv2d(padded, self.weight, self.bias)
+
+
 class LocalHead(nn.Module):
     """``s = lambda_s tanh(.)``, ``t`` linear, ``q = lambda_q tanh(.)``, two channels each,
     from one 1x1 convolution (a per-site linear map) initialized near zero."""
@@ -92,8 +114,6 @@ class LocalNet(nn.Module):
     ``channels`` are the widths of the 3x3 periodic convolutions (at least one).
     """
 
-    kernel_size = 3
-
     def __init__(self, in_channels: int, channels: Sequence[int], activation: str,
                  with_s: bool = True):
         super().__init__()
@@ -102,11 +122,7 @@ class LocalNet(nn.Module):
         sizes = [in_channels, *channels]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(sizes, sizes[1:], strict=False):
-            layers += [
-                nn.Conv2d(c_in, c_out, self.kernel_size, padding=self.kernel_size // 2,
-                          padding_mode="circular"),
-                make_activation(activation),
-            ]
+            layers += [TorusConv2d(c_in, c_out), make_activation(activation)]
         self.body = nn.Sequential(*layers)
         self.head = LocalHead(sizes[-1], with_s)
 
