@@ -205,6 +205,27 @@ def test_parameter_count_and_weights_do_not_depend_on_the_volume():
     assert dense[0] != dense[1]  # the dense family does grow with the volume
 
 
+def test_layer_records_and_beta_replacement():
+    """Per-layer diagnostics work unchanged; the local layers take the theory from the
+    dynamics, so ``theory.with_beta`` moves them along a beta ladder."""
+    theory = U1Theory((4, 4), 2.0)
+    dyn = randomize(L2HMCDynamics(theory, local_config()), scale=0.1, seed=17)
+    dyn.theory = theory.with_beta(3.0)
+    fresh, old_beta = (L2HMCDynamics(U1Theory((4, 4), b), local_config()) for b in (3.0, 2.0))
+    fresh.load_state_dict(dyn.state_dict())
+    old_beta.load_state_dict(dyn.state_dict())
+    x, v, _ = random_state(theory, 6, seed=18)
+    with torch.no_grad():
+        moved = dyn.trajectory(x, v, 1)[0]
+        assert angle_diff(moved, fresh.trajectory(x, v, 1)[0]).abs().max() < 1e-12
+        assert angle_diff(moved, old_beta.trajectory(x, v, 1)[0]).abs().max() > 1e-6
+        prop = dyn.propose(x, torch.Generator().manual_seed(19), record_layers=True)
+    layers = prop.layers
+    assert all(t.shape == (4, 6) for t in layers.values())
+    torch.testing.assert_close(layers["plaq"][-1], theory.average_plaquette(prop.x))
+    torch.testing.assert_close(layers["energy"][-1] - layers["energy"][0], prop.dH - prop.sumlogdet)
+
+
 def test_smooth_configuration_changes_charge_by_the_winding():
     theory = U1Theory((8, 8), 4.0)
     dyn = L2HMCDynamics(theory, local_config(nlf=4, eps_init=0.02, winding=1))
