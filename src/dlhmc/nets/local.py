@@ -63,25 +63,41 @@ def loop_incidence(links: torch.Tensor) -> torch.Tensor:
     return torch.stack((plaq, rect_x, rect_t))
 
 
-class TorusConv2d(nn.Conv2d):
-    """A 3x3 convolution on the torus: the input is padded periodically by one site.
+class _TorusPad(torch.autograd.Function):
+    """Periodic padding by one site on each side of the last two dims.
 
-    The padding is one ``index_select`` of the flattened sites (its backward one
-    ``index_add``), measured 10% faster per trajectory than ``padding_mode="circular"``,
-    whose slice copies dominate the backward at these small widths.  Parameters are
-    those of ``nn.Conv2d``.
+    The forward is ``F.pad(mode="circular")``; its autograd backward builds the gradient
+    from zero-filled slice copies, which dominated the backward of these small networks.
+    Here the padded gradient is folded back in place: copy the interior, add the wrapped
+    rows, then the wrapped columns.  First derivatives only (training needs no more).
     """
+
+    @staticmethod
+    def forward(ctx, h):
+        return F.pad(h, (1, 1, 1, 1), mode="circular")
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        rows = grad[..., 1:-1, :].clone()
+        rows[..., 0, :].add_(grad[..., -1, :])
+        rows[..., -1, :].add_(grad[..., 0, :])
+        out = rows[..., 1:-1].clone()
+        out[..., 0].add_(rows[..., -1])
+        out[..., -1].add_(rows[..., 0])
+        return out
+
+
+class TorusConv2d(nn.Conv2d):
+    """A 3x3 convolution on the torus: the input is padded periodically by one site
+    (:class:`_TorusPad`, measured about 3x cheaper forward plus backward than
+    ``padding_mode="circular"``).  Parameters are those of ``nn.Conv2d``."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__(c_in, c_out, 3)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        nt, nx = h.shape[-2:]
-        rows = torch.arange(-1, nt + 1, device=h.device) % nt
-        cols = torch.arange(-1, nx + 1, device=h.device) % nx
-        sites = (rows[:, None] * nx + cols[None, :]).flatten()
-        padded = h.flatten(2).index_select(2, sites).view(*h.shape[:2], nt + 2, nx + 2)
-        return F.conv2d(padded, self.weight, self.bias)
+        return F.conv2d(_TorusPad.apply(h), self.weight, self.bias)
 
 
 class LocalHead(nn.Module):
