@@ -172,10 +172,10 @@ def test_untrained_model_is_close_to_leapfrog():
     assert (v1 - v_hmc).abs().max() < 1e-2
 
 
-@pytest.mark.parametrize("lattice", [(4, 4), (6, 4), (3, 5)])
+@pytest.mark.parametrize("lattice", [(4, 4), (6, 4), (3, 5), (2, 3)])
 def test_networks_are_translation_equivariant_on_the_torus(lattice):
     """Shifting the input maps by a lattice translation shifts the outputs alike (periodic
-    padding); matches ``nn.Conv2d`` with circular padding."""
+    padding); values and input gradients match ``nn.Conv2d`` with circular padding."""
     net = LocalNet(5, (4, 3), "swish").double()
     randomize_module(net)
     gen = torch.Generator().manual_seed(16)
@@ -187,7 +187,13 @@ def test_networks_are_translation_equivariant_on_the_torus(lattice):
     conv = net.body[0]
     ref = torch.nn.Conv2d(5, 4, 3, padding=1, padding_mode="circular").double()
     ref.load_state_dict(conv.state_dict())
-    assert (conv(maps) - ref(maps)).abs().max() < 1e-12
+    maps.requires_grad_()
+    out, out_ref = conv(maps), ref(maps)
+    assert (out - out_ref).abs().max() < 1e-12
+    weights = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    grad = torch.autograd.grad((out * weights).sum(), maps)[0]
+    grad_ref = torch.autograd.grad((out_ref * weights).sum(), maps)[0]
+    assert (grad - grad_ref).abs().max() < 1e-12
 
 
 def test_parameter_count_and_weights_do_not_depend_on_the_volume():
