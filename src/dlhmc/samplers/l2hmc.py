@@ -13,6 +13,10 @@ Drawing ``d`` uniformly per chain and per trajectory makes the map an involution
 ``(x, v, d)``, so the Metropolis-Hastings test with ``exp(-dH + sum log|J|)`` is exact
 whatever the networks are: training can only change efficiency, never the target.
 
+``network: local`` (U(1)) replaces the networks and steps 2-3 by gauge-covariant
+plaquette-coupled sub-updates whose weights run on any volume
+(:mod:`dlhmc.samplers.l2hmc_local`); the structure above and the MH test are unchanged.
+
 ``winding`` (U(1) only, a deviation from physics.md documented in docs/results.md): the
 x updates of the middle layer also add ``d * winding`` lattice instantons, a constant
 translation of the links that shifts every plaquette angle by ``2 pi / V`` and so moves
@@ -34,14 +38,26 @@ from torch import nn
 
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
+from dlhmc.samplers.l2hmc_local import PERIODS
 from dlhmc.theory import Theory
 
 MASKS = ("checkerboard", "random")
+# dense: the paper's MLPs over all links; local: gauge-covariant convolutional layers
+# (dlhmc.samplers.l2hmc_local), whose weights run on any volume.
+NETWORKS = ("dense", "local")
 
 
 @dataclass(frozen=True)
 class L2HMCConfig:
-    """Architecture of the sampler; stored in checkpoints via ``to_dict``."""
+    """Architecture of the sampler; stored in checkpoints via ``to_dict``.
+
+    ``hidden`` are the widths of each network's hidden layers: MLP units for
+    ``network: dense``, channels per site of the 3x3 convolutions for ``network: local``
+    (whose masks are fixed, so ``mask`` must stay ``checkerboard`` and ``conv_channels``
+    empty there).  ``local_period`` (2 or 4, ``network: local`` only) is the period of
+    the local link masks, see :mod:`dlhmc.samplers.l2hmc_local`.  Checkpoints from
+    before ``network`` existed load as ``dense``.
+    """
 
     nlf: int = 4
     hidden: tuple[int, ...] = (64, 64)
@@ -51,6 +67,8 @@ class L2HMCConfig:
     conv_channels: tuple[int, ...] = ()
     mask_seed: int = 0
     winding: int = 0
+    network: str = "dense"
+    local_period: int = 4
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -71,6 +89,15 @@ class L2HMCConfig:
         if isinstance(self.winding, bool) or int(self.winding) != self.winding:
             raise ValueError(f"winding: expected an integer, got {self.winding!r}")
         object.__setattr__(self, "winding", int(self.winding))
+        if self.network not in NETWORKS:
+            raise ValueError(f"network: expected one of {', '.join(NETWORKS)}, "
+                             f"got {self.network!r}")
+        if self.network == "local" and (self.mask != "checkerboard" or self.conv_channels):
+            raise ValueError("network: local layers have their own masks and convolutions; "
+                             "mask and conv_channels are for network dense")
+        if self.local_period not in PERIODS or (self.network == "dense" and self.local_period != 4):
+            raise ValueError(f"local_period: expected one of {PERIODS} with network local, "
+                             f"got {self.local_period!r} with network {self.network}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -144,9 +171,11 @@ class L2HMCDynamics(nn.Module):
         self.theory = theory
         self.config = config
         self.kind = theory.l2hmc_kind()
-        masks = build_masks(self.kind.n_units, self.kind.parity(), config)
-        # active[k, 0] = mbar^k (moved first), active[k, 1] = m^k (moved second).
-        self.register_buffer("active", torch.stack([~masks, masks], dim=1), persistent=False)
+        self.local = self.kind.local_layers(config) if config.network == "local" else None
+        if self.local is None:
+            masks = build_masks(self.kind.n_units, self.kind.parity(), config)
+            # active[k, 0] = mbar^k (moved first), active[k, 1] = m^k (moved second).
+            self.register_buffer("active", torch.stack([~masks, masks], dim=1), persistent=False)
         log_eps = math.log(config.eps_init)
         self.log_eps_v = nn.Parameter(torch.full((config.nlf,), log_eps))
         self.log_eps_x = nn.Parameter(torch.full((config.nlf,), log_eps))
@@ -156,11 +185,12 @@ class L2HMCDynamics(nn.Module):
         self.winding_layer = config.nlf // 2
         translation = self.kind.winding_field(config.winding) if config.winding else None
         self.register_buffer("translation", translation, persistent=False)
-        self.vnets = nn.ModuleList(self.kind.vnet(config) for _ in range(config.nlf))
-        self.xnets = nn.ModuleList(
-            nn.ModuleList(self.kind.xnet(config, self.active[k, h]) for h in range(2))
-            for k in range(config.nlf)
-        )
+        if self.local is None:
+            self.vnets = nn.ModuleList(self.kind.vnet(config) for _ in range(config.nlf))
+            self.xnets = nn.ModuleList(
+                nn.ModuleList(self.kind.xnet(config, self.active[k, h]) for h in range(2))
+                for k in range(config.nlf)
+            )
         self.to(device=theory.device, dtype=_real_dtype(theory.dtype))
 
     @property
@@ -201,6 +231,10 @@ class L2HMCDynamics(nn.Module):
         ``force`` and ``features`` belong to ``x`` and are returned for the new links, so
         that each configuration along the trajectory is evaluated once.
         """
+        if self.local is not None:
+            winding = self.translation if k == self.winding_layer else None
+            return self.local.layer(self.theory, k, x, v, force, features, self.eps_v[k],
+                                    self.eps_x[k], inverse, winding)
         v, ld0 = self._v_update(k, x, v, force, features, inverse)
         first, second = (1, 0) if inverse else (0, 1)
         x, ld1 = self._x_update(k, first, x, v, features, inverse)
@@ -224,7 +258,8 @@ class L2HMCDynamics(nn.Module):
         """
         inverse = direction < 0
         order = range(self.config.nlf - 1, -1, -1) if inverse else range(self.config.nlf)
-        force, features = self.theory.force(x), self.kind.features(x)
+        features = (self.kind if self.local is None else self.local).features(x)
+        force = self.theory.force(x)
         sumlogdet = x.new_zeros(x.shape[0], dtype=v.dtype)
         records = [self._monitor(x, v, sumlogdet)] if record_layers else None
         for k in order:

@@ -22,6 +22,7 @@ import torch
 
 from dlhmc.group.u1 import cos_sin, wrap
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
+from dlhmc.samplers.l2hmc_local import LocalU1Leapfrog
 
 
 class VNet(torch.nn.Module):
@@ -126,6 +127,10 @@ class LinkKind(ABC):
         raise ValueError(f"winding: no topological translation for {type(self).__name__} "
                          "(U1 only); use winding 0")
 
+    def local_layers(self, config) -> torch.nn.Module:
+        """The ``local`` (gauge-covariant, volume-independent) leapfrog layers of this kind."""
+        raise ValueError(f"network: local is not yet implemented for {type(self).__name__}")
+
 
 class U1Kind(LinkKind):
     """U(1) angles with the non-compact projection of physics.md.
@@ -135,8 +140,9 @@ class U1Kind(LinkKind):
     so the update is a diffeomorphism of the circle with an analytic Jacobian.
 
     ``instanton(lattice, winding)`` is the theory's lattice instanton
-    (:func:`dlhmc.lattice.u1.lattice_instanton`), handed in by the theory so that the
-    sampler does not depend on the lattice module.
+    (:func:`dlhmc.lattice.u1_instanton.lattice_instanton`), and the plaquette angles of the
+    ``local`` layers are the theory's, both handed in by the theory so that the sampler does
+    not depend on the lattice module.
     """
 
     n_features = 2
@@ -146,6 +152,7 @@ class U1Kind(LinkKind):
     def __init__(self, theory, instanton: Callable[[tuple[int, ...], int], torch.Tensor]):
         super().__init__(theory)
         self.instanton = instanton
+        self.plaquette_angles = theory.plaquette_angles
 
     @staticmethod
     def units_of(theory) -> tuple[int, ...]:
@@ -160,6 +167,9 @@ class U1Kind(LinkKind):
         conv = PeriodicConv(self.lattice, self.n_features, config.conv_channels, config.activation,
                             keep)
         return conv, conv.out_size
+
+    def local_layers(self, config):
+        return LocalU1Leapfrog(self.lattice, config, self.plaquette_angles)
 
     def winding_field(self, winding):
         """``winding`` lattice instantons: every plaquette angle grows by ``2 pi winding / V``

@@ -1,4 +1,5 @@
-"""The per-layer networks of L2HMC: maps from frozen variables to the (s, t, q) of an update.
+"""The ``dense`` L2HMC networks (the paper's design): maps from frozen variables to the (s, t, q)
+of an update, each reading every link of the lattice.
 
 Every network here is a function of variables the update it drives leaves unchanged
 (links and force for a momentum update; the frozen half of the links and the

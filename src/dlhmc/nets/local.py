@@ -1,0 +1,146 @@
+"""The ``local`` L2HMC networks: periodic convolutions over gauge-invariant per-site maps.
+
+Why this shape (physics.md, "Gauge equivariance and local layers"):
+
+- Inputs are gauge invariant: the cosines and sines of the 2D U(1) plaquette and of the two
+  1x2 rectangles at each site, the momenta ``v`` and the force ``F`` (invariant for an
+  abelian group).  So every output ``s, t, q`` is invariant, which is what makes the shifts
+  of the link update covariant.
+- The same small kernels act at every site with circular padding, so the network is
+  translation equivariant on the torus, its receptive field is fixed (``2 n + 1`` sites
+  across for ``n`` 3x3 layers) and its parameter count does not depend on the lattice: a
+  model trained on one torus runs, unchanged, on any other.
+- Outputs are per link: two channels (directions ``mu = 0, 1``) for each of ``s, t, q``.
+  The heads start near zero (:data:`~dlhmc.nets.dense.HEAD_INIT_SCALE`), so an untrained
+  sampler is a leapfrog integrator, and ``s, q`` are bounded by trainable ``lambda tanh``
+  like the dense heads (``exp(eps s)`` can neither overflow nor collapse a variable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlhmc.nets.dense import HEAD_INIT_SCALE, make_activation
+
+# Loop maps per site: the plaquette P(n) and the rectangles P(n) + P(n + e1) (two plaquettes
+# along x) and P(n) + P(n + e0) (two along t).
+N_LOOPS = 3
+# cos and sin of each loop map.
+N_LOOP_FEATURES = 2 * N_LOOPS
+
+
+def loop_angles(plaq: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, Nt, Nx]``: the plaquette angles ``plaq`` ``[B, Nt, Nx]`` (unwrapped) and the
+    1x2 rectangles built from them; the shared inner link cancels in each sum, so the
+    rectangles are Wilson loops too (gauge invariant)."""
+    return torch.stack((plaq, plaq + plaq.roll(-1, 2), plaq + plaq.roll(-1, 1)), dim=1)
+
+
+def loop_features(angles: torch.Tensor) -> torch.Tensor:
+    """``[B, 6, Nt, Nx]``: ``cos`` then ``sin`` of the loop maps of :func:`loop_angles`."""
+    return torch.cat((torch.cos(angles), torch.sin(angles)), dim=1)
+
+
+def loop_incidence(links: torch.Tensor) -> torch.Tensor:
+    """How many marked links each loop of :func:`loop_angles` runs over, ``[3, Nt, Nx]``.
+
+    ``links`` ``[2, Nt, Nx]`` (0/1) marks links; a link the loop traverses twice (tiny
+    tori, where a rectangle wraps) counts twice, so a zero means the loop is certainly
+    made of unmarked links only.
+    """
+    m0, m1 = links[0], links[1]
+
+    def at(m, dt, dx):  # m(n + dt e0 + dx e1) at n
+        return m.roll((-dt, -dx), (0, 1))
+
+    plaq = m0 + at(m1, 1, 0) + at(m0, 0, 1) + m1
+    rect_x = m0 + at(m1, 1, 0) + at(m1, 1, 1) + at(m0, 0, 2) + at(m1, 0, 1) + m1
+    rect_t = m0 + at(m0, 1, 0) + at(m1, 2, 0) + at(m0, 1, 1) + at(m0, 0, 1) + m1
+    return torch.stack((plaq, rect_x, rect_t))
+
+
+class _TorusPad(torch.autograd.Function):
+    """Periodic padding by one site on each side of the last two dims.
+
+    The forward is ``F.pad(mode="circular")``; its autograd backward builds the gradient
+    from zero-filled slice copies, which dominated the backward of these small networks.
+    Here the padded gradient is folded back in place: copy the interior, add the wrapped
+    rows, then the wrapped columns.  First derivatives only (training needs no more).
+    """
+
+    @staticmethod
+    def forward(ctx, h):
+        return F.pad(h, (1, 1, 1, 1), mode="circular")
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        rows = grad[..., 1:-1, :].clone()
+        rows[..., 0, :].add_(grad[..., -1, :])
+        rows[..., -1, :].add_(grad[..., 0, :])
+        out = rows[..., 1:-1].clone()
+        out[..., 0].add_(rows[..., -1])
+        out[..., -1].add_(rows[..., 0])
+        return out
+
+
+class TorusConv2d(nn.Conv2d):
+    """A 3x3 convolution on the torus: the input is padded periodically by one site
+    (:class:`_TorusPad`, measured about 3x cheaper forward plus backward than
+    ``padding_mode="circular"``).  Parameters are those of ``nn.Conv2d``."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(_TorusPad.apply(h), self.weight, self.bias)
+
+
+class LocalHead(nn.Module):
+    """``s = lambda_s tanh(.)``, ``t`` linear, ``q = lambda_q tanh(.)``, two channels each,
+    from one 1x1 convolution (a per-site linear map) initialized near zero."""
+
+    def __init__(self, width: int, with_s: bool = True):
+        super().__init__()
+        self.with_s = with_s
+        self.conv = nn.Conv2d(width, 2 * (3 if with_s else 2), 1)
+        with torch.no_grad():
+            self.conv.weight.mul_(HEAD_INIT_SCALE)
+            self.conv.bias.zero_()
+        self.lambda_s = nn.Parameter(torch.ones(())) if with_s else None
+        self.lambda_q = nn.Parameter(torch.ones(()))
+
+    def forward(self, z: torch.Tensor):
+        out = self.conv(z)
+        if self.with_s:
+            s, t, q = out.split(2, dim=1)
+            s = self.lambda_s * torch.tanh(s)
+        else:
+            (t, q), s = out.split(2, dim=1), None
+        return s, t, self.lambda_q * torch.tanh(q)
+
+
+class LocalNet(nn.Module):
+    """Per-site maps ``[B, in_channels, Nt, Nx]`` -> ``(s, t, q)``, each ``[B, 2, Nt, Nx]``.
+
+    ``channels`` are the widths of the 3x3 periodic convolutions (at least one).
+    """
+
+    def __init__(self, in_channels: int, channels: Sequence[int], activation: str,
+                 with_s: bool = True):
+        super().__init__()
+        if not channels:
+            raise ValueError("hidden: a local network needs at least one convolution width")
+        sizes = [in_channels, *channels]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(sizes, sizes[1:], strict=False):
+            layers += [TorusConv2d(c_in, c_out), make_activation(activation)]
+        self.body = nn.Sequential(*layers)
+        self.head = LocalHead(sizes[-1], with_s)
+
+    def forward(self, maps: torch.Tensor):
+        return self.head(self.body(maps))

@@ -1,0 +1,194 @@
+"""Local, gauge-covariant L2HMC leapfrog layers for 2D U(1) (config ``network: local``).
+
+A layer is, as for the dense family: momentum update, link updates covering every link
+once, momentum update.  What changes is what the networks read and how links move.
+
+**Momentum update**, ``v' = v exp(eps/2 s_v) - eps/2 (F exp(eps q_v) + t_v)`` with
+``(s_v, t_v, q_v)`` from a :class:`~dlhmc.nets.local.LocalNet` on the plaquette and
+rectangle maps of the links and the force.  All are gauge invariant, and so are ``v`` and
+``F`` in U(1): ``v'`` is invariant and ``log|J| = sum eps/2 s_v``.
+
+**Link updates** (equivariant flows, Kanwar et al. arXiv:2003.06413).  Sub-update
+``(mu, o)`` moves the links of direction ``mu`` whose coordinate across ``mu`` is
+``o mod p`` (``p = config.local_period``, ``o = 0..p-1``): ``2 p`` sub-updates per layer,
+each link once.  No two moving links are then neighbours across ``mu``, so each moving
+link ``x_mu(n)`` is the only moving link of its *active* plaquette ``P(n)`` (orientation
+``sign = +1`` for ``mu = 0``, ``-1`` for ``mu = 1``) and of one passive plaquette, which
+nothing reads.  With ``s, t, q`` from a network that reads only loops made of frozen links
+(zeroed elsewhere), the indicator of the moving links and ``v``::
+
+    h(P)    = 2 atan(exp(eps s) tan(P/2))        (the non-compact projection, a circle map)
+    x_mu'   = x_mu + sign (h(P) - P) + eps (v exp(eps q) + t)     on the moving links.
+
+The active plaquette becomes ``h(P) + sign eps (v exp(eps q) + t)``.
+
+*Covariance.*  Under ``x_mu(n) -> x_mu(n) + a(n) - a(n + mu)`` the plaquettes, ``v`` and
+hence ``s, t, q`` are unchanged, so the shift added to ``x_mu`` is invariant and the update
+commutes with every gauge transformation.  (The dense family's ``tan(x/2)`` scaling of a
+link angle does not: it does not commute with ``x -> x + a``.)  The winding translation of
+the middle layer is a constant shift, covariant as well; it is added to the shift of each
+sub-update.
+
+*Exactness.*  The networks read nothing a sub-update moves (the frozen loops and ``v``),
+so it is inverted in closed form: recompute the active plaquette from ``x'`` and the
+frozen links, undo the momentum shift, invert ``h`` (``h^-1`` is ``h`` with ``-s``) and move
+the link back.  Each moving link enters only its own active plaquette, so the Jacobian of
+a sub-update is diagonal with entries ``dx'/dx = h'(P)``, and
+``log|J| = sum over active plaquettes of log h'(P)``.  With all networks zero, ``h`` is the
+identity and the sub-updates together are the drift ``x += eps v`` of every link: one layer
+is one leapfrog step.
+
+*Period 4 or 2.*  With ``p = 4`` (the published flows) the networks read the plaquettes of
+the two untouched columns (rows) of every four and the 1x2 rectangle around each moving
+link (the link cancels between its active and passive plaquette, so the rectangle is
+frozen).  With ``p = 2`` every plaquette holds a moving link, and only those rectangles
+are frozen; but the action depends on a moving link only through its two plaquettes,
+whose sum is that rectangle ``R``: given the frozen links, the active plaquette is
+distributed as ``exp(beta cos P + beta cos(R - P))``, a function of ``R`` alone, which the
+network does read.  ``p = 2`` needs half the network evaluations (measured 40%
+less time per trajectory at 16x16).  The masks need no two moving columns (rows) to be
+neighbours on the torus: ``p = 4`` refuses extents ``4k + 1`` (``k >= 1``), ``p = 2`` odd
+extents.
+
+One network per layer serves all sub-updates (the indicator channels tell it which
+links move), and one per layer the two momentum updates, as in the dense family.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlhmc.group.u1 import wrap
+from dlhmc.nets.local import (
+    N_LOOP_FEATURES,
+    LocalNet,
+    loop_angles,
+    loop_features,
+    loop_incidence,
+)
+
+PERIODS = (2, 4)
+# Orientation of the moving link x_mu(n) in its active plaquette P(n).
+SIGNS = (1.0, -1.0)
+
+
+def link_masks(lattice: tuple[int, int], period: int
+               ) -> tuple[list[tuple[int, int]], torch.Tensor]:
+    """The non-empty sub-updates ``(mu, o)`` and their moving links ``[n_sub, 2, Nt, Nx]``.
+
+    Raises ``ValueError`` where the masks cannot give every moving link an active plaquette
+    of its own.
+    """
+    nt, nx = lattice
+    across = (
+        torch.arange(nx).view(1, nx).expand(nt, nx),  # mu = 0 links: the x coordinate
+        torch.arange(nt).view(nt, 1).expand(nt, nx),  # mu = 1 links: the t coordinate
+    )
+    subs, masks = [], []
+    for mu in (0, 1):
+        for offset in range(period):
+            mask = torch.zeros(2, nt, nx, dtype=torch.bool)
+            mask[mu] = across[mu] % period == offset
+            if mask.any():
+                subs.append((mu, offset))
+                masks.append(mask)
+    masks = torch.stack(masks)
+    for mask in masks:
+        moving_in_plaquette = loop_incidence(mask.double())[0]
+        if (moving_in_plaquette[mask.any(0)] != 1).any():
+            need = "even extents" if period == 2 else "extents other than 4k + 1 (k >= 1)"
+            raise ValueError(f"network: local link masks of period {period} need {need}, "
+                             f"got lattice {tuple(lattice)}")
+    return subs, masks
+
+
+class LocalU1Leapfrog(nn.Module):
+    """Networks and updates of the ``local`` family on an ``Nt x Nx`` U(1) torus.
+
+    Only the masks depend on the lattice, and they are not saved with the weights
+    (non-persistent buffers): the same state dict loads into a model for any volume.
+    ``config.hidden`` are the channel widths of every network's 3x3 convolutions,
+    ``config.local_period`` the period of the link masks.  ``plaquette_angles`` (links to
+    unwrapped plaquette angles ``[B, Nt, Nx]``) comes from the theory, which owns the lattice
+    geometry.
+    """
+
+    def __init__(self, lattice: tuple[int, int], config, plaquette_angles):
+        super().__init__()
+        self.plaquette_angles = plaquette_angles
+        self.subs, masks = link_masks(tuple(lattice), config.local_period)
+        keep = torch.stack([loop_incidence(m.double()) == 0 for m in masks])
+        self.register_buffer("moving", masks, persistent=False)
+        # Loop features (cos, then sin, of each loop map) kept for each sub-update.
+        self.register_buffer("keep", keep.repeat(1, 2, 1, 1), persistent=False)
+        x_in = N_LOOP_FEATURES + 2 + 2  # frozen loops, v, moving-link indicator
+        v_in = N_LOOP_FEATURES + 2  # all loops, force
+        self.vnets = nn.ModuleList(
+            LocalNet(v_in, config.hidden, config.activation) for _ in range(config.nlf)
+        )
+        self.xnets = nn.ModuleList(
+            LocalNet(x_in, config.hidden, config.activation) for _ in range(config.nlf)
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the momentum networks read of the links: ``[B, 6, Nt, Nx]`` loop maps."""
+        return loop_features(loop_angles(self.plaquette_angles(x)))
+
+    def v_update(self, k, v, force, features, eps, inverse):
+        s, t, q = self.vnets[k](torch.cat((features, force), dim=1))
+        half_eps = 0.5 * eps
+        kick = torch.addcmul(t, force, torch.exp(eps * q))
+        log_scale = half_eps * s
+        if inverse:
+            v = torch.addcmul(v, kick, half_eps) * torch.exp(-log_scale)
+            return v, -log_scale.sum((1, 2, 3))
+        v = torch.addcmul(v * torch.exp(log_scale), kick, half_eps, value=-1.0)
+        return v, log_scale.sum((1, 2, 3))
+
+    def x_inputs(self, j, x, v):
+        """Plaquette angles of ``x`` and the link network's input for sub-update ``j``:
+        loops of frozen links only (the rest zeroed), ``v`` and the moving-link indicator."""
+        plaq = self.plaquette_angles(x)
+        frozen = loop_features(loop_angles(plaq)) * self.keep[j].to(x.dtype)
+        indicator = self.moving[j].to(x.dtype).expand(x.shape[0], -1, -1, -1)
+        return plaq, torch.cat((frozen, v, indicator), dim=1)
+
+    def x_update(self, k, j, x, v, eps, inverse, translation=None):
+        """Sub-update ``j`` of layer ``k`` (or its inverse); returns ``x'`` and ``log|J|``."""
+        mu, sign = self.subs[j][0], SIGNS[self.subs[j][0]]
+        moving = self.moving[j]
+        plaq, maps = self.x_inputs(j, x, v)
+        s, t, q = self.xnets[k](maps)
+        es = eps * s[:, mu]
+        shift = eps * (v[:, mu] * torch.exp(eps * q[:, mu]) + t[:, mu])
+        if translation is not None:
+            shift = shift + translation[mu]
+        # y: the active plaquette before the circle map (after it, inverse).
+        if inverse:
+            y, es = wrap(plaq - sign * shift), -es
+        else:
+            y = wrap(plaq)
+        cos_half = torch.cos(0.5 * y)
+        sin_half = torch.exp(es) * torch.sin(0.5 * y)
+        mapped = 2.0 * torch.atan2(sin_half, cos_half)
+        log_jac = es - torch.log(cos_half.square() + sin_half.square())
+        if inverse:
+            link = x[:, mu] - shift + sign * (mapped - y)
+        else:
+            link = x[:, mu] + sign * (mapped - y) + shift
+        link = torch.where(moving[mu], wrap(link), x[:, mu])
+        links = (link, x[:, 1]) if mu == 0 else (x[:, 0], link)
+        logdet = torch.where(moving[mu], log_jac, 0.0).sum((1, 2))
+        return torch.stack(links, dim=1), logdet
+
+    def layer(self, theory, k, x, v, force, features, eps_v, eps_x, inverse, translation=None):
+        """One local leapfrog layer (or its inverse), with the signature of the dense one."""
+        v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
+        order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
+        for j in order:
+            x, ld = self.x_update(k, j, x, v, eps_x, inverse, translation)
+            logdet = logdet + ld
+        force, features = theory.force(x), self.features(x)
+        v, ld = self.v_update(k, v, force, features, eps_v, inverse)
+        return x, v, force, features, logdet + ld
