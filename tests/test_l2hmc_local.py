@@ -16,7 +16,7 @@ from dlhmc.analysis.autocorr import gamma_method
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.lattice.u1_exact import exact_plaquette
 from dlhmc.nets.local import LocalNet
-from dlhmc.samplers.hmc import leapfrog
+from dlhmc.samplers.integrators import integrate
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 from dlhmc.toy.gmm import GaussianMixture
 
@@ -154,7 +154,7 @@ def test_zero_networks_are_hmc_leapfrog(period, nlf):
     x, v, _ = random_state(theory, 4, seed=9)
     with torch.no_grad():
         x1, v1, logdet, _ = dyn.trajectory(x, v, 1)
-    x_hmc, v_hmc, _ = leapfrog(theory, x, v, theory.force(x), nlf, eps)
+    x_hmc, v_hmc, _ = integrate(theory, x, v, theory.force(x), nlf, eps)
     assert angle_diff(x1, x_hmc).abs().max() < 1e-12
     assert (v1 - v_hmc).abs().max() < 1e-12
     assert logdet.abs().max() < 1e-12
@@ -167,7 +167,7 @@ def test_untrained_model_is_close_to_leapfrog():
     x, v, _ = random_state(theory, 4, seed=10)
     with torch.no_grad():
         x1, v1, logdet, _ = dyn.trajectory(x, v, 1)
-    x_hmc, v_hmc, _ = leapfrog(theory, x, v, theory.force(x), 2, 0.1)
+    x_hmc, v_hmc, _ = integrate(theory, x, v, theory.force(x), 2, 0.1)
     assert angle_diff(x1, x_hmc).abs().max() < 1e-2
     assert (v1 - v_hmc).abs().max() < 1e-2
 
@@ -228,7 +228,7 @@ def test_layer_records_and_beta_replacement():
         prop = dyn.propose(x, torch.Generator().manual_seed(19), record_layers=True)
     layers = prop.layers
     assert all(t.shape == (4, 6) for t in layers.values())
-    torch.testing.assert_close(layers["plaq"][-1], theory.average_plaquette(prop.x))
+    torch.testing.assert_close(layers["plaq"][-1], theory.plaquette(prop.x))
     torch.testing.assert_close(layers["energy"][-1] - layers["energy"][0], prop.dH - prop.sumlogdet)
 
 
@@ -296,15 +296,15 @@ def test_random_model_reproduces_exact_plaquette_on_every_volume(period):
         theory = U1Theory(lattice, beta)
         dyn = L2HMCDynamics(theory, config)
         dyn.load_state_dict(base.state_dict())
-        x = theory.hot_start(chains, gen)
+        state = dyn.init(theory.hot_start(chains, gen))
         plaq, accept, logdet = [], [], []
         with torch.no_grad():
             for step in range(80):
-                x, info = dyn.transition(x, gen)
+                state, info = dyn.step(state, gen)
                 if step >= 20:
-                    plaq.append(theory.average_plaquette(x))
+                    plaq.append(theory.plaquette(state.x))
                     accept.append(info.accept_prob.mean().item())
-                    logdet.append(info.sumlogdet.abs().mean().item())
+                    logdet.append(info.extras["sumlogdet"].abs().mean().item())
         assert 0.05 < np.mean(accept) < 0.99, lattice
         assert np.mean(logdet) > 1.0, lattice
         result = gamma_method(torch.stack(plaq).T.numpy())

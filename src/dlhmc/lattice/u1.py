@@ -215,7 +215,7 @@ class U1Theory:
         """
         from dlhmc.samplers.l2hmc_groups import U1Kind
 
-        return U1Kind(self, lattice_instanton)
+        return U1Kind(self, lattice_instanton, plaquette_angles)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``, ``charge`` (``Q_Z``) and ``charge_real`` (``Q_R``) from one plaquette pass."""

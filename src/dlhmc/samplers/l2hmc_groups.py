@@ -72,6 +72,7 @@ class LinkKind(ABC):
         self.unit_shape = self.units_of(theory)
         self.n_units = math.prod(self.unit_shape)
         self.lattice = tuple(theory.lattice)
+        self.theory_name = theory.name
 
     @staticmethod
     @abstractmethod
@@ -129,7 +130,7 @@ class LinkKind(ABC):
 
     def local_layers(self, config) -> torch.nn.Module:
         """The ``local`` (gauge-covariant, volume-independent) leapfrog layers of this kind."""
-        raise ValueError(f"network: local is not yet implemented for {type(self).__name__}")
+        raise ValueError(f"network: local is not yet implemented for {self.theory_name}")
 
 
 class U1Kind(LinkKind):
@@ -149,10 +150,15 @@ class U1Kind(LinkKind):
     components = 1
     scales_x = True
 
-    def __init__(self, theory, instanton: Callable[[tuple[int, ...], int], torch.Tensor]):
+    def __init__(
+        self,
+        theory,
+        instanton: Callable[[tuple[int, ...], int], torch.Tensor],
+        plaquette_angles: Callable[[torch.Tensor], torch.Tensor],
+    ):
         super().__init__(theory)
         self.instanton = instanton
-        self.plaquette_angles = theory.plaquette_angles
+        self.plaquette_angles = plaquette_angles
 
     @staticmethod
     def units_of(theory) -> tuple[int, ...]:
