@@ -72,6 +72,23 @@ def test_tiny_config_dry_run(tmp_path):
     assert counts == {"train": 2, "infer": 2, "hmc": 4, "analyze": 1, "report": 1, "all": 1}
 
 
+def test_hmc_grid_crosses_integrators_and_instanton_hits(tmp_path):
+    """Plain HMC keeps its historical file names; winding HMC and Omelyan are new points with
+    their options on the command line, and hits 0 is planned once whatever the sizes."""
+    config = copy.deepcopy(tiny_config())
+    config["experiments"]["tiny"]["hmc"].update(
+        integrator=["leapfrog", "omelyan"], instanton_hits=[0, 2], instanton_size=[0, 2]
+    )
+    cfg = write_config(tmp_path / "w.yaml", config)
+    result = snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    points = {w["point"] for rule, w in planned_jobs(result.stdout) if rule == "hmc"}
+    stems = ("", "_hits2_size0", "_hits2_size2", "_omelyan", "_omelyan_hits2_size0",
+             "_omelyan_hits2_size2")  # fmt: skip
+    assert points == {f"nlf2_eps{eps}{stem}" for eps in ("0.25", "0.5") for stem in stems}
+    assert "--integrator omelyan --instanton-hits 2 --instanton-size 2" in result.stdout
+
+
 def test_train_ladder_and_mpi_launch(tmp_path):
     """Each beta starts from the model of the previous one; ranks > 1 run under the mpi launcher."""
     config = tiny_config()
@@ -167,6 +184,22 @@ INVALID = [
     ("bad_experiment_name", _rename("bad exp"), ["experiments", "bad exp"]),
     ("no_experiments", lambda c, e: c.update(experiments={}), ["experiments", "non-empty"]),
     ("unknown_top_level_key", lambda c, e: c.update(targets=["x"]), ["config", "targets"]),
+    ("instanton_size_too_large", lambda c, e: e["hmc"].update(instanton_hits=[1],
+                                                              instanton_size=[5]),
+     ["experiments.bad_exp.hmc.instanton_size", "2..4"]),
+    ("instanton_size_one", lambda c, e: e["hmc"].update(instanton_hits=[0, 3],
+                                                        instanton_size=[1]),
+     ["experiments.bad_exp.hmc.instanton_size", "0 (delocalized)"]),
+    ("instanton_hits_negative", _set("hmc", "instanton_hits", [-1]),
+     ["experiments.bad_exp.hmc.instanton_hits[0]", "minimum"]),
+    ("instanton_hits_su3",
+     lambda c, e: e.update(group="SU3", lattices=[[2, 2, 2, 2]],
+                           hmc={**e["hmc"], "instanton_hits": [2]}),
+     ["experiments.bad_exp.hmc.instanton_hits", "U1 only"]),
+    ("unknown_integrator", _set("hmc", "integrator", ["verlet"]),
+     ["experiments.bad_exp.hmc.integrator[0]", "verlet"]),
+    ("train_lattice_dense", _set("train", "lattice", [4, 4]),
+     ["experiments.bad_exp.train.lattice", "network: local"]),
 ]  # fmt: skip
 
 
@@ -175,6 +208,7 @@ DEFAULT_RUN = {
     "negative_steps", "string_batch", "ranks_zero", "unknown_train_key", "missing_betas",
     "unknown_group", "decreasing_ladder", "empty_ladder", "u1_lattice_3d", "su3_lattice_2d",
     "lattice_extent_1", "hmc_no_grid", "warmup_not_below_steps", "anneal_not_below_steps",
+    "instanton_size_too_large", "instanton_hits_su3", "train_lattice_dense",
 }  # fmt: skip
 CASES = [
     pytest.param(*case[1:], id=case[0], marks=() if case[0] in DEFAULT_RUN else pytest.mark.slow)

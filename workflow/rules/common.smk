@@ -67,6 +67,46 @@ def hmc_grid(exp):
     return sorted(points, key=lambda p: (p[0], float(p[1])))
 
 
+def hmc_variants(exp):
+    """(integrator, hits, size) of every baseline kind: plain HMC and winding HMC per integrator.
+
+    Plain HMC has no patch, so hits 0 appears once whatever the sizes; a hit size belongs to
+    the hits above 0 only.
+    """
+    hmc = exp["hmc"]
+    moves = {(0, 0)} if 0 in hmc["instanton_hits"] else set()
+    moves |= {
+        (k, w) for k in hmc["instanton_hits"] if k > 0 for w in hmc["instanton_size"]
+    }
+    return sorted((i, k, w) for i in hmc["integrator"] for (k, w) in moves)
+
+
+def hmc_label(nlf, eps, integrator, hits, size):
+    """File stem of one baseline: plain leapfrog HMC keeps the historical `nlf{N}_eps{E}`, so
+    adding an integrator or winding HMC to the config never renames (reruns) existing files.
+    """
+    label = f"nlf{nlf}_eps{eps}"
+    if integrator != "leapfrog":
+        label += f"_{integrator}"
+    if hits:
+        label += f"_hits{hits}_size{size}"
+    return label
+
+
+def hmc_points(exp):
+    """Label -> (nlf, eps label, integrator, hits, size) of every baseline run at each beta."""
+    return {
+        hmc_label(nlf, eps, *variant): (nlf, eps, *variant)
+        for nlf, eps in hmc_grid(exp)
+        for variant in hmc_variants(exp)
+    }
+
+
+def train_shape(exp, lattice_shape):
+    """The volume a model for `lattice_shape` is trained on: train.lattice when given."""
+    return exp["train"].get("lattice", lattice_shape)
+
+
 def check_experiment(name, exp):
     """Checks the schema cannot express; returns one message per problem, naming the key."""
     key = f"experiments.{name}"
@@ -101,6 +141,29 @@ def check_experiment(name, exp):
         problems.append(f"{key}.betas: must be strictly increasing, got {betas}")
     if not hmc_grid(exp):
         problems.append(f"{key}.hmc: no grid points; give nlf and length, or points")
+    hmc = exp["hmc"]
+    hits = [k for k in hmc["instanton_hits"] if k > 0]
+    for option in ("instanton_hits", "instanton_size"):
+        for _, message in unsupported_options(exp["group"], {option: hits}):
+            problems.append(f"{key}.hmc.{option}: {message}")
+    smallest = min(min(shape) for shape in exp["lattices"])
+    for size in hmc["instanton_size"] if hits and exp["group"] == "U1" else ():
+        if size == 1 or size > smallest:
+            problems.append(
+                f"{key}.hmc.instanton_size: {size} must be 0 (delocalized) or 2..{smallest} "
+                "(the smallest lattice extent)"
+            )
+    if "lattice" in train:
+        if len(train["lattice"]) != dims:
+            problems.append(
+                f"{key}.train.lattice: {exp['group']} needs {dims} extents, "
+                f"got {train['lattice']}"
+            )
+        if train.get("network", "dense") != "local":
+            problems.append(
+                f"{key}.train.lattice: only a network: local model runs on other volumes "
+                f"than it was trained on (got network {train.get('network', 'dense')})"
+            )
     return problems
 
 
@@ -158,6 +221,47 @@ def train_init(wildcards):
     return model_files(wildcards.exp, wildcards.lattice, labels[k - 1])
 
 
+def infer_checkpoint(wildcards):
+    """The model an inference job samples with: trained on train.lattice when the experiment
+    names one (a local model transferred to this volume), else on this volume."""
+    exp = experiment(wildcards)
+    shape = [int(n) for n in wildcards.lattice.split("x")]
+    trained = lattice_label(train_shape(exp, shape))
+    return f"{beta_dir(wildcards.exp, trained, wildcards.beta)}/model/checkpoint.pt"
+
+
+def infer_lattice_option(wildcards, input):
+    """`--lattice ...` when the model was trained on another volume, else nothing (the command
+    line of an untransferred job stays what it was)."""
+    trained = os.path.basename(
+        os.path.dirname(os.path.dirname(os.path.dirname(input.checkpoint)))
+    )
+    if trained == wildcards.lattice:
+        return ""
+    return f"--lattice {lattice_option(wildcards)}"
+
+
+def hmc_point(wildcards):
+    """(nlf, eps, integrator, hits, size) of an HMC job, from its file name."""
+    points = hmc_points(experiment(wildcards))
+    if wildcards.point not in points:
+        raise WorkflowError(
+            f"experiments.{wildcards.exp}.hmc: {wildcards.point} is not a grid point "
+            f"(have {', '.join(points)})"
+        )
+    return points[wildcards.point]
+
+
+def hmc_options(wildcards):
+    nlf, eps, integrator, hits, size = hmc_point(wildcards)
+    words = f"--nlf {nlf} --eps {eps}"
+    if integrator != "leapfrog":
+        words += f" --integrator {integrator}"
+    if hits:
+        words += f" --instanton-hits {hits} --instanton-size {size}"
+    return words
+
+
 def cli_options(settings, skip=()):
     """`--key value ...` for every setting (lists as several values), in config order."""
     words = []
@@ -171,7 +275,7 @@ def cli_options(settings, skip=()):
 
 def train_options(wildcards):
     """All training settings of the experiment; ranks is how the job is launched, not an option."""
-    return cli_options(experiment(wildcards)["train"], skip=("ranks",))
+    return cli_options(experiment(wildcards)["train"], skip=("ranks", "lattice"))
 
 
 def init_option(wildcards, input):
@@ -195,11 +299,17 @@ def betas(name):
     return [beta_label(b) for b in EXPERIMENTS[name]["betas"]]
 
 
+def train_volumes(name):
+    """The volumes models are trained on: train.lattice, or every sampled volume."""
+    exp = EXPERIMENTS[name]
+    return sorted({lattice_label(train_shape(exp, shape)) for shape in exp["lattices"]})
+
+
 def trained_models(name):
-    """Checkpoints of every (volume, beta) of an experiment."""
+    """Checkpoints of every (training volume, beta) of an experiment."""
     return [
         f"{beta_dir(name, lattice, beta)}/model/checkpoint.pt"
-        for lattice in volumes(name)
+        for lattice in train_volumes(name)
         for beta in betas(name)
     ]
 
@@ -214,10 +324,10 @@ def l2hmc_chains(name):
 
 def hmc_chains(name):
     return [
-        f"{beta_dir(name, lattice, beta)}/hmc/nlf{nlf}_eps{eps}.nc"
+        f"{beta_dir(name, lattice, beta)}/hmc/{point}.nc"
         for lattice in volumes(name)
         for beta in betas(name)
-        for nlf, eps in hmc_grid(EXPERIMENTS[name])
+        for point in hmc_points(EXPERIMENTS[name])
     ]
 
 
@@ -257,5 +367,4 @@ wildcard_constraints:
     exp="[A-Za-z][A-Za-z0-9_-]*",
     lattice="[0-9]+(x[0-9]+)+",
     beta="[0-9][0-9.e+-]*",
-    nlf="[0-9]+",
-    eps="[0-9][0-9.e+-]*",
+    point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?",

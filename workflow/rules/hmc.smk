@@ -1,9 +1,11 @@
 rule hmc:
-    """HMC baseline at one beta and one grid point (N_LF, eps); the file name states both."""
+    """HMC baseline at one beta and one grid point: N_LF, eps, the integrator unless leapfrog,
+    and for winding HMC the instanton hits and their size; the file name states all of them.
+    """
     output:
-        "results/{exp}/{lattice}/beta{beta}/hmc/nlf{nlf}_eps{eps}.nc",
+        "results/{exp}/{lattice}/beta{beta}/hmc/{point}.nc",
     log:
-        "logs/{exp}/{lattice}/beta{beta}/hmc_nlf{nlf}_eps{eps}.log",
+        "logs/{exp}/{lattice}/beta{beta}/hmc_{point}.log",
     conda:
         "../envs/dlhmc.yaml"
     threads: 1
@@ -13,6 +15,7 @@ rule hmc:
         gpu=0,
     params:
         group=lambda wc: experiment(wc)["group"],
+        point=hmc_options,
         lattice=lattice_option,
         precision=lambda wc: experiment(wc)["precision"],
         chains=lambda wc: experiment(wc)["hmc"]["chains"],
@@ -22,7 +25,7 @@ rule hmc:
         device=lambda wc: experiment(wc)["device"],
     shell:
         "OMP_NUM_THREADS={threads} dlhmc hmc --group {params.group} --lattice {params.lattice} "
-        "--beta {wildcards.beta} --nlf {wildcards.nlf} --eps {wildcards.eps} "
+        "--beta {wildcards.beta} {params.point} "
         "--chains {params.chains} --trajectories {params.trajectories} --therm {params.therm} "
         "--precision {params.precision} --seed {params.seed} --device {params.device} "
         "--no-progress --out {output} >{log} 2>&1"

@@ -1,7 +1,9 @@
 rule infer:
-    """Inference chains with a trained model at the model's own beta (full MH accept/reject)."""
+    """Inference chains with a trained model at the model's own beta (full MH accept/reject),
+    on the model's volume or, for a local model trained on train.lattice, on this one.
+    """
     input:
-        checkpoint="results/{exp}/{lattice}/beta{beta}/model/checkpoint.pt",
+        checkpoint=infer_checkpoint,
     output:
         "results/{exp}/{lattice}/beta{beta}/l2hmc.nc",
     log:
@@ -16,9 +18,11 @@ rule infer:
     params:
         run_dir=lambda wc, input: os.path.dirname(input.checkpoint),
         options=lambda wc: cli_options(experiment(wc)["infer"]),
+        lattice=infer_lattice_option,
         seed=lambda wc: experiment(wc)["seed"] + 1,
         device=lambda wc: experiment(wc)["device"],
     shell:
-        "OMP_NUM_THREADS={threads} dlhmc infer --checkpoint {params.run_dir} {params.options} "
+        "OMP_NUM_THREADS={threads} dlhmc infer --checkpoint {params.run_dir} {params.lattice} "
+        "{params.options} "
         "--seed {params.seed} --device {params.device} --no-progress --out {output} "
         ">{log} 2>&1"
