@@ -19,9 +19,10 @@ def register(subparsers) -> None:
         "report",
         help="HTML report, comparison table and figures of one experiment",
         description=(
-            "Compare the trained sampler with the best HMC grid point per beta (N_LF * tau_int of "
-            "the charge and seconds per independent sample), check every plaquette against its "
-            "exact value, and draw the five figures (PNG and PDF) into one HTML page."
+            "Compare, per beta, the best of each kind of sampler (plain HMC, winding HMC, L2HMC, "
+            "L2HMC with winding; N_LF * tau_int of the charge and seconds per independent "
+            "sample), check every plaquette and U(1) <Q_Z^2> against its exact value, and draw "
+            "the five figures (PNG and PDF) into one HTML page."
         ),
     )
     parser.add_argument("--table", required=True, type=Path, help="CSV from dlhmc analyze")
