@@ -79,7 +79,11 @@ def expected_targets(name: str, config: dict) -> list[str]:
             base = f"results/{name}/{lattice}/beta{float(beta)!r}"
             files += [f"{base}/model/{f}" for f in ("checkpoint.pt", "metrics.csv", "config.yaml")]
             files.append(f"{base}/l2hmc.nc")
-            for nlf in exp["hmc"]["nlf"]:
-                for length in exp["hmc"]["length"]:
-                    files.append(f"{base}/hmc/nlf{nlf}_eps{length / nlf:.6g}.nc")
+            hmc = exp["hmc"]
+            points = [(n, f"{length / n:.6g}") for n in hmc.get("nlf", []) for length in
+                      hmc.get("length", [])]  # fmt: skip
+            points += [(p["nlf"], f"{p['eps']:.6g}") for p in hmc.get("points", [])]
+            for integrator in hmc.get("integrator", ["leapfrog"]):
+                suffix = "" if integrator == "leapfrog" else f"_{integrator}"
+                files += [f"{base}/hmc/nlf{n}_eps{e}{suffix}.nc" for n, e in points]
     return files
