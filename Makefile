@@ -32,6 +32,7 @@ lint: $(BIN)/dlhmc
 bench: $(BIN)/dlhmc
 	$(BIN)/python benchmarks/hmc_throughput.py
 	$(BIN)/python benchmarks/l2hmc_step.py
+	$(BIN)/python benchmarks/su3_integrators.py
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/pipeline_tiny.py
 
 clean:
