@@ -10,7 +10,6 @@ warm start, and so are lattices that the group or the local masks cannot take.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from train_helpers import TINY, load
 
