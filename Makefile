@@ -33,6 +33,7 @@ bench: $(BIN)/dlhmc
 	$(BIN)/python benchmarks/hmc_throughput.py
 	$(BIN)/python benchmarks/l2hmc_step.py
 	$(BIN)/python benchmarks/su3_integrators.py
+	$(BIN)/python benchmarks/local_vs_dense.py
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/pipeline_tiny.py
 
 clean:

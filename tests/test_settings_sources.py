@@ -8,7 +8,7 @@ import argparse
 import importlib
 import subprocess
 import sys
-from dataclasses import MISSING
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from workflow_helpers import REPO
 from dlhmc.analysis.captions import REPORT_FIGURES, caption, caption_path
 from dlhmc.groups import GROUP_OPTIONS, GROUPS
 from dlhmc.lattice import PRECISIONS, THEORIES, theory_class
+from dlhmc.samplers.l2hmc import L2HMCConfig
 from dlhmc.settings import (
     HMCSettings,
     InferSettings,
@@ -154,6 +155,17 @@ def test_train_defaults_are_the_settings_defaults():
     # The derived defaults: a tenth of the steps of warm-up, annealing over three quarters.
     assert settings.warmup == min(1000, settings.steps // 10)
     assert settings.anneal_steps == max(1, 3 * settings.steps // 4)
+
+
+def test_the_sampler_defaults_are_the_train_defaults():
+    """A model built in Python with ``L2HMCConfig()`` is the one ``dlhmc train`` builds."""
+    model_fields = fields(L2HMCConfig)
+    train = {f.name: f for f in option_fields(TrainSettings)}
+    assert {f.name for f in model_fields} <= set(train)
+    for f in model_fields:
+        assert train[f.name].default == f.default, f.name
+    settings = TrainSettings(group="U1", lattice=(4, 4), beta=1.0)
+    assert settings.l2hmc_config() == L2HMCConfig()
 
 
 # --- groups and figures ------------------------------------------------------------------------

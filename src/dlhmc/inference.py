@@ -26,27 +26,90 @@ from tqdm import tqdm
 from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.base import run_chains
-from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
+from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
 from dlhmc.settings import TrainSettings
 
 
-def load_sampler(
-    run_dir: str | Path, device: torch.device, beta: float | None = None
-) -> tuple[L2HMCDynamics, dict[str, Any]]:
-    """The trained dynamics of ``run_dir`` at ``beta`` (default: the run's beta), in eval mode."""
+@dataclass(frozen=True)
+class Model:
+    """A trained model as stored: the checkpoint, its training settings and architecture."""
+
+    state: dict[str, Any]
+    settings: TrainSettings
+    config: L2HMCConfig
+
+
+def read_model(run_dir: str | Path) -> Model:
+    """The checkpoint of ``run_dir``; raises on a damaged or foreign file."""
     state = ckpt.load(ckpt.checkpoint_path(run_dir))
-    settings = TrainSettings.from_dict(state["config"])
+    return Model(state, TrainSettings.from_dict(state["config"]),
+                 L2HMCConfig.from_dict(state["l2hmc"]))
+
+
+def sampling_lattice(model: Model, lattice: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The volume to sample: the training one, or ``lattice`` where the model runs there.
+
+    Local networks are convolutions over gauge-invariant loops, so their weights fit any
+    lattice of the group whose extents the link masks allow; dense networks read every link
+    of the volume they were trained on and fit that one only.  Raises ``ValueError``
+    (``lattice: ...``) before anything is built.
+    """
+    trained = tuple(int(n) for n in model.settings.lattice)
+    if lattice is None:
+        return trained
+    lattice = tuple(int(n) for n in lattice)
+    settings = model.settings
+    try:
+        theory = make_theory(settings.group, lattice, settings.beta, settings.precision)
+    except ValueError as err:
+        raise ValueError(f"lattice: {err}") from None
+    if lattice != trained and not model.config.any_volume:
+        raise ValueError(
+            f"lattice: the {model.config.network} model was trained on "
+            f"{' '.join(map(str, trained))} and runs on that volume only (network local runs "
+            f"on any), got {' '.join(map(str, lattice))}"
+        )
+    check_network(theory, model.config)
+    return lattice
+
+
+def build_sampler(
+    model: Model,
+    device: torch.device,
+    beta: float | None = None,
+    lattice: tuple[int, ...] | None = None,
+) -> L2HMCDynamics:
+    """The trained dynamics at ``beta`` (default: the run's) on ``lattice`` (default: the run's,
+    otherwise checked by :func:`sampling_lattice`), in eval mode."""
+    settings = model.settings
     theory = make_theory(
         settings.group,
-        settings.lattice,
+        sampling_lattice(model, lattice),
         settings.beta if beta is None else beta,
         settings.precision,
         device,
     )
-    dynamics = L2HMCDynamics(theory, L2HMCConfig.from_dict(state["l2hmc"]))
-    dynamics.load_state_dict(state["model"])
+    dynamics = L2HMCDynamics(theory, model.config)
+    dynamics.load_state_dict(model.state["model"])
     dynamics.eval()
-    return dynamics, state
+    return dynamics
+
+
+def load_sampler(
+    run_dir: str | Path,
+    device: torch.device,
+    beta: float | None = None,
+    lattice: tuple[int, ...] | None = None,
+) -> tuple[L2HMCDynamics, dict[str, Any]]:
+    """The trained dynamics of ``run_dir`` (:func:`build_sampler`) and its checkpoint."""
+    model = read_model(run_dir)
+    return build_sampler(model, device, beta, lattice), model.state
+
+
+def n_params(dynamics: L2HMCDynamics) -> int:
+    """Trainable parameters: networks and step sizes (the same for every volume of a local
+    model)."""
+    return sum(p.numel() for p in dynamics.parameters() if p.requires_grad)
 
 
 def layer_sample_steps(trajectories: int, samples: int) -> set[int]:
@@ -125,7 +188,8 @@ def chain_attrs(
     trajectories: int,
     samples: Samples,
 ) -> dict[str, Any]:
-    """Attributes shared with HMC chain files, plus the training cost behind the model."""
+    """Attributes shared with HMC chain files, plus the training cost behind the model and
+    what the model is (:func:`model_attrs`)."""
     theory = dynamics.theory
     return {
         "group": theory.name,
@@ -145,4 +209,21 @@ def chain_attrs(
         "device": str(theory.device),
         "layer_samples": samples.layer_samples,
         "lf_plaq_reference": samples.plaq_reference,
+        **model_attrs(dynamics, state),
     }
+
+
+def model_attrs(dynamics: L2HMCDynamics, state: dict[str, Any]) -> dict[str, Any]:
+    """What the model is: its network family and size, the volume it was trained on (which
+    differs from ``lattice`` for a transferred local model) and its winding (the analysis
+    tells learned-with-move from plain learned chains by it)."""
+    config = dynamics.config
+    attrs = {
+        "network": config.network,
+        "n_params": n_params(dynamics),
+        "train_lattice": np.asarray(state["config"]["lattice"], dtype=np.int64),
+        "winding": int(config.winding),
+    }
+    if config.network == "local":
+        attrs["local_period"] = int(config.local_period)
+    return attrs

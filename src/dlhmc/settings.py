@@ -5,7 +5,9 @@ text, range or choices, several values or one).  The argparse options are genera
 fields (``dlhmc.commands.options.add_settings``) and ``tests/test_settings_sources.py`` checks that
 ``workflow/schemas/config.schema.yaml`` states the same defaults, ranges and choices, so a default
 is written once.  The choices themselves are defined where their meaning lives (groups, masks,
-activations, precisions, schedules) and imported here.
+networks, activations, precisions, schedules) and imported here, and so are the defaults of the
+sampler's architecture (:class:`~dlhmc.samplers.l2hmc.L2HMCConfig`), so that a model built in
+Python without settings is the model ``dlhmc train`` builds by default.
 
 ``TrainSettings`` is everything that determines a trained model (a resume must repeat all of it);
 ``RunOptions`` is how a training run is executed and changes nothing in the model.
@@ -22,7 +24,8 @@ from dlhmc.groups import GROUPS, groups_with
 from dlhmc.lattice import PRECISIONS
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.integrators import INTEGRATORS
-from dlhmc.samplers.l2hmc import MASKS, L2HMCConfig
+from dlhmc.samplers.l2hmc import MASKS, NETWORKS, L2HMCConfig
+from dlhmc.samplers.l2hmc_local import PERIODS
 from dlhmc.training.schedules import ANNEAL_SCHEDULES, DECAYS
 
 # Initial links of HMC chains: uniform (hot) or unit (cold).
@@ -30,6 +33,8 @@ STARTS = ("hot", "cold")
 # Largest seeds: torch generators take 64-bit seeds, and training rank r seeds with seed + r.
 MAX_SEED = 2**64 - 1
 MAX_TRAIN_SEED = 2**63 - 1
+# Defaults of the sampler's architecture (nlf, hidden, mask, network, ...).
+MODEL_DEFAULTS = {f.name: f.default for f in fields(L2HMCConfig)}
 
 
 @dataclass(frozen=True)
@@ -172,28 +177,52 @@ class TrainSettings:
         range=POSITIVE_INT, nargs="+", metavar="N", help=_lattice_help()
     )
     beta: float = setting(range=POSITIVE_FLOAT, help="target coupling")
-    nlf: int = setting(4, range=POSITIVE_INT, help="leapfrog layers per trajectory")
+    nlf: int = setting(
+        MODEL_DEFAULTS["nlf"], range=POSITIVE_INT, help="leapfrog layers per trajectory"
+    )
     steps: int = setting(200, range=POSITIVE_INT, help="training steps")
     batch: int = setting(64, range=POSITIVE_INT, help="chains per rank")
     hidden: tuple[int, ...] = setting(
-        (32, 32), range=POSITIVE_INT, nargs="+", metavar="W", help="hidden widths"
+        MODEL_DEFAULTS["hidden"],
+        range=POSITIVE_INT,
+        nargs="+",
+        metavar="W",
+        help="hidden widths (network local: channels of the 3x3 convolutions)",
     )
     lr: float = setting(1e-3, range=POSITIVE_FLOAT, help="peak Adam learning rate")
     seed: int = setting(0, range=NONNEGATIVE_INT, help="seed; rank r samples with seed + r")
     precision: str = setting("single", choices=PRECISIONS, help="links and networks")
-    activation: str = setting("swish", choices=tuple(ACTIVATIONS), help="of the hidden layers")
-    eps_init: float = setting(0.1, range=POSITIVE_FLOAT, help="initial step sizes")
-    mask: str = setting("checkerboard", choices=MASKS, help="link halves per layer")
-    mask_seed: int = setting(0, range=NONNEGATIVE_INT, help="seed of random masks")
+    activation: str = setting(
+        MODEL_DEFAULTS["activation"], choices=tuple(ACTIVATIONS), help="of the hidden layers"
+    )
+    eps_init: float = setting(
+        MODEL_DEFAULTS["eps_init"], range=POSITIVE_FLOAT, help="initial step sizes"
+    )
+    network: str = setting(
+        MODEL_DEFAULTS["network"],
+        choices=NETWORKS,
+        help="dense: the paper's networks over every link of one volume; local: gauge-covariant "
+        "convolutions whose weights run on any volume (U1 only)",
+    )
+    local_period: int = setting(
+        MODEL_DEFAULTS["local_period"],
+        choices=PERIODS,
+        kind=int,
+        help="period of the link masks of network local (2 needs even extents)",
+    )
+    mask: str = setting(MODEL_DEFAULTS["mask"], choices=MASKS, help="link halves per layer")
+    mask_seed: int = setting(
+        MODEL_DEFAULTS["mask_seed"], range=NONNEGATIVE_INT, help="seed of random masks"
+    )
     conv_channels: tuple[int, ...] = setting(
-        (),
+        MODEL_DEFAULTS["conv_channels"],
         range=POSITIVE_INT,
         nargs="*",
         metavar="C",
         help=_only("conv_channels", "convolutional front end"),
     )
     winding: int = setting(
-        0,
+        MODEL_DEFAULTS["winding"],
         kind=int,
         help=_only("winding", "topological translation: charge change built into one layer"),
     )
@@ -249,6 +278,8 @@ class TrainSettings:
             conv_channels=tuple(self.conv_channels),
             mask_seed=self.mask_seed,
             winding=self.winding,
+            network=self.network,
+            local_period=self.local_period,
         )
 
 
@@ -321,6 +352,14 @@ class InferSettings:
     out: Path = setting(kind=Path, metavar="CHAINS.nc", help="chain file")
     beta: float | None = setting(
         None, range=POSITIVE_FLOAT, help="coupling (default: the checkpoint's)"
+    )
+    lattice: tuple[int, ...] | None = setting(
+        None,
+        range=POSITIVE_INT,
+        nargs="+",
+        metavar="N",
+        help="volume to sample (default: the checkpoint's); a network local model runs on any "
+        "volume of its group, a dense one on its own only",
     )
     device: str = setting("auto", help="auto (CUDA when present), cpu, cuda[:N]")
     layer_samples: int = setting(

@@ -1,4 +1,7 @@
-"""``dlhmc infer``: chains of a trained L2HMC sampler at the true target, as a chain file."""
+"""``dlhmc infer``: chains of a trained L2HMC sampler at the true target, as a chain file.
+
+``--lattice`` samples another volume than the training one: a ``network: local`` model runs on
+any lattice of its group (volume transfer), a ``dense`` one is refused on one line."""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ import argparse
 import sys
 
 from dlhmc import checkpoint as ckpt
-from dlhmc.commands.options import UsageError, add_settings, resolve_device
-from dlhmc.inference import chain_attrs, load_sampler, sample
+from dlhmc.commands.options import UsageError, add_settings, option_error, resolve_device
+from dlhmc.inference import build_sampler, chain_attrs, read_model, sample, sampling_lattice
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.settings import MAX_SEED, InferSettings
 
@@ -20,6 +23,11 @@ def register(subparsers) -> None:
     )
     add_settings(p, InferSettings)
     p.set_defaults(func=run)
+
+
+def _cannot_load(path, err: Exception) -> UsageError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UsageError(f"--checkpoint: cannot load {path}: {first}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,10 +44,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: cannot create {str(args.out.parent)!r}: {err.strerror}") from None
     device = resolve_device(args.device)
     try:
-        dynamics, state = load_sampler(args.checkpoint, device, args.beta)
+        model = read_model(args.checkpoint)
     except Exception as err:  # damaged, foreign or incompatible file: one line naming it
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"--checkpoint: cannot load {path}: {first}") from None
+        raise _cannot_load(path, err) from None
+    try:
+        lattice = sampling_lattice(model, args.lattice)
+    except ValueError as err:
+        raise option_error(err) from None
+    try:
+        dynamics = build_sampler(model, device, args.beta, lattice)
+    except Exception as err:
+        raise _cannot_load(path, err) from None
+    state = model.state
     steps = int(state["config"]["steps"])
     if state["step"] < steps:
         print(

@@ -72,12 +72,12 @@ def add_settings(parser: argparse.ArgumentParser, cls, *, with_defaults: bool = 
         if has_default and f.default is False:
             kwargs["action"] = "store_true"
         else:
-            if opt.choices is not None:
-                kwargs["choices"] = opt.choices
-            elif opt.range is not None:
+            if opt.range is not None:
                 kwargs["type"] = arg_type(opt.range)
             elif opt.kind is not str:  # text stays text, as argparse gives it
                 kwargs["type"] = opt.kind
+            if opt.choices is not None:  # checked after the type: choices may be numbers
+                kwargs["choices"] = opt.choices
             if opt.nargs is not None:
                 kwargs["nargs"] = opt.nargs
         if with_defaults:
@@ -86,6 +86,15 @@ def add_settings(parser: argparse.ArgumentParser, cls, *, with_defaults: bool = 
             else:
                 kwargs["required"] = True
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def option_error(err: ValueError) -> UsageError:
+    """A library ``ValueError`` whose message starts with a setting (``lattice: ...``) as a
+    usage error naming its option (``--lattice: ...``)."""
+    name, sep, rest = str(err).partition(": ")
+    if sep and name.isidentifier():
+        return UsageError(f"--{name.replace('_', '-')}: {rest}")
+    return UsageError(str(err))
 
 
 def resolve_device(name: str) -> torch.device:

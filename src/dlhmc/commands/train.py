@@ -15,9 +15,10 @@ from pathlib import Path
 import yaml
 
 from dlhmc import distributed
-from dlhmc.commands.options import UsageError, add_settings
+from dlhmc.commands.options import UsageError, add_settings, option_error
 from dlhmc.groups import unsupported_options
-from dlhmc.lattice import theory_class
+from dlhmc.lattice import make_theory, theory_class
+from dlhmc.samplers.l2hmc import check_network
 from dlhmc.settings import MAX_TRAIN_SEED, RunOptions, TrainSettings, defaults, required
 from dlhmc.training.rundir import TrainingError
 from dlhmc.training.trainer import train
@@ -118,6 +119,11 @@ def resolve(
     if settings.anneal_from < 1.0 and settings.anneal_steps >= settings.steps:
         # gamma_t would still be below 1 at the last step: the model never sees the target beta.
         raise UsageError(f"--anneal-steps: {settings.anneal_steps} must be smaller than --steps")
+    try:  # the architecture, and the local masks on this lattice (cheap: no dense networks)
+        theory = make_theory(settings.group, settings.lattice, settings.beta, settings.precision)
+        check_network(theory, settings.l2hmc_config())
+    except ValueError as err:
+        raise option_error(err) from None
     options = RunOptions(
         out=out,
         checkpoint_every=merged["checkpoint_every"],

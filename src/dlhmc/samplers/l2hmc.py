@@ -56,11 +56,12 @@ class L2HMCConfig:
     (whose masks are fixed, so ``mask`` must stay ``checkerboard`` and ``conv_channels``
     empty there).  ``local_period`` (2 or 4, ``network: local`` only) is the period of
     the local link masks, see :mod:`dlhmc.samplers.l2hmc_local`.  Checkpoints from
-    before ``network`` existed load as ``dense``.
+    before ``network`` existed load as ``dense``.  These defaults are those of
+    ``dlhmc train``: :class:`dlhmc.settings.TrainSettings` takes them from here.
     """
 
     nlf: int = 4
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = (32, 32)
     activation: str = "swish"
     mask: str = "checkerboard"
     eps_init: float = 0.1
@@ -98,6 +99,12 @@ class L2HMCConfig:
         if self.local_period not in PERIODS or (self.network == "dense" and self.local_period != 4):
             raise ValueError(f"local_period: expected one of {PERIODS} with network local, "
                              f"got {self.local_period!r} with network {self.network}")
+
+    @property
+    def any_volume(self) -> bool:
+        """Whether the weights fit every lattice of the group: the local networks are
+        convolutions over gauge-invariant maps, the dense ones read every link of one volume."""
+        return self.network == "local"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -148,6 +155,18 @@ def build_masks(n_units: int, parity: torch.Tensor, config: L2HMCConfig) -> torc
     for k in range(config.nlf):
         masks[k, torch.randperm(n_units, generator=gen)[: n_units // 2]] = True
     return masks
+
+
+def check_network(theory: Theory, config: L2HMCConfig) -> None:
+    """Raise ``ValueError`` where the networks of ``config`` cannot be built for ``theory``,
+    without building the (possibly large) dense ones.
+
+    The local layers are small, so they are built here: their masks must give every moving
+    link a plaquette of its own on this lattice (``lattice: ...``), and only some groups have
+    them (``network: ...``).  Dense networks fit any lattice of their group.
+    """
+    if config.network == "local":
+        theory.l2hmc_kind().local_layers(config)
 
 
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:

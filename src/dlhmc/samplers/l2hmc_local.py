@@ -98,8 +98,8 @@ def link_masks(lattice: tuple[int, int], period: int
         moving_in_plaquette = loop_incidence(mask.double())[0]
         if (moving_in_plaquette[mask.any(0)] != 1).any():
             need = "even extents" if period == 2 else "extents other than 4k + 1 (k >= 1)"
-            raise ValueError(f"network: local link masks of period {period} need {need}, "
-                             f"got lattice {tuple(lattice)}")
+            raise ValueError(f"lattice: the local link masks of period {period} need {need}, "
+                             f"got {tuple(lattice)}")
     return subs, masks
 
 

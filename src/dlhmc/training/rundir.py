@@ -3,8 +3,9 @@
 A run directory holds ``checkpoint.pt``, ``metrics.csv`` (one row per step) and ``config.yaml``
 (the resolved settings, usable as ``dlhmc train --config``); ``--hash-log DIR`` adds one file of
 per-step hashes per rank.  A resumed run must repeat the settings of the run it continues, and
-a warm start must bring a model of the same architecture: both are checked here, before any
-work, so that a refused command leaves every file as it was.
+a warm start must bring a model of the same architecture (of any volume and beta for
+``network: local``, whose weights do not depend on the lattice; of the same volume for ``dense``):
+both are checked here, before any work, so that a refused command leaves every file as it was.
 
 The metrics and hash logs are truncated to the last checkpoint on resume: rows written after it
 belong to lost work and are written again, so each step's row appears once.
@@ -42,9 +43,12 @@ METRIC_COLUMNS = (
     "lr",
     "grad_norm",
 )
-# Settings a warm start must share with the run it starts from: they fix the network shapes.
+# Settings a warm start must share with the run it starts from: they fix the networks.  The
+# lattice is not among them: local networks run on any volume, and dense ones are refused by
+# the shapes of their weights (check_weights).
 ARCHITECTURE = (
     "group", "nlf", "hidden", "activation", "mask", "mask_seed", "conv_channels", "winding",
+    "network", "local_period",
 )  # fmt: skip
 
 
