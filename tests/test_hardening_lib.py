@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.io import chain_dataset, write_chains
@@ -242,3 +243,92 @@ def test_non_finite_and_bad_flags_refused(tmp_path):
         broken.to_netcdf(target, engine="h5netcdf")
         with pytest.raises(ChainFileError, match=rf"^{target}: {name}: "):
             load_chain_set(target)
+
+
+# --- cases 7, 9: checkpoints validated on load --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint written by a real (tiny, two-step) training run."""
+    from train_helpers import TINY
+
+    from dlhmc import checkpoint as ckpt
+    from dlhmc.cli import main
+
+    run = tmp_path_factory.mktemp("ckpt") / "run"
+    assert main(["train", *TINY, "--steps", "2", "--out", str(run)]) == 0
+    return ckpt.checkpoint_path(run)
+
+
+def _broken_copy(tmp_path: Path, source: Path, change) -> Path:
+    from dlhmc import checkpoint as ckpt
+
+    state = ckpt.load(source)
+    change(state)
+    target = tmp_path / "checkpoint.pt"
+    ckpt.save(target, {k: v for k, v in state.items() if k != "format"})
+    return target
+
+
+def test_real_checkpoint_is_valid(real_checkpoint):
+    from dlhmc import checkpoint as ckpt
+
+    state = ckpt.load_valid(real_checkpoint)
+    assert state["world_size"] == 1 and state["step"] == 2
+
+
+def _nan_first_weight(state):
+    name = next(n for n, t in state["model"].items() if t.is_floating_point())
+    state["model"][name] = state["model"][name].clone()
+    state["model"][name].view(-1)[0] = math.nan
+    state["nan_name"] = name
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        (lambda s: s.pop("model"), "model", "missing"),
+        (lambda s: s.pop("config"), "config", "missing"),
+        (lambda s: s.pop("world_size"), "world_size", "missing"),
+        (lambda s: s.pop("l2hmc"), "l2hmc", "missing"),
+        (lambda s: s.__setitem__("world_size", "1"), "world_size", "expected an integer"),
+        (lambda s: s.__setitem__("step", -1), "step", "expected an integer >= 0"),
+        (lambda s: s.__setitem__("config", [1]), "config", "expected a dict"),
+        (lambda s: s["rng"].__setitem__("torch", torch.zeros(1, 5056, dtype=torch.uint8) + 7),
+         "rng.torch", "cannot be restored"),
+        (lambda s: s["rng"].__setitem__("chain", s["rng"]["chain"][:, :100].clone()),
+         "rng.chain", "cannot be restored"),
+        (lambda s: s["rng"].__setitem__("chain", s["rng"]["chain"].float()),
+         "rng.chain", "uint8"),
+        (lambda s: s["rng"].pop("torch"), "rng.torch", "uint8"),
+        (lambda s: s.__setitem__("chains", s["chains"][0]), "chains", "world_size"),
+        (lambda s: s["timing"].__setitem__("training_seconds", math.inf),
+         "timing.training_seconds", "finite"),
+        (_nan_first_weight, "model", "non-finite parameter"),
+    ],
+)  # fmt: skip
+def test_broken_checkpoints_are_refused_naming_file_and_key(
+    tmp_path, real_checkpoint, change, key, words
+):
+    from dlhmc import checkpoint as ckpt
+
+    path = _broken_copy(tmp_path, real_checkpoint, change)
+    with pytest.raises(ckpt.CheckpointError) as info:
+        ckpt.load_valid(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: ") and words in message and "\n" not in message
+    if change is _nan_first_weight:
+        name = ckpt.load(path)["nan_name"]
+        assert message == f"{path}: model: non-finite parameter {name}"
+
+
+def test_unreadable_checkpoint_is_a_checkpoint_error(tmp_path, real_checkpoint):
+    from dlhmc import checkpoint as ckpt
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(real_checkpoint.read_bytes()[:1000])
+    with pytest.raises(ckpt.CheckpointError, match=rf"^{path}: not a readable dlhmc checkpoint"):
+        ckpt.load_valid(path)
+    with pytest.raises(ckpt.CheckpointError, match=rf"^{tmp_path / 'none.pt'}: cannot read"):
+        ckpt.load_valid(tmp_path / "none.pt")
