@@ -332,3 +332,32 @@ def test_unreadable_checkpoint_is_a_checkpoint_error(tmp_path, real_checkpoint):
         ckpt.load_valid(path)
     with pytest.raises(ckpt.CheckpointError, match=rf"^{tmp_path / 'none.pt'}: cannot read"):
         ckpt.load_valid(tmp_path / "none.pt")
+
+
+# --- case 15: stale temporaries of killed runs --------------------------------------------------
+
+
+def test_stale_temporaries_removed_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from dlhmc.atomic import write_text
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out = tmp_path / "out.nc"
+        stale = tmp_path / f"out.nc.tmp-{dead.pid}"
+        running = tmp_path / f"out.nc.tmp-{live.pid}"
+        other = tmp_path / f"other.nc.tmp-{dead.pid}"
+        not_a_pid = tmp_path / "out.nc.tmp-abc"
+        for file in (stale, running, other, not_a_pid):
+            file.write_text("half written")
+        write_text(out, "done")
+        assert out.read_text() == "done"
+        assert not stale.exists()
+        assert running.exists() and other.exists() and not_a_pid.exists()
+    finally:
+        live.kill()
+        live.wait()
