@@ -33,8 +33,12 @@ from dlhmc.train_settings import TrainSettings
 def load_sampler(
     run_dir: str | Path, device: torch.device, beta: float | None = None
 ) -> tuple[L2HMCDynamics, dict[str, Any]]:
-    """The trained dynamics of ``run_dir`` at ``beta`` (default: the run's beta), in eval mode."""
-    state = ckpt.load(ckpt.checkpoint_path(run_dir))
+    """The trained dynamics of ``run_dir`` at ``beta`` (default: the run's beta), in eval mode.
+
+    The checkpoint is validated first (:func:`dlhmc.checkpoint.load_valid`): a model with a
+    non-finite weight or step size would sample NaN in every trajectory and exit 0.
+    """
+    state = ckpt.load_valid(ckpt.checkpoint_path(run_dir))
     settings = TrainSettings.from_dict(state["config"])
     theory = make_theory(
         settings.group,
