@@ -306,6 +306,9 @@ def _nan_first_weight(state):
         (lambda s: s["timing"].__setitem__("training_seconds", math.inf),
          "timing.training_seconds", "finite"),
         (_nan_first_weight, "model", "non-finite parameter"),
+        (lambda s: s["config"].__setitem__("lattice", "8x8"), "config.lattice", "expected list"),
+        (lambda s: s["config"].__setitem__("beta", math.nan), "config.beta", "expected float"),
+        (lambda s: s["config"].pop("group"), "config.group", "expected str"),
     ],
 )  # fmt: skip
 def test_broken_checkpoints_are_refused_naming_file_and_key(

@@ -119,6 +119,7 @@ def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
             fail(key, "missing")
         if not isinstance(state[key], dict):
             fail(key, f"expected a dict, got {type(state[key]).__name__}")
+    _check_config(state["config"], fail)
     for name, tensor in state["model"].items():
         if not isinstance(tensor, torch.Tensor):
             fail("model", f"parameter {name} is {type(tensor).__name__}, not a tensor")
@@ -147,6 +148,34 @@ def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
             fail(f"timing.{key}", f"expected a number, got {value!r}")
         if not math.isfinite(value) or value < 0:
             fail(f"timing.{key}", f"expected a finite number >= 0, got {value!r}")
+
+
+# Settings every use of a checkpoint reads (the model's theory and its precision), with
+# the Python types the training run stored; the rest has defaults in the settings class.
+_CONFIG_TYPES = {
+    "group": str,
+    "lattice": list,
+    "beta": float,
+    "nlf": int,
+    "steps": int,
+    "batch": int,
+    "hidden": list,
+    "lr": float,
+    "seed": int,
+}
+
+
+def _check_config(config: dict[str, Any], fail) -> None:
+    """The required settings are there with their types, so rebuilding the theory and the
+    settings object cannot fail with a ``TypeError`` later (a checkpoint may be hand-edited
+    or written by another version)."""
+    for key, kind in _CONFIG_TYPES.items():
+        value = config.get(key)
+        ok = isinstance(value, (list, tuple)) if kind is list else isinstance(value, kind)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+        if isinstance(value, bool) or not ok:
+            fail(f"config.{key}", f"expected {kind.__name__}, got {value!r}")
 
 
 # A CUDA (Philox) generator state: seed and offset, 8 bytes each.
