@@ -17,8 +17,13 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield ``path.tmp-<pid>``; rename it to ``path`` only if the block succeeds."""
+    """Yield ``path.tmp-<pid>``; rename it to ``path`` only if the block succeeds.
+
+    First removes the temporaries of ``path`` that killed runs left behind
+    (:func:`remove_stale_temporaries`): nothing else ever would.
+    """
     path = Path(path)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
@@ -30,3 +35,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete ``path.tmp-<pid>`` files whose process no longer runs; return what was deleted.
+
+    Why only those: a temporary whose writer still runs (another job writing the same output)
+    must survive, or that job's final rename fails.  ``os.kill(pid, 0)`` sends no signal; it
+    raises ``ProcessLookupError`` only when no such process exists (``PermissionError`` means
+    it exists under another user).  Pids are per machine: a writer on another node sharing the
+    file system is not seen, which is why nothing here runs unless this node writes ``path``.
+    """
+    path = Path(path)
+    prefix = f"{path.name}.tmp-"
+    removed = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for candidate in siblings:
+        suffix = candidate.name[len(prefix) :] if candidate.name.startswith(prefix) else ""
+        if not suffix.isdecimal() or int(suffix) <= 0 or int(suffix) == os.getpid():
+            continue
+        try:
+            os.kill(int(suffix), 0)
+        except ProcessLookupError:
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+        except (PermissionError, OverflowError):
+            continue
+    return removed

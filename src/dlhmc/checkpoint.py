@@ -25,10 +25,16 @@ the same number of ranks.
 
 Writes are atomic (``checkpoint.pt.tmp-<pid>`` then ``os.replace``): a job killed
 while saving leaves the previous checkpoint intact.
+
+:func:`load_valid` also checks that layout (:func:`validate`) before anyone uses it: a
+checkpoint that lost a key, holds an RNG state torch cannot restore or NaN weights is refused
+with the file and the key named, before a command writes anything, instead of failing with a
+``KeyError`` half way through a resume or sampling NaN with exit status 0.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -64,6 +70,144 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"not a dlhmc checkpoint (format {FORMAT})")
     return state
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, incomplete, mistyped or non-finite."""
+
+
+# key -> what it must be; the keys of the FORMAT 1 layout above.
+_DICTS = ("config", "l2hmc", "model", "optimizer", "scheduler", "rng", "timing")
+_COUNTS = {"step": 0, "world_size": 1, "metrics_rows": 0}
+
+
+def load_valid(path: str | os.PathLike) -> dict[str, Any]:
+    """:func:`load` then :func:`validate`; every failure is a :class:`CheckpointError` naming
+    ``path`` (an unreadable file included), so commands can report it in one line."""
+    try:
+        state = load(path)
+    except OSError as err:
+        raise CheckpointError(
+            f"{path}: cannot read ({err.strerror or type(err).__name__})"
+        ) from None
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    validate(state, path)
+    return state
+
+
+def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Check the FORMAT 1 layout: keys, types, restorable RNG states and finite tensors.
+
+    Raises :class:`CheckpointError` ``"<path>: <key>: <what is wrong>"``.  Why each part:
+    ``infer`` needs ``model``, ``l2hmc`` and ``config``; a resume needs all of it, and the
+    RNG states must restore into generators (a damaged one fails only inside ``set_state``);
+    a NaN weight would make every trajectory of ``infer`` NaN and a warm start train on NaN.
+    """
+
+    def fail(key: str, what: str) -> None:
+        raise CheckpointError(f"{path}: {key}: {what}")
+
+    for key, minimum in _COUNTS.items():
+        if key not in state:
+            fail(key, "missing")
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            fail(key, f"expected an integer >= {minimum}, got {value!r}")
+    for key in _DICTS:
+        if key not in state:
+            fail(key, "missing")
+        if not isinstance(state[key], dict):
+            fail(key, f"expected a dict, got {type(state[key]).__name__}")
+    _check_config(state["config"], fail)
+    for name, tensor in state["model"].items():
+        if not isinstance(tensor, torch.Tensor):
+            fail("model", f"parameter {name} is {type(tensor).__name__}, not a tensor")
+        if not all_finite(tensor):
+            fail("model", f"non-finite parameter {name}")
+    if not all_finite(state["optimizer"]):
+        fail("optimizer", "non-finite values")
+    world = state["world_size"]
+    chains = state.get("chains")
+    if not isinstance(chains, torch.Tensor) or chains.dim() < 2 or chains.shape[0] != world:
+        fail("chains", f"expected a tensor [world_size={world}, batch, ...]")
+    if not all_finite(chains):
+        fail("chains", "non-finite values")
+    for kind, restore in (("chain", _restore_chain_rng), ("torch", _restore_cpu_rng)):
+        states = state["rng"].get(kind)
+        if not isinstance(states, torch.Tensor) or states.dtype != torch.uint8:
+            fail(f"rng.{kind}", "expected a uint8 tensor [world_size, n]")
+        if states.dim() != 2 or states.shape[0] != world:
+            fail(f"rng.{kind}", f"expected shape [world_size={world}, n], got {list(states.shape)}")
+        for rank in range(world):
+            if not restore(states[rank].clone()):
+                fail(f"rng.{kind}", f"rank {rank}'s generator state cannot be restored")
+    for key in ("training_seconds", "previous_training_seconds"):
+        value = state["timing"].get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(f"timing.{key}", f"expected a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            fail(f"timing.{key}", f"expected a finite number >= 0, got {value!r}")
+
+
+# Settings every use of a checkpoint reads (the model's theory and its precision), with
+# the Python types the training run stored; the rest has defaults in the settings class.
+_CONFIG_TYPES = {
+    "group": str,
+    "lattice": list,
+    "beta": float,
+    "nlf": int,
+    "steps": int,
+    "batch": int,
+    "hidden": list,
+    "lr": float,
+    "seed": int,
+}
+
+
+def _check_config(config: dict[str, Any], fail) -> None:
+    """The required settings are there with their types, so rebuilding the theory and the
+    settings object cannot fail with a ``TypeError`` later (a checkpoint may be hand-edited
+    or written by another version)."""
+    for key, kind in _CONFIG_TYPES.items():
+        value = config.get(key)
+        ok = isinstance(value, (list, tuple)) if kind is list else isinstance(value, kind)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+        if isinstance(value, bool) or not ok:
+            fail(f"config.{key}", f"expected {kind.__name__}, got {value!r}")
+
+
+# A CUDA (Philox) generator state: seed and offset, 8 bytes each.
+_CUDA_STATE_BYTES = 16
+
+
+def _restore_cpu_rng(state: torch.Tensor) -> bool:
+    """Whether a CPU generator accepts ``state`` (size and Mersenne-Twister consistency)."""
+    try:
+        torch.Generator().set_state(state)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _restore_chain_rng(state: torch.Tensor) -> bool:
+    """The chain generator lives on the training device: a CPU or a CUDA state.
+
+    Without CUDA a CUDA-sized state cannot be tried here; any 16 bytes are a valid Philox
+    seed and offset, so its size is the whole check.
+    """
+    if _restore_cpu_rng(state):
+        return True
+    if state.numel() != _CUDA_STATE_BYTES:
+        return False
+    if not torch.cuda.is_available():
+        return True
+    try:
+        torch.Generator(device="cuda").set_state(state)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
 
 
 def remove_stale_temporaries(run_dir: str | os.PathLike) -> None:

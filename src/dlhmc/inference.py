@@ -40,8 +40,10 @@ class Model:
 
 
 def read_model(run_dir: str | Path) -> Model:
-    """The checkpoint of ``run_dir``; raises on a damaged or foreign file."""
-    state = ckpt.load(ckpt.checkpoint_path(run_dir))
+    """The checkpoint of ``run_dir``, validated (:func:`dlhmc.checkpoint.load_valid`): a damaged
+    or foreign file, or a model with a non-finite weight or step size (which would sample NaN in
+    every trajectory and exit 0), raises ``ValueError`` naming the file and the key."""
+    state = ckpt.load_valid(ckpt.checkpoint_path(run_dir))
     return Model(state, TrainSettings.from_dict(state["config"]),
                  L2HMCConfig.from_dict(state["l2hmc"]))
 

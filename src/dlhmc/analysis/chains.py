@@ -8,14 +8,20 @@ those.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import xarray as xr
 
+from dlhmc.lattice import theory_class
+
 REQUIRED_VARS = ("plaq", "charge", "accepted")
 REQUIRED_ATTRS = ("group", "lattice", "beta", "sampler", "nlf", "eps", "traj_per_second")
+POSITIVE_ATTRS = ("traj_per_second",)
+NON_NEGATIVE_ATTRS = ("wall_seconds", "training_seconds")
 # Fewer trajectories per chain cannot show an autocorrelation (pyerrors needs 5 as well).
 MIN_TRAJ = 10
 
@@ -120,15 +126,16 @@ class ChainSet:
 
 
 def load_chain_set(path: str | Path) -> ChainSet:
-    """Open and validate one chain file; raises :class:`ChainFileError` naming the problem."""
+    """Open and validate one chain file; raises :class:`ChainFileError` naming the problem.
+
+    Everything is read and checked here, eagerly: a damaged HDF5 block or an attribute of the
+    wrong type must stop the analysis at load time with the file and the key named, not as a
+    ``KeyError`` from deep inside the Gamma method after the other files were analysed.
+    """
     path = Path(path)
     if not path.is_file():
         raise ChainFileError(f"{path}: no such file")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            data = ds.load()
-    except (OSError, ValueError, TypeError) as err:
-        raise ChainFileError(f"{path}: not a NetCDF chain file ({type(err).__name__})") from None
+    data = _read(path)
     for name in REQUIRED_VARS:
         if name not in data.variables:
             raise ChainFileError(f"{path}: missing variable {name!r}")
@@ -141,14 +148,139 @@ def load_chain_set(path: str | Path) -> ChainSet:
         raise ChainFileError(
             f"{path}: only {data.sizes['traj']} trajectories per chain (need {MIN_TRAJ})"
         )
+    _check_values(path, data)
     attrs = data.attrs
+    group = _text(path, attrs, "group")
+    lattice = _lattice(path, attrs, group)
+    for name in POSITIVE_ATTRS:
+        _number(path, attrs, name, positive=True)
+    for name in NON_NEGATIVE_ATTRS:
+        if name in attrs:
+            _number(path, attrs, name, positive=False)
+    if "n_therm" in attrs:
+        _integer(path, attrs, "n_therm", minimum=0)
     return ChainSet(
         path=path,
         data=data,
-        group=str(attrs["group"]),
-        lattice=tuple(int(n) for n in np.atleast_1d(attrs["lattice"])),
-        beta=float(attrs["beta"]),
-        sampler=str(attrs["sampler"]),
-        nlf=int(attrs["nlf"]),
-        eps=float(attrs["eps"]),
+        group=group,
+        lattice=lattice,
+        beta=_number(path, attrs, "beta", positive=True),
+        sampler=_text(path, attrs, "sampler"),
+        nlf=_integer(path, attrs, "nlf", minimum=1),
+        eps=_number(path, attrs, "eps", positive=True),
     )
+
+
+def _read(path: Path) -> xr.Dataset:
+    """The whole file in memory, each variable read on its own so a damaged block is named.
+
+    HDF5 reports damage as ``OSError``, ``KeyError`` or ``RuntimeError`` depending on which
+    structure the bad bytes hit, so every exception of the reader means "damaged" here.
+    """
+    _check_hdf5(path)
+    try:
+        dataset = xr.open_dataset(path, engine="h5netcdf")
+    except Exception as err:  # any reader failure means a damaged file
+        raise ChainFileError(f"{path}: damaged file structure ({_reason(err)})") from None
+    with dataset:
+        for name, variable in dataset.variables.items():
+            try:
+                variable.load()
+            except Exception as err:  # HDF5 damage: OSError, KeyError or RuntimeError
+                raise ChainFileError(
+                    f"{path}: {name}: damaged data block ({_reason(err)})"
+                ) from None
+        return dataset.load()
+
+
+def _check_hdf5(path: Path) -> None:
+    """Open every HDF5 object and attribute with h5py before h5netcdf sees the file.
+
+    Damaged metadata then gets the object's name in the message, and h5netcdf (which leaves a
+    half-built ``File`` that prints an "Exception ignored" traceback when its opening fails
+    after HDF5 accepted the file) only ever opens files whose structure reads.
+    """
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise ChainFileError(f"{path}: not a NetCDF chain file ({type(err).__name__})") from None
+    with handle:
+        name = "/"
+        try:
+            dict(handle.attrs)
+            for name in list(handle):
+                dict(handle[name].attrs)
+        except Exception as err:  # HDF5 damage: OSError, KeyError or RuntimeError
+            raise ChainFileError(
+                f"{path}: {name}: damaged HDF5 metadata ({_reason(err)})"
+            ) from None
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip("'\"").splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _check_values(path: Path, data: xr.Dataset) -> None:
+    """Measurements must be finite and flags 0/1: NaN would poison every mean and error."""
+    for name in ("plaq", "charge"):
+        values = np.asarray(data[name].values)
+        if values.dtype.kind not in "iuf":
+            raise ChainFileError(f"{path}: {name}: expected numbers, got dtype {values.dtype}")
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise ChainFileError(f"{path}: {name}: {bad} non-finite values (expected finite)")
+    accepted = np.asarray(data["accepted"].values)
+    if accepted.dtype.kind not in "iub" or not np.isin(accepted, (0, 1)).all():
+        raise ChainFileError(f"{path}: accepted: expected 0/1 flags")
+
+
+def _scalar(path: Path, attrs, name: str):
+    value = attrs[name]
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ChainFileError(f"{path}: {name}: expected one value, got {value.size}")
+        value = value.reshape(-1)[0]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _text(path: Path, attrs, name: str) -> str:
+    value = _scalar(path, attrs, name)
+    if not isinstance(value, str) or not value:
+        raise ChainFileError(f"{path}: {name}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _number(path: Path, attrs, name: str, positive: bool) -> float:
+    """A finite real (``> 0`` or ``>= 0``): rates and couplings of 0, NaN or inf are garbage."""
+    value = _scalar(path, attrs, name)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        expected = "a finite number > 0" if positive else "a finite number >= 0"
+        raise ChainFileError(f"{path}: {name}: expected {expected}, got {value!r}")
+    return float(value)
+
+
+def _integer(path: Path, attrs, name: str, minimum: int) -> int:
+    value = _scalar(path, attrs, name)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value != int(value) or value < minimum:
+        raise ChainFileError(f"{path}: {name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _lattice(path: Path, attrs, group: str) -> tuple[int, ...]:
+    """Integer extents that fit the group (the exact values and labels are computed from them)."""
+    value = np.atleast_1d(attrs["lattice"])
+    if value.ndim != 1 or value.dtype.kind not in "iu":
+        raise ChainFileError(f"{path}: lattice: expected integer extents, got {attrs['lattice']!r}")
+    lattice = tuple(int(n) for n in value)
+    try:
+        theory = theory_class(group)
+    except ValueError as err:
+        raise ChainFileError(f"{path}: group: {err}") from None
+    try:
+        theory.check_lattice(lattice)
+    except ValueError as err:
+        raise ChainFileError(f"{path}: lattice: {err}") from None
+    return lattice

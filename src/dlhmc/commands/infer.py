@@ -27,6 +27,8 @@ def register(subparsers) -> None:
 
 def _cannot_load(path, err: Exception) -> UsageError:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, ckpt.CheckpointError):  # its message names the file already
+        return UsageError(f"--checkpoint: {first}")
     return UsageError(f"--checkpoint: cannot load {path}: {first}")
 
 

@@ -133,12 +133,21 @@ class U1Theory:
         self.device = torch.device(device)
 
     @classmethod
-    def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue:
-        """The finite-volume Bessel sum: exact on the torus, so its error is round-off only."""
-        from dlhmc.lattice.u1_exact import exact_plaquette
+    def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue | None:
+        """The finite-volume Bessel sum: exact on the torus, so its error is round-off only.
 
-        value = exact_plaquette(beta, math.prod(lattice))
-        return ExactValue(value, 0.0, "finite-volume Bessel sum")
+        Beyond the sum's bounded cost (huge beta) the large-beta expansion of the same torus,
+        with the bound on its omitted terms as the error; ``None`` if neither applies.
+        """
+        from dlhmc.lattice import u1_exact
+
+        volume = math.prod(lattice)
+        value = u1_exact.exact_plaquette(beta, volume)
+        if value is None:
+            return None
+        if u1_exact.uses_bessel_sum(beta, volume):
+            return ExactValue(value, 0.0, "finite-volume Bessel sum")
+        return ExactValue(value, u1_exact.large_beta_error(beta), "large-beta expansion")
 
     @classmethod
     def check_lattice(cls, shape: tuple[int, ...]) -> None:
