@@ -45,7 +45,7 @@ from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 
 FULL = {
     "u1_hmc": ((8, 8), 1024, 50, 250), "su3_hmc": ((4, 4, 4, 4), 128, 30, 150),
-    "l2_dense": ((4, 4), 1024, 30, 150), "l2_local": ((8, 8), 512, 30, 150),
+    "l2_dense": ((4, 4), 1024, 30, 150), "l2_local": ((4, 4), 1024, 30, 150),
     "train": ("8", "8", 3, 16), "mpi_timeout": 55,
     "u1_bench": ((16, 16), (1024, 8192, 65536)), "su3_bench": ((8, 8, 8, 8), (1, 16, 64)),
     "l2_bench": ((16, 16), (256, 2048), (22, 22, 22), 5), "seconds": 2.0,
@@ -77,7 +77,7 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-# ---- a. environment -------------------------------------------------------------------------
+# ---- environment -------------------------------------------------------------------------
 
 def env_torch(device):
     info = (f"python {platform.python_version()}, torch {torch.__version__}, "
@@ -104,7 +104,7 @@ def env_packages():
     return True, ", ".join(versions) + f"; mpiexec {shutil.which('mpiexec')}"
 
 
-# ---- c. a training step under mpiexec -n 1 --------------------------------------------------
+# ---- a training step under mpiexec -n 1 --------------------------------------------------
 
 def mpi_child(device_name):
     """Under ``mpiexec -n 1``: what ``dlhmc.distributed.setup`` picks, then the backend the
@@ -172,7 +172,7 @@ def stage_mpi(sizes, device):
     check("distributed backend under mpiexec -n 1", mpi_backend, sizes, device)
 
 
-# ---- d. benchmarks --------------------------------------------------------------------------
+# ---- benchmarks --------------------------------------------------------------------------
 
 def peak(device):
     """Peak CUDA memory since the last ``reset_peak`` (nothing to say on the CPU)."""
