@@ -11,10 +11,10 @@ collective backend), ``bench`` (HMC link updates/s, L2HMC step times).  Why exac
 on the device: CUDA kernels (complex matrix products, convolutions, reductions) are other
 code than the CPU ones, and a wrong kernel shows up as a biased plaquette, not as a crash.
 
-The MPI stage: with one rank ``dlhmc.distributed.setup`` creates no process group (its
-backend is ``None``; NCCL cannot put two ranks on one GPU), so the backend the library
-picks for several ranks (nccl on CUDA, gloo on CPU) is exercised by a child under
-``mpiexec -n 1`` that joins a one-rank group of that backend and runs its collectives.
+The MPI stage: under ``mpiexec -n 1`` ``dlhmc.distributed.setup`` joins a one-member process
+group with the backend it uses for several ranks (nccl on CUDA, gloo on CPU; NCCL cannot put
+two ranks on one GPU), so ``dlhmc train`` there runs the multi-rank code path; a child under
+``mpiexec -n 1`` reports the backend ``setup`` chose and runs its collectives.
 
 ``--quick`` shrinks every size so that the whole script runs in about a minute on a CPU
 (the proof that it works before a lease is spent).  The shell wrapper
@@ -24,10 +24,8 @@ picks for several ranks (nccl on CUDA, gloo on CPU) is exercised by a child unde
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -107,34 +105,20 @@ def env_packages():
 # ---- a training step under mpiexec -n 1 --------------------------------------------------
 
 def mpi_child(device_name):
-    """Under ``mpiexec -n 1``: what ``dlhmc.distributed.setup`` picks, then the backend the
-    library would use for several ranks (nccl on CUDA, gloo on CPU) on a one-rank group."""
+    """Under ``mpiexec -n 1``: the process group ``dlhmc.distributed.setup`` joins, and its
+    collectives (all_reduce, broadcast, barrier) on a tensor of the rank's device."""
     import torch.distributed as dist
 
     from dlhmc.distributed import launched_by_mpi, setup, shutdown
 
     ctx = setup(device_name)
-    print(f"setup: launched_by_mpi {launched_by_mpi()}, world {ctx.world_size}, "
-          f"device {ctx.device}, backend {ctx.backend}")
-    shutdown(ctx)
-    device = ctx.device
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    kwargs = {}
-    if device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())
-        torch.cuda.set_device(device)
-        kwargs["device_id"] = device
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(backend, init_method="env://", rank=0, world_size=1, **kwargs)
-    t = torch.arange(4.0, device=device)
+    t = torch.arange(4.0, device=ctx.device)
     dist.all_reduce(t)
     dist.broadcast(t, src=0)
     dist.barrier()
-    print(f"process group: backend {dist.get_backend()}, all_reduce sum {t.sum().item():g}")
-    dist.destroy_process_group()
+    print(f"setup: launched_by_mpi {launched_by_mpi()}, world {ctx.world_size}, "
+          f"device {ctx.device}, backend {ctx.backend}, all_reduce sum {t.sum().item():g}")
+    shutdown(ctx)
 
 
 def run(cmd, timeout):
