@@ -96,8 +96,10 @@ def test_table_carries_category_and_hit_cost(experiment):
         assert set(rows.category) == {expected}
         hits = attrs.get("instanton_hits", 0)
         assert set(rows.instanton_hits) == {hits}
-        # A hit costs its measured time; without a measurement it counts 0 leapfrog steps.
-        per_traj = nlf + hits * attrs.get("hit_cost_lf", 0.0)
+        # A hit costs its measured time (without a measurement it counts 0 leapfrog steps), and
+        # a trajectory after which a hit was accepted one more force evaluation (the refresh).
+        refreshed = 1.0 if hits and 0.3 * hits > 0 else 0.0
+        per_traj = nlf + hits * attrs.get("hit_cost_lf", 0.0) + refreshed
         assert np.allclose(rows.lf_per_traj, per_traj)
         assert np.allclose(rows.cost_lf, per_traj * rows.tau_int)
     whmc = table[table.category == "whmc"]

@@ -70,13 +70,24 @@ def test_schema_states_the_settings_default(section, field, prop):
     if "default" not in prop:
         return  # absent keys take the command's default: nothing is stated twice
     assert field.default is not MISSING, f"{section}.{field.name}: the command has no default"
-    assert prop["default"] == _plain(field.default), f"{section}.{field.name}"
+    default = _plain(field.default)
+    if _grid_dimension(field, prop):  # the schema lists values, the command takes one per run
+        default = [default]
+    assert prop["default"] == default, f"{section}.{field.name}"
+
+
+def _grid_dimension(field, prop) -> bool:
+    """A key the workflow crosses into its HMC grid (integrator, instanton hits): a list in the
+    schema, one value per ``dlhmc hmc`` run."""
+    return prop.get("type") == "array" and field.metadata["option"].nargs is None
 
 
 @pytest.mark.parametrize(("section", "field", "prop"), SHARED)
 def test_schema_states_the_settings_choices_and_range(section, field, prop):
     option = field.metadata["option"]
     where = f"{section}.{field.name}"
+    if _grid_dimension(field, prop):
+        prop = prop["items"]
     if option.choices is not None:
         assert "enum" in prop, f"{where}: the command has choices {option.choices}"
         assert set(prop["enum"]) == set(option.choices), where
@@ -85,7 +96,7 @@ def test_schema_states_the_settings_choices_and_range(section, field, prop):
     # A list on either side (hidden widths, the HMC grid of nlf values): compare the items.
     if prop.get("type") == "array":
         prop = prop["items"]
-    else:
+    elif not _grid_dimension(field, prop):
         assert option.nargs is None, f"{where}: the command takes several values"
     stated = {word: prop[word] for word in RANGE_WORDS if word in prop}
     if option.range is not None:
