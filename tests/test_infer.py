@@ -75,6 +75,8 @@ def test_beta_option_overrides_the_checkpoint_beta(run_dir, tmp_path):
     assert _infer(run_dir, out, "--beta", "1.5", "--layer-samples", "2") == 0
     ds = read_chains(out)
     assert ds.attrs["beta"] == 1.5 and ds.attrs["layer_samples"] == 2
+    # The model's own beta stays on record: the analysis tells a transferred model by it.
+    assert ds.attrs["train_beta"] == load(run_dir)["config"]["beta"] == 2.0
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ Each case is a real `snakemake -n` in a temporary directory, so what is tested i
 from __future__ import annotations
 
 import copy
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,62 @@ def test_train_ladder_and_mpi_launch(tmp_path):
     assert override.stdout.count("srun --cpu-bind=cores -n 4 dlhmc train") == 2
 
 
+def _job_text(dry_run_output: str, rule: str, **wildcards) -> str:
+    """The printed job of ``rule`` with these wildcards, whitespace collapsed (shell included)."""
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_output):
+        if re.match(rf"(?:local)?rule {rule}:", block) and all(
+            f"{k}={v}" in block for k, v in wildcards.items()
+        ):
+            return " ".join(block.split())
+    raise AssertionError(f"no {rule} job with {wildcards}")
+
+
+def test_beta_transfer_dry_run(tmp_path):
+    """At every beta above the first: the model of the beta below sampled at this beta, and
+    retrained here from it for beta_transfer of the steps (configured warm-up and annealing
+    lengths scaled with them); the analysis gets those chain files apart, with --transfer."""
+    config = tiny_config()
+    exp = config["experiments"]["tiny"]
+    exp["betas"] = [1.0, 2.0, 3.0]
+    exp["beta_transfer"] = 0.5
+    exp["train"].update(warmup=2, anneal_from=0.5, anneal_steps=4)
+    cfg = write_config(tmp_path / "transfer.yaml", config)
+    result = snakemake("-n", "-p", "--configfile", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert Counter(rule for rule, _ in jobs) == {
+        "train": 3, "transfer_train": 2, "infer": 3, "transfer_infer": 4, "hmc": 6,
+        "analyze": 1, "report": 1, "all": 1,
+    }  # fmt: skip
+    assert {(w["beta"], w["kind"]) for r, w in jobs if r == "transfer_infer"} == {
+        (b, k) for b in ("2.0", "3.0") for k in ("none", "retrained")
+    }
+    for beta, below in (("2.0", "1.0"), ("3.0", "2.0")):
+        base = f"results/tiny/4x4/beta{beta}"
+        ladder_infer = _job_text(result.stdout, "infer", beta=beta)
+        seed = re.search(r"--seed \d+", ladder_infer).group()
+        none = _job_text(result.stdout, "transfer_infer", beta=beta, kind="none")
+        assert f"--checkpoint results/tiny/4x4/beta{below}/model " in none
+        assert f"--beta {beta} " in none and seed in none
+        assert f"--out {base}/transfer/none.nc " in none
+        retrained = _job_text(result.stdout, "transfer_infer", beta=beta, kind="retrained")
+        assert f"--checkpoint {base}/transfer/model " in retrained
+        assert f"--beta {beta} " in retrained and seed in retrained
+        train = _job_text(result.stdout, "transfer_train", beta=beta)
+        assert f"work={base}/transfer/train_work " in train
+        assert f"--beta {beta} " in train and f"--init results/tiny/4x4/beta{below}/model " in train
+        assert "--steps 3 " in train and "--warmup 1 " in train and "--anneal-steps 2 " in train
+        ladder = _job_text(result.stdout, "train", beta=beta)
+        assert "--steps 6 " in ladder and "--warmup 2 " in ladder and "--anneal-steps 4 " in ladder
+    analyze = _job_text(result.stdout, "analyze").split("Shell command:")[1]
+    transfer = " ".join(
+        f"results/tiny/4x4/beta{b}/transfer/{k}.nc" for b in ("2.0", "3.0")
+        for k in ("none", "retrained")
+    )  # fmt: skip
+    assert f"--transfer {transfer} --out" in analyze
+    assert "/transfer/" not in analyze.split("--transfer")[0]
+
+
 def _bad(mutate):
     config = copy.deepcopy(tiny_config())
     exp = config["experiments"].pop("tiny")
@@ -219,6 +277,15 @@ INVALID = [
      ["experiments.bad_exp.hmc.integrator[0]", "verlet"]),
     ("train_lattice_dense", _set("train", "lattice", [4, 4]),
      ["experiments.bad_exp.train.lattice", "network: local"]),
+    ("beta_transfer_zero", _set(None, "beta_transfer", 0),
+     ["experiments.bad_exp.beta_transfer", "less than or equal to the minimum of 0"]),
+    ("beta_transfer_above_one", _set(None, "beta_transfer", 1.5),
+     ["experiments.bad_exp.beta_transfer", "greater than the maximum of 1"]),
+    ("beta_transfer_string", _set(None, "beta_transfer", "10%"),
+     ["experiments.bad_exp.beta_transfer", "type"]),
+    ("beta_transfer_too_short_to_anneal",
+     lambda c, e: e.update(beta_transfer=0.1, train={**e["train"], "anneal_from": 0.5}),
+     ["experiments.bad_exp.beta_transfer", "too few to anneal"]),
 ]  # fmt: skip
 
 
@@ -227,7 +294,8 @@ DEFAULT_RUN = {
     "negative_steps", "string_batch", "ranks_zero", "unknown_train_key", "missing_betas",
     "unknown_group", "decreasing_ladder", "empty_ladder", "u1_lattice_3d", "su3_lattice_2d",
     "lattice_extent_1", "hmc_no_grid", "warmup_not_below_steps", "anneal_not_below_steps",
-    "instanton_size_too_large", "instanton_hits_su3", "train_lattice_dense",
+    "instanton_size_too_large", "instanton_hits_su3", "train_lattice_dense", "beta_transfer_zero",
+    "beta_transfer_string", "beta_transfer_too_short_to_anneal",
 }  # fmt: skip
 CASES = [
     pytest.param(*case[1:], id=case[0], marks=() if case[0] in DEFAULT_RUN else pytest.mark.slow)

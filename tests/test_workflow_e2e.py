@@ -2,13 +2,15 @@
 
 One run of tests/data/tiny_config.yaml (U(1) 4x4, two betas, a few training steps, a two-point HMC
 grid) is shared by the module: it must produce every target; a second run must have nothing to do;
-adding a beta or a volume must schedule only the new jobs and the experiment's analyze and report.
+adding a beta, a volume or the beta transfer must schedule only the new jobs and the experiment's
+analyze and report.
 How long the run takes is measured by benchmarks/pipeline_tiny.py, not asserted here.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -29,6 +31,8 @@ from workflow_helpers import (
     workflow_env,
     write_config,
 )
+
+from dlhmc.io import read_chains
 
 # A hang guard for the subprocess, not a performance assertion.
 E2E_TIMEOUT_SECONDS = 900
@@ -119,6 +123,44 @@ def test_adding_a_volume_schedules_only_its_ladder(finished_run):
     for rule, wildcards in jobs:
         if rule in ("train", "infer", "hmc"):
             assert wildcards["lattice"] == "6x6"
+
+
+def test_adding_beta_transfer_runs_only_the_transfer_jobs(finished_run, tmp_path):
+    """beta_transfer added to the finished experiment (in a copy of it) trains and samples only
+    the transfer models; their chain files get their roles and stay out of the comparison."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    config = tiny_config()
+    config["experiments"]["tiny"]["beta_transfer"] = 0.5
+    cfg = write_config(workdir / "transfer.yaml", config)
+    result = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert Counter(rule for rule, _ in jobs) == {
+        "transfer_train": 1, "transfer_infer": 2, "analyze": 1, "report": 1, "all": 1
+    }  # fmt: skip
+    result = snakemake("--cores", "2", "--configfile", str(cfg), cwd=workdir, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    base = workdir / "results/tiny/4x4/beta2.0"
+    model = torch.load(base / "transfer/model/checkpoint.pt", weights_only=True)
+    steps = round(0.5 * config["experiments"]["tiny"]["train"]["steps"])
+    assert model["step"] == steps and model["config"]["beta"] == 2.0
+    below = (workdir / "results/tiny/4x4/beta1.0/model").resolve()
+    assert Path(model["config"]["init"]).resolve() == below
+    assert not (base / "transfer/train_work").exists()
+    for kind, train_beta in (("none", 1.0), ("retrained", 2.0)):
+        attrs = read_chains(base / f"transfer/{kind}.nc").attrs
+        assert attrs["beta"] == 2.0 and attrs["train_beta"] == train_beta, kind
+    table = pd.read_csv(workdir / "results/tiny/tauint.csv")
+    roles = dict(zip(table.file, table.role, strict=False))
+    assert roles["results/tiny/4x4/beta2.0/transfer/none.nc"] == "transfer_none"
+    assert roles["results/tiny/4x4/beta2.0/transfer/retrained.nc"] == "transfer_retrained"
+    assert {r for f, r in roles.items() if "/transfer/" not in f} == {"main"}
+    comparison = pd.read_csv(workdir / "results/tiny/report/comparison.csv")
+    assert set(comparison.l2hmc_n_points) == {1}
+    assert "<h2>Beta transfer" in (workdir / "results/tiny/report/report.html").read_text()
+    again = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_snakemake_report_collects_the_outputs(finished_run):

@@ -197,6 +197,7 @@ def chain_attrs(
         "group": theory.name,
         "lattice": np.asarray(theory.lattice, dtype=np.int64),
         "beta": float(theory.beta),
+        "train_beta": float(state["config"]["beta"]),
         "sampler": "l2hmc",
         "nlf": int(dynamics.config.nlf),
         "eps": float(dynamics.eps_x.detach().mean()),

@@ -18,6 +18,8 @@ from dlhmc.groups import GROUPS, unsupported_options
 
 # Files `dlhmc train` writes into its run directory; the train rule declares these as its output.
 MODEL_FILES = ("checkpoint.pt", "metrics.csv", "config.yaml")
+# Beta-transfer chain files: the model of the beta below as it is, and briefly retrained.
+TRANSFER_KINDS = ("none", "retrained")
 
 
 def config_key(path):
@@ -131,6 +133,11 @@ def train_shape(exp, lattice_shape):
     return exp["train"].get("lattice", lattice_shape)
 
 
+def transfer_steps(exp):
+    """Steps of the short retraining of the beta transfer: beta_transfer of train.steps."""
+    return max(1, round(exp["beta_transfer"] * exp["train"]["steps"]))
+
+
 def check_experiment(name, exp):
     """Checks the schema cannot express; returns one message per problem, naming the key."""
     key = f"experiments.{name}"
@@ -157,6 +164,15 @@ def check_experiment(name, exp):
         problems.append(
             f"{key}.train.anneal_steps: must be smaller than train.steps ({train['steps']}), "
             f"got {train['anneal_steps']}"
+        )
+    if (
+        "beta_transfer" in exp
+        and train.get("anneal_from", 1.0) < 1.0
+        and transfer_steps(exp) < 2
+    ):
+        problems.append(
+            f"{key}.beta_transfer: {exp['beta_transfer']} of train.steps is 1 step, too few "
+            "to anneal (train.anneal_from < 1 needs 2)"
         )
     for option, message in unsupported_options(exp["group"], train):
         problems.append(f"{key}.train.{option}: {message}")
@@ -365,6 +381,19 @@ def all_chains(wildcards):
     return l2hmc_chains(wildcards.exp) + hmc_chains(wildcards.exp)
 
 
+def transfer_chains(wildcards):
+    """Beta-transfer chain files (none without beta_transfer): at every beta above the first,
+    the model of the beta below without and with a short retraining."""
+    if "beta_transfer" not in EXPERIMENTS[wildcards.exp]:
+        return []
+    return [
+        f"{beta_dir(wildcards.exp, lattice, beta)}/transfer/{kind}.nc"
+        for lattice in volumes(wildcards.exp)
+        for beta in betas(wildcards.exp)[1:]
+        for kind in TRANSFER_KINDS
+    ]
+
+
 def report_runs(wildcards):
     return trained_models(wildcards.exp)
 
@@ -398,3 +427,4 @@ wildcard_constraints:
     lattice="[0-9]+(x[0-9]+)+",
     beta="[0-9][0-9.e+-]*",
     point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?",
+    kind="|".join(TRANSFER_KINDS),

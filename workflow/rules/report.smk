@@ -1,7 +1,9 @@
 rule analyze:
-    """tau_int (Gamma method) and costs of every chain file of one experiment."""
+    """tau_int (Gamma method) and costs of every chain file of one experiment; the beta-transfer
+    files are marked as such (--transfer) and kept out of the comparison."""
     input:
-        all_chains,
+        chains=all_chains,
+        transfer=transfer_chains,
     output:
         report(
             "results/{exp}/tauint.csv",
@@ -24,9 +26,12 @@ rule analyze:
             if "amortize_samples" in experiment(wc)["analyze"]
             else ""
         ),
+        transfer=lambda wc, input: (
+            f"--transfer {' '.join(input.transfer)}" if input.transfer else ""
+        ),
     shell:
-        "dlhmc analyze {input} --out {output} --experiment {wildcards.exp} {params.amortize} "
-        "> {log} 2>&1"
+        "dlhmc analyze {input.chains} {params.transfer} --out {output} "
+        "--experiment {wildcards.exp} {params.amortize} > {log} 2>&1"
 
 
 rule report:

@@ -13,7 +13,8 @@ winding HMC included) at that beta, whatever its flag. If that point is frozen i
 lower bound, and since every other point is worse or a bound itself, the category's cost is at
 least that value: a frozen baseline makes the ratio a lower bound, a frozen learned sampler an
 upper bound, both frozen leave it undetermined. Seconds are compared at the same best points. A
-missing category leaves its cells empty.
+missing category leaves its cells empty. Only rows of role ``main`` compete: the beta-transfer
+files are deliberately less trained models and have their own table (``transfer``).
 
 Break-even: training seconds over the saving per independent sample against the best baseline
 (the faster in seconds of the best plain and the best winding HMC), see ``costs.break_even``.
@@ -27,6 +28,7 @@ import pandas as pd
 
 from dlhmc.analysis.chains import CATEGORIES, LEARNED
 from dlhmc.analysis.costs import break_even, ratio_with_error
+from dlhmc.analysis.table import main_rows
 
 KEYS = ("experiment", "group", "lattice", "beta")
 CHARGES = ("charge", "charge_real")
@@ -97,8 +99,9 @@ def best_point(rows: pd.DataFrame, category: str) -> pd.Series | None:
 
 
 def comparison_table(table: pd.DataFrame, observables=CHARGES) -> pd.DataFrame:
-    """One row per (experiment, group, lattice, beta) and charge observable in the table."""
-    rows = table[table.observable.isin(observables)].copy()
+    """One row per (experiment, group, lattice, beta) and charge observable of the main rows."""
+    rows = main_rows(table)
+    rows = rows[rows.observable.isin(observables)].copy()
     rows["beta"] = rows["beta"].round(10)
     out = []
     for key, group in rows.groupby([*KEYS, "observable"], sort=True):

@@ -34,6 +34,8 @@ from dlhmc.analysis.report_tables import (
     tau_html,
 )
 from dlhmc.analysis.runs import TrainingRun
+from dlhmc.analysis.table import main_rows
+from dlhmc.analysis.transfer import transfer_html, transfer_table
 from dlhmc.atomic import atomic_path, write_text
 from dlhmc.io import REQUIRED_ATTRS
 
@@ -127,11 +129,14 @@ def build_report(
     out_dir = Path(out_dir)
     comp = comparison_table(table)
     checks = exactness_checks(table)
+    # The figures show what is compared; beta-transfer rows have a table of their own.
+    main = main_rows(table)
+    main_plaq = checks[(checks.observable == "plaq") & (checks.role == "main")]
     drawn = {
-        "fig1_cost_vs_beta": figures.fig_cost_vs_beta(table, comp),
+        "fig1_cost_vs_beta": figures.fig_cost_vs_beta(main, comp),
         "fig2_charge_history": figures.fig_charge_history(comp, chain_sets),
         "fig3_layer_diagnostics": figures.fig_layer_diagnostics(chain_sets),
-        "fig4_plaquette": figures.fig_plaquette(table, checks[checks.observable == "plaq"]),
+        "fig4_plaquette": figures.fig_plaquette(main, main_plaq),
         "fig5_training": figures.fig_training(runs),
     }
     pngs = {name: figures.save_figure(fig, out_dir, name)[0] for name, fig in drawn.items()}
@@ -154,6 +159,7 @@ def build_report(
         hit_cost_note(table),
         comparison_html(comp),
         paper_html(comp),
+        transfer_html(transfer_table(table)),
         "<h2>Exactness checks: average plaquette and &lt;Q_Z²&gt;</h2>",
         checks_html(checks),
         "<h2>Figures</h2>",

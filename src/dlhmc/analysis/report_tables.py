@@ -24,6 +24,8 @@ STATUS_CLASS = {"FAIL": "fail", "no error estimate": "warn", "frozen": "warn"}
 CHECK_NAMES = {"plaq": "plaquette", "charge_sq": "<Q_Z²>"}
 # The ratio shown on a learned category's row: against the baseline with the same move.
 RATIO_OF = {learned: name for name, (learned, _) in RATIOS.items()}
+# Beta-transfer rows (a model of the beta below) beside the main ones in the checks and tau_int.
+ROLE_LABELS = {"transfer_none": " [transfer]", "transfer_retrained": " [transfer, retrained]"}
 
 
 def fmt(value) -> str:
@@ -96,6 +98,12 @@ def fmt_break_even(value, error, kind, baseline) -> str:
     if kind in ("never", "undetermined"):
         return kind + against
     return fmt_err(value, error, RATIO_PREFIX[kind]) + against
+
+
+def sampler_label(row) -> str:
+    """The sampler's category, marked when the row is a beta-transfer one."""
+    role = row.get("role", "main")
+    return CATEGORY_LABELS.get(row.category, row.sampler) + ROLE_LABELS.get(role, "")
 
 
 def point_text(row, category: str) -> str:
@@ -266,7 +274,7 @@ def checks_html(checks: pd.DataFrame) -> str:
                 c.group,
                 c.lattice,
                 fmt(c.beta),
-                CATEGORY_LABELS.get(c.category, c.sampler),
+                sampler_label(c),
                 fmt(c.nlf),
                 fmt(c.eps),
                 f"{fmt_to_error(c.measured, c.measured_err)} ± {c.measured_err:.2g}",
@@ -303,7 +311,7 @@ def tau_html(table: pd.DataFrame) -> str:
         b = bound(r.frozen)
         rows.append(
             [
-                CATEGORY_LABELS.get(r.category, r.sampler) + _move(r),
+                sampler_label(r) + _move(r),
                 fmt(r.beta),
                 fmt(r.nlf),
                 fmt(r.eps),

@@ -12,6 +12,12 @@ global-mean estimate. A row is ``frozen`` (tau_int and the costs are lower bound
 estimate is; ``frozen_reason`` says why. ``tau_int_pyerrors`` is the pyerrors cross-check
 (per-chain means, biased low for chains short compared with tau_int); it is left blank for frozen
 rows, where subtracting each stuck chain's own mean would turn "never moves" into tau_int = 1/2.
+
+Every row also has a ``role``: ``main`` for the samplers the comparison is about, and for the
+beta-transfer files (a model trained at the beta below, deliberately less trained, passed
+separately) ``transfer_none`` (sampled at a beta it was not trained at: ``train_beta != beta``) or
+``transfer_retrained`` (briefly retrained at this beta). Only ``main`` rows compete in the
+comparison; an older table without the column is all ``main``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ OBSERVABLES = ("charge", "charge_real", "charge_sq", "plaq")
 KNOWN_MEANS = {"charge": 0.0, "charge_real": 0.0}
 # Observables computed from a stored variable: name -> (variable, function).
 DERIVED = {"charge_sq": ("charge", np.square)}
+ROLES = ("main", "transfer_none", "transfer_retrained")
+# Columns a table written before they existed lacks, with the value they mean there.
+OPTIONAL_COLUMNS = {"role": "main", "train_beta": math.nan, "training_steps": math.nan}
 
 COLUMNS = (
     "experiment",
@@ -37,6 +46,7 @@ COLUMNS = (
     "beta",
     "sampler",
     "category",
+    "role",
     "nlf",
     "eps",
     "instanton_hits",
@@ -70,9 +80,32 @@ COLUMNS = (
     "tau_int_pyerrors_err",
     "traj_per_second",
     "training_seconds",
+    "train_beta",
+    "training_steps",
     "amortize_samples",
     "file",
 )
+
+
+def main_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that compete in the comparison: role ``main`` (every row of a table without
+    roles, written before they existed)."""
+    if "role" not in table.columns:
+        return table
+    return table[table.role.fillna("main") == "main"]
+
+
+def transfer_role(chains: ChainSet) -> str:
+    """Role of a beta-transfer chain file: ``transfer_none`` when its model was trained at another
+    beta than it samples at, ``transfer_retrained`` when (re)trained at this one."""
+    if chains.sampler == "hmc":
+        raise ChainFileError(f"{chains.path}: an HMC file; transfer files come from trained models")
+    train_beta = chains.attr("train_beta")
+    if train_beta is None:
+        raise ChainFileError(f"{chains.path}: missing attribute 'train_beta' (needed for transfer)")
+    if math.isclose(float(train_beta), chains.beta, rel_tol=1e-12):
+        return "transfer_retrained"
+    return "transfer_none"
 
 
 def observable_rows(
@@ -80,8 +113,11 @@ def observable_rows(
     experiment: str,
     amortize_samples: int | None = None,
     s: float = DEFAULT_S,
+    role: str = "main",
 ) -> list[dict]:
     """Rows of the table for one chain file."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     traj_per_second = float(chains.attr("traj_per_second"))
     training_seconds = 0.0
     if chains.sampler != "hmc":
@@ -91,6 +127,7 @@ def observable_rows(
                 f"{chains.path}: missing attribute 'training_seconds' (needed to amortize)"
             )
         training_seconds = math.nan if training is None else float(training)
+    train_beta, training_steps = (chains.attr(a) for a in ("train_beta", "training_steps"))
     accept_rate = float(np.mean(chains.values("accepted")))
     hits_rate = math.nan
     if chains.instanton_hits > 0 and "instanton_accepted" in chains.data.variables:
@@ -128,6 +165,7 @@ def observable_rows(
                 "beta": chains.beta,
                 "sampler": chains.sampler,
                 "category": chains.category,
+                "role": role,
                 "nlf": chains.nlf,
                 "eps": chains.eps,
                 "instanton_hits": chains.instanton_hits,
@@ -161,6 +199,8 @@ def observable_rows(
                 "tau_int_pyerrors_err": pe_err,
                 "traj_per_second": traj_per_second,
                 "training_seconds": training_seconds,
+                "train_beta": math.nan if train_beta is None else float(train_beta),
+                "training_steps": math.nan if training_steps is None else int(training_steps),
                 "amortize_samples": math.nan if amortize_samples is None else amortize_samples,
                 "file": str(chains.path),
             }
@@ -173,6 +213,14 @@ def tau_table(
     experiment: str,
     amortize_samples: int | None = None,
     s: float = DEFAULT_S,
+    transfer: list[ChainSet] = (),
 ) -> pd.DataFrame:
-    rows = [r for cs in chain_sets for r in observable_rows(cs, experiment, amortize_samples, s)]
+    """Rows of every chain set (role ``main``) and of every beta-transfer chain set (its role
+    from :func:`transfer_role`)."""
+    roles = [(cs, "main") for cs in chain_sets] + [(cs, transfer_role(cs)) for cs in transfer]
+    rows = [
+        r
+        for cs, role in roles
+        for r in observable_rows(cs, experiment, amortize_samples, s, role=role)
+    ]
     return pd.DataFrame(rows, columns=list(COLUMNS))

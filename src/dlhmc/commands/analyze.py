@@ -21,13 +21,24 @@ def register(subparsers) -> None:
             "One row per chain file and observable (charge, charge_real, plaq): tau_int by "
             "Wolff's Gamma method (S = 1.5, chains as replicas, global mean; mean fixed at 0 for "
             "the charges), the mean with its error, N_LF * tau_int and seconds per independent "
-            "sample. Frozen chain sets are flagged and their tau_int is a lower bound."
+            "sample. Frozen chain sets are flagged and their tau_int is a lower bound. Files "
+            "given with --transfer (a model of another beta, as it is or briefly retrained) get "
+            "their own role and stay out of the comparison."
         ),
     )
     parser.add_argument("chains", nargs="+", type=Path, metavar="CHAINS.nc")
     parser.add_argument("--out", required=True, type=Path, help="CSV table to write")
     parser.add_argument(
         "--experiment", default="default", help="experiment name stored in every row"
+    )
+    parser.add_argument(
+        "--transfer",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="CHAINS.nc",
+        help="beta-transfer chain files (role transfer_none or transfer_retrained by their "
+        "train_beta attribute)",
     )
     parser.add_argument(
         "--amortize-samples",
@@ -49,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             [load_chain_set(p) for p in args.chains],
             experiment=args.experiment,
             amortize_samples=args.amortize_samples,
+            transfer=[load_chain_set(p) for p in args.transfer],
         )
     except ChainFileError as err:
         raise UsageError(str(err)) from None
@@ -57,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     for row in table[table.observable == "charge"].itertuples():
         bound = ">=" if row.frozen else "="
         error = "" if pd.isna(row.tau_int_err) else f" +- {row.tau_int_err:.2g}"
+        role = "" if row.role == "main" else f" ({row.role})"
         print(
-            f"{row.sampler} beta={row.beta:g} nlf={row.nlf} eps={row.eps:g}: "
+            f"{row.sampler}{role} beta={row.beta:g} nlf={row.nlf} eps={row.eps:g}: "
             f"tau_int(charge) {bound} {row.tau_int:.4g}{error}, "
             f"N_LF*tau_int {bound} {row.cost_lf:.4g}"
         )

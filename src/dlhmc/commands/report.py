@@ -10,7 +10,7 @@ import pandas as pd
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.analysis.report import build_report
 from dlhmc.analysis.runs import RunDirError, load_run
-from dlhmc.analysis.table import COLUMNS
+from dlhmc.analysis.table import COLUMNS, OPTIONAL_COLUMNS
 from dlhmc.commands.options import UsageError
 
 
@@ -21,8 +21,9 @@ def register(subparsers) -> None:
         description=(
             "Compare, per beta, the best of each kind of sampler (plain HMC, winding HMC, L2HMC, "
             "L2HMC with winding; N_LF * tau_int of the charge and seconds per independent "
-            "sample), check every plaquette and U(1) <Q_Z^2> against its exact value, and draw "
-            "the five figures (PNG and PDF) into one HTML page."
+            "sample), check every plaquette and U(1) <Q_Z^2> against its exact value, set the "
+            "beta-transfer rows of the table (if any) beside the ladder's model, and draw the "
+            "five figures (PNG and PDF) into one HTML page."
         ),
     )
     parser.add_argument("--table", required=True, type=Path, help="CSV from dlhmc analyze")
@@ -55,9 +56,12 @@ def read_table(path: Path, experiment: str) -> pd.DataFrame:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         raise UsageError(f"--table: {path}: not a CSV table") from None
-    missing = [c for c in COLUMNS if c not in table.columns]
+    missing = [c for c in COLUMNS if c not in table.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise UsageError(f"--table: {path}: missing column {missing[0]!r}")
+    for column, value in OPTIONAL_COLUMNS.items():
+        if column not in table.columns:
+            table[column] = value
     rows = table[table.experiment.astype(str) == experiment].reset_index(drop=True)
     if rows.empty:
         found = ", ".join(sorted(set(table.experiment.astype(str)))) or "none"
