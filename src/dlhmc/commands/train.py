@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from pathlib import Path
 
 import yaml
 
-from dlhmc import distributed
+from dlhmc import devices, distributed
+from dlhmc.commands import checks
 from dlhmc.commands.options import UsageError, add_settings, option_error
 from dlhmc.groups import unsupported_options
 from dlhmc.lattice import make_theory, theory_class
@@ -137,15 +139,25 @@ def resolve(
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings, options = resolve(args, parser)
     try:
+        devices.check_device(options.device)
         ctx = distributed.setup(options.device)
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
+    checks.seed(settings.seed, world_size=ctx.world_size)
+    checks.memory(settings.group, settings.lattice, settings.batch, settings.precision, "train",
+                  "--batch, --lattice", ctx.device, nlf=settings.nlf)
     try:
-        train(settings, options, ctx)
+        steps, skipped = train(settings, options, ctx)
     except TrainingError as err:
         raise UsageError(str(err)) from None
     except BaseException:
         distributed.abort(ctx)
         raise
     distributed.shutdown(ctx)
+    if steps and skipped == steps:
+        if ctx.is_main:
+            print(f"dlhmc train: error: all {steps} steps were skipped (non-finite loss, gradient, "
+                  f"parameter or step size): nothing was learned; lower --lr "
+                  f"({settings.lr:g}) or --eps-init ({settings.eps_init:g})", file=sys.stderr)
+        return 1
     return 0
