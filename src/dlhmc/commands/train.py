@@ -75,6 +75,8 @@ def _config_values(parser: argparse.ArgumentParser, path: Path) -> dict:
                 value = action.type(str(item)) if action.type else str(item)
             except argparse.ArgumentTypeError as err:
                 raise UsageError(f"{option}: {err} (in {path})") from None
+            except ValueError:  # a plain type (int of --local-period): no message of its own
+                raise UsageError(f"{option}: invalid value {item!r} in {path}") from None
             if action.choices is not None and value not in action.choices:
                 choices = ", ".join(map(str, action.choices))
                 raise UsageError(

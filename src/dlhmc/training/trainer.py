@@ -324,7 +324,7 @@ def train(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -
                 print(f"dlhmc train: {options.out} is complete ({resume.state['step']} steps)",
                       file=sys.stderr)
             return 0, 0
-    rundir.check_outputs(options)
     trainer = build(settings, options, ctx)
-    trainer.start(resume, warm)
+    trainer.start(resume, warm)  # checks the warm-start weights' shapes: a refusal writes nothing
+    rundir.check_outputs(options)
     return trainer.run()
