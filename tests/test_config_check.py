@@ -156,7 +156,7 @@ def test_no_duplicates_in_shipped_configs(tmp_path):
     assert duplicate_keys(tmp_path / "missing.yaml") == []
 
 
-# --- the workflow stops before any job --------------------------------------------------------------
+# --- the workflow stops before any job ---------------------------------------------------------
 
 
 def _stops_naming(tmp_path: Path, cfg: Path, expected: list[str]) -> None:

@@ -62,10 +62,11 @@ def divergences(command: str, per_traj: dict[str, np.ndarray], step_size: str, o
     if count == 0:
         return 0
     if count < total:
-        print(f"dlhmc {command}: warning: {count} of {total} trajectories diverged "
-              f"(non-finite dH, rejected); {step_size} may be too large", file=sys.stderr)
+        print(f"dlhmc {command}: warning: {count} of {total} trajectories diverged (non-finite "
+              f"dH, rejected) with {step_size}: the step size is near its stability limit",
+              file=sys.stderr)
         return 0
-    print(f"dlhmc {command}: error: all {total} trajectories diverged (non-finite dH): "
-          f"{step_size} is too large; the chain file {out} is written as "
+    print(f"dlhmc {command}: error: all {total} trajectories diverged (non-finite dH) with "
+          f"{step_size}: the step size is too large for this coupling; {out} is written as "
           "evidence but holds no valid sample", file=sys.stderr)
     return 1

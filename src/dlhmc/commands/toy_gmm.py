@@ -28,8 +28,8 @@ from dlhmc.limits import check_memory
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
-from dlhmc.toy import mixing
 from dlhmc.settings import NONNEGATIVE_FLOAT
+from dlhmc.toy import mixing
 from dlhmc.toy.gmm import GaussianMixture
 
 
@@ -73,7 +73,7 @@ def estimate_bytes(args) -> int:
     every position of every chain and panel as float64.
     """
     widths = [2, *args.hidden, 2]
-    weights = 6 * args.nlf * sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    weights = 6 * args.nlf * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
     activations = 6 * args.nlf * args.batch * sum(widths) * 4
     samples = 3 * args.chains * (args.trajectories + 1) * 2
     return 8 * (4 * weights + activations + samples)
