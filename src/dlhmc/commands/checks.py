@@ -41,10 +41,24 @@ def writable(path, key: str, directory: bool = False):
     return _usage(limits.check_writable, path, key, directory)
 
 
-def memory(group, lattice, chains, precision, kind, key, where, **sizes) -> None:
-    """Refuse a run whose estimated memory exceeds what ``where`` has free (one line)."""
-    _usage(limits.check_memory,
-           limits.estimate_bytes(group, lattice, chains, precision, kind, **sizes), key, where)
+def memory(group, lattice, chains, precision, kind, key, where, extra: int = 0, **sizes) -> None:
+    """Refuse a run whose estimated memory (plus ``extra`` bytes) exceeds what ``where`` has
+    free (one line)."""
+    needed = limits.estimate_bytes(group, lattice, chains, precision, kind, **sizes) + extra
+    _usage(limits.check_memory, needed, key, where)
+
+
+def network_sizes(hidden, nlf: int, batch: int) -> tuple[int, int]:
+    """Lower bounds of a model's weights and of the activations training keeps, in numbers.
+
+    Every layer has (at least) two networks, each at least the chain of its hidden widths
+    from one input to one output, and autograd keeps each hidden activation of every chain;
+    real networks are larger (their inputs are link features), which only makes a refusal
+    of absurd widths (``--hidden 10^12``) more certain.
+    """
+    widths = [1, *hidden, 1]
+    weights = 2 * nlf * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return weights, 2 * nlf * batch * sum(hidden)
 
 
 def divergences(command: str, per_traj: dict[str, np.ndarray], step_size: str, out) -> int:

@@ -32,6 +32,9 @@ from dlhmc.settings import NONNEGATIVE_FLOAT
 from dlhmc.toy import mixing
 from dlhmc.toy.gmm import GaussianMixture
 
+# Lengths of the toy (mode width and separation): squares of their ratios stay finite.
+LENGTHS = (1e-50, 1e50)
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("toy-gmm", help="L2HMC vs HMC on a 2D Gaussian mixture")
@@ -96,6 +99,13 @@ def _numerical_fault(what: str) -> int:
 def run(args) -> int:
     if args.beta_init > 1:
         raise UsageError(f"--beta-init: expected a value in (0, 1], got {args.beta_init}")
+    lengths = {"--sigma": args.sigma, "--separation": args.separation,
+               "--reciprocal-scale": args.reciprocal_scale or 1.0}  # 0 is off
+    for option, value in lengths.items():
+        # Squared distances over sigma^2 (and over the reciprocal scale^2) must stay finite.
+        if not LENGTHS[0] <= value <= LENGTHS[1]:
+            raise UsageError(f"{option}: expected a number in [{LENGTHS[0]:g}, {LENGTHS[1]:g}], "
+                             f"got {value:g}")
     checks.seed(args.seed)
     device = checks.device(args.device)
     try:

@@ -146,8 +146,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
     checks.seed(settings.seed, world_size=ctx.world_size)
+    checks.seed(settings.mask_seed, "--mask-seed")
+    weights, activations = checks.network_sizes(settings.hidden, settings.nlf, settings.batch)
     checks.memory(settings.group, settings.lattice, settings.batch, settings.precision, "train",
-                  "--batch, --lattice", ctx.device, nlf=settings.nlf)
+                  "--batch, --lattice, --hidden", ctx.device, extra=8 * activations,
+                  nlf=settings.nlf, parameters=weights)
     try:
         steps, skipped = train(settings, options, ctx)
     except TrainingError as err:
