@@ -46,7 +46,7 @@ KINDS = {
     "fraction": FLOAT_BAD + ["1.5", "1e300", "1e-320"],
     "device": DEVICES,
 }
-BUDGET = settings(max_examples=25, deadline=None, derandomize=True,
+BUDGET = settings(max_examples=40, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 SLOW_BUDGET = settings(max_examples=60, deadline=None,
                        suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
