@@ -133,6 +133,11 @@ def test_train_and_infer_too_large(tmp_path, trained, capsys):
     assert code == 2
     one_line(err, "--batch", "needed", "GiB")
     assert not (tmp_path / "t").exists()
+    # Local networks build their masks on the host for the lattice: checked before.
+    huge = ["--network", "local", "--lattice", "1000000", "1000000", "--out", tmp_path / "t"]
+    code, err = run(["train", *TINY, *huge], capsys)
+    assert code == 2
+    one_line(err, "--lattice", "needed", "GiB")
     code, err = run([*infer_args(trained, tmp_path / "i.nc"), "--chains", "10**12"], capsys)
     assert code == 2 and "--chains" in err
     code, err = run([*infer_args(trained, tmp_path / "i.nc"), "--chains", "1000000000000"],
@@ -325,7 +330,8 @@ def test_hmc_removes_stale_temporaries(tmp_path, capsys):
      (["--reciprocal-scale", "inf"], 2, "--reciprocal-scale"),
      (["--seed", "99999999999999999999999"], 2, "--seed"),
      (["--lr", "1e3"], 1, "--lr 1000"),
-     (["--sigma", "1e-300"], 1, "non-finite")],
+     (["--sigma", "1e-300"], 2, "--sigma"),
+     (["--eps-init", "1e300"], 1, "non-finite")],
 )  # fmt: skip
 def test_toy_gmm_bad_values(tmp_path, capsys, change, code, key):
     out = tmp_path / "g"

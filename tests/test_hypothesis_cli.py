@@ -45,6 +45,7 @@ KINDS = {
     "float": FLOAT_BAD + FLOAT_HUGE + FLOAT_TINY,
     "fraction": FLOAT_BAD + ["1.5", "1e300", "1e-320"],
     "device": DEVICES,
+    "network": ["local", "dense", "conv", ""],
 }
 BUDGET = settings(max_examples=40, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
@@ -169,7 +170,7 @@ TRAIN_OPTIONS = {"--beta": "float", "--nlf": "count", "--steps": "count", "--bat
                  "--lr": "float", "--seed": "int", "--eps-init": "float", "--clip": "float",
                  "--decay-to": "fraction", "--anneal-from": "fraction", "--plaq-weight": "float",
                  "--warmup": "count", "--winding": "count", "--mask-seed": "int",
-                 "--device": "device"}  # fmt: skip
+                 "--device": "device", "--network": "network"}  # fmt: skip
 
 
 @BUDGET
@@ -210,7 +211,7 @@ def test_infer_options(workdir, trained, changes):
         assert not out.exists()
 
 
-# --- analyze and report -----------------------------------------------------------------------------
+# --- analyze and report ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,7 @@ def test_analyze_options(workdir, chain_file, amortize, where):
         assert np.isfinite(pd.read_csv(out)["tau_int"]).all()
 
 
-# --- toy-gmm ------------------------------------------------------------------------------------------
+# --- toy-gmm --------------------------------------------------------------------------------------
 
 TOY_BASE = ["toy-gmm", "--steps", "2", "--batch", "4", "--chains", "2", "--trajectories", "3",
             "--hidden", "4", "--nlf", "2"]  # fmt: skip
@@ -268,7 +269,7 @@ def test_toy_gmm_options(workdir, changes):
         assert not (out / "mode_fractions.json").exists()
 
 
-# --- the workflow's config check ----------------------------------------------------------------------
+# --- the workflow's config check ------------------------------------------------------------------
 
 SCALARS = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -276,7 +277,7 @@ SCALARS = st.one_of(
     st.booleans(), st.none(), st.text(max_size=4),
 )  # fmt: skip
 KEYS = st.sampled_from(["seed", "lattices", "betas", "train", "infer", "hmc", "steps", "lr",
-                        "trajectories", "nlf", "ranks", "hidden", "points", "eps", "x"])  # fmt: skip
+                        "trajectories", "nlf", "ranks", "hidden", "points", "x"])  # fmt: skip
 VALUES = st.recursive(
     SCALARS,
     lambda inner: st.one_of(st.lists(inner, max_size=3),
@@ -286,7 +287,8 @@ VALUES = st.recursive(
 
 
 @settings(max_examples=200, deadline=None)
-@given(name=st.text(alphabet="ab_1.", min_size=1, max_size=5), exp=st.one_of(VALUES, st.dictionaries(KEYS, VALUES)))
+@given(name=st.text(alphabet="ab_1.", min_size=1, max_size=5),
+       exp=st.one_of(VALUES, st.dictionaries(KEYS, VALUES)))
 def test_config_check_never_raises(name, exp):
     problems = check_values(name, exp)
     assert isinstance(problems, list)

@@ -13,6 +13,7 @@ from dlhmc.commands import checks
 from dlhmc.commands.options import UsageError, add_settings, option_error
 from dlhmc.inference import build_sampler, chain_attrs, read_model, sample, sampling_lattice
 from dlhmc.io import chain_dataset, write_chains
+from dlhmc.lattice import theory_class
 from dlhmc.settings import MAX_SEED, InferSettings
 
 
@@ -46,11 +47,18 @@ def run(args: argparse.Namespace) -> int:
         model = read_model(args.checkpoint)
     except Exception as err:  # damaged, foreign or incompatible file: one line naming it
         raise _cannot_load(path, err) from None
+    settings = model.settings
+    if args.lattice is not None:  # a local model builds its masks on the host for this lattice
+        try:
+            theory_class(settings.group).check_lattice(tuple(args.lattice))
+        except ValueError as err:
+            raise UsageError(f"--lattice: {err}") from None
+        checks.memory(settings.group, args.lattice, 1, settings.precision, "hmc", "--lattice",
+                      "cpu")
     try:
         lattice = sampling_lattice(model, args.lattice)
     except ValueError as err:
         raise option_error(err) from None
-    settings = model.settings
     checks.memory(settings.group, lattice, args.chains, settings.precision, "infer",
                   "--chains, --lattice", device, trajectories=args.trajectories,
                   parameters=sum(t.numel() for t in model.state["model"].values()))

@@ -123,6 +123,9 @@ def resolve(
     if settings.anneal_from < 1.0 and settings.anneal_steps >= settings.steps:
         # gamma_t would still be below 1 at the last step: the model never sees the target beta.
         raise UsageError(f"--anneal-steps: {settings.anneal_steps} must be smaller than --steps")
+    # The local masks below are built on the host for this lattice: one chain's links must fit.
+    checks.memory(settings.group, settings.lattice, 1, settings.precision, "hmc", "--lattice",
+                  "cpu")
     try:  # the architecture, and the local masks on this lattice (cheap: no dense networks)
         theory = make_theory(settings.group, settings.lattice, settings.beta, settings.precision)
         check_network(theory, settings.l2hmc_config())
