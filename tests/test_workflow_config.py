@@ -89,6 +89,22 @@ def test_hmc_grid_crosses_integrators_and_instanton_hits(tmp_path):
     assert "--integrator omelyan --instanton-hits 2 --instanton-size 2" in result.stdout
 
 
+def test_explicit_points_may_name_their_own_variant(tmp_path):
+    """A point with its own instanton hits or integrator runs with those only (not crossed with
+    the grid's variants), so a config can add a few winding-HMC points cheaply."""
+    config = copy.deepcopy(tiny_config())
+    config["experiments"]["tiny"]["hmc"]["points"] = [
+        {"nlf": 2, "eps": 0.5, "instanton_hits": 3},
+        {"nlf": 2, "eps": 0.25, "integrator": "omelyan"},
+    ]
+    cfg = write_config(tmp_path / "p.yaml", config)
+    result = snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    points = {w["point"] for rule, w in planned_jobs(result.stdout) if rule == "hmc"}
+    assert points == {"nlf2_eps0.25", "nlf2_eps0.5", "nlf2_eps0.5_hits3_size0",
+                      "nlf2_eps0.25_omelyan"}  # fmt: skip
+
+
 def test_train_ladder_and_mpi_launch(tmp_path):
     """Each beta starts from the model of the previous one; ranks > 1 run under the mpi launcher."""
     config = tiny_config()
@@ -196,6 +212,9 @@ INVALID = [
      lambda c, e: e.update(group="SU3", lattices=[[2, 2, 2, 2]],
                            hmc={**e["hmc"], "instanton_hits": [2]}),
      ["experiments.bad_exp.hmc.instanton_hits", "U1 only"]),
+    ("point_instanton_size_too_large",
+     _set("hmc", "points", [{"nlf": 2, "eps": 0.5, "instanton_hits": 2, "instanton_size": 5}]),
+     ["experiments.bad_exp.hmc.points[0].instanton_size", "2..4"]),
     ("unknown_integrator", _set("hmc", "integrator", ["verlet"]),
      ["experiments.bad_exp.hmc.integrator[0]", "verlet"]),
     ("train_lattice_dense", _set("train", "lattice", [4, 4]),

@@ -17,7 +17,8 @@ call initializes it and freezes the visible set); afterwards every rank sees exa
 one GPU, ``cuda:0``.  NCCL is used on CUDA, gloo on CPU (the ``mpi`` backend of
 torch does not take CUDA tensors).
 
-Without ``mpiexec`` nothing of this happens: ``setup`` returns a one-rank context,
+Under ``mpiexec -n 1`` the process group has one member.  Without ``mpiexec`` nothing of
+this happens: ``setup`` returns a one-rank context,
 MPI is never imported and ``torch.distributed`` is never initialized, so the same
 code runs on a laptop unchanged.
 """
@@ -129,9 +130,9 @@ def setup(device: str = "auto") -> DistContext:
 
     comm = MPI.COMM_WORLD
     rank, world_size = comm.Get_rank(), comm.Get_size()
-    if world_size == 1:
-        return DistContext(0, 1, 0, resolve_device(device), None, True, comm)
-
+    # One rank under mpiexec still joins a (one-member) process group: the collectives are then
+    # no-ops, but the job runs the multi-rank code path, which is how the NCCL backend is
+    # checked on a machine with one GPU (NCCL cannot put two ranks on one GPU).
     local_rank = _local_rank(comm)
     if device != "cpu":
         bind_gpu(local_rank)

@@ -64,7 +64,11 @@ def hmc_grid(exp):
         for nlf in hmc.get("nlf", [])
         for length in hmc.get("length", [])
     }
-    points |= {(p["nlf"], eps_label(p["eps"])) for p in hmc.get("points", [])}
+    points |= {
+        (p["nlf"], eps_label(p["eps"]))
+        for p in hmc.get("points", [])
+        if not own_variant(p)
+    }
     return sorted(points, key=lambda p: (p[0], float(p[1])))
 
 
@@ -95,12 +99,32 @@ def hmc_label(nlf, eps, integrator, hits, size):
 
 
 def hmc_points(exp):
-    """Label -> (nlf, eps label, integrator, hits, size) of every baseline run at each beta."""
-    return {
+    """Label -> (nlf, eps label, integrator, hits, size) of every baseline run at each beta.
+
+    The grid (nlf x length and the explicit points) runs with every variant of hmc_variants;
+    an explicit point that names its own integrator or instanton hits runs with those only, so
+    a config can add a few winding-HMC points without crossing them with the whole grid.
+    """
+    points = {
         hmc_label(nlf, eps, *variant): (nlf, eps, *variant)
         for nlf, eps in hmc_grid(exp)
         for variant in hmc_variants(exp)
     }
+    for p in exp["hmc"].get("points", []):
+        if own_variant(p):
+            variant = (
+                p.get("integrator", "leapfrog"),
+                p.get("instanton_hits", 0),
+                p.get("instanton_size", 0) if p.get("instanton_hits", 0) else 0,
+            )
+            eps = eps_label(p["eps"])
+            points[hmc_label(p["nlf"], eps, *variant)] = (p["nlf"], eps, *variant)
+    return points
+
+
+def own_variant(point):
+    """Whether an explicit grid point names its own integrator or instanton hits."""
+    return any(k in point for k in ("integrator", "instanton_hits", "instanton_size"))
 
 
 def train_shape(exp, lattice_shape):
@@ -143,16 +167,22 @@ def check_experiment(name, exp):
     if not hmc_grid(exp):
         problems.append(f"{key}.hmc: no grid points; give nlf and length, or points")
     hmc = exp["hmc"]
-    hits = [k for k in hmc["instanton_hits"] if k > 0]
-    for option in ("instanton_hits", "instanton_size"):
-        for _, message in unsupported_options(exp["group"], {option: hits}):
-            problems.append(f"{key}.hmc.{option}: {message}")
+    sizes = {("hmc", size) for size in hmc["instanton_size"]}
+    hits = {("hmc", k) for k in hmc["instanton_hits"] if k > 0}
+    for i, p in enumerate(hmc.get("points", [])):
+        if p.get("instanton_hits", 0):
+            hits.add((f"hmc.points[{i}]", p["instanton_hits"]))
+            sizes.add((f"hmc.points[{i}]", p.get("instanton_size", 0)))
+    for where, _ in sorted(hits):
+        for option in ("instanton_hits", "instanton_size"):
+            for _, message in unsupported_options(exp["group"], {option: True}):
+                problems.append(f"{key}.{where}.{option}: {message}")
     smallest = min(min(shape) for shape in exp["lattices"])
-    for size in hmc["instanton_size"] if hits and exp["group"] == "U1" else ():
+    for where, size in sorted(sizes) if hits and exp["group"] == "U1" else ():
         if size == 1 or size > smallest:
             problems.append(
-                f"{key}.hmc.instanton_size: {size} must be 0 (delocalized) or 2..{smallest} "
-                "(the smallest lattice extent)"
+                f"{key}.{where}.instanton_size: {size} must be 0 (delocalized) or "
+                f"2..{smallest} (the smallest lattice extent)"
             )
     if "lattice" in train:
         if len(train["lattice"]) != dims:
