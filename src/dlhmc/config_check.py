@@ -26,7 +26,8 @@ INTEGER_KEYS = frozenset({
     "train.checkpoint_every", "train.ranks", "train.mask_seed", "train.local_period",
     "train.conv_channels[]", "train.warmup", "train.anneal_steps", "train.winding",
     "infer.chains", "infer.trajectories", "infer.therm", "infer.layer_samples",
-    "hmc.nlf[]", "hmc.points[].nlf", "hmc.instanton_hits[]", "hmc.instanton_size[]",
+    "hmc.nlf[]", "hmc.points[].nlf", "hmc.points[].instanton_hits",
+    "hmc.points[].instanton_size", "hmc.instanton_hits[]", "hmc.instanton_size[]",
     "hmc.chains", "hmc.trajectories", "hmc.therm",
     "analyze.amortize_samples",
 })  # fmt: skip
