@@ -47,9 +47,9 @@ KINDS = {
     "device": DEVICES,
     "network": ["local", "dense", "conv", ""],
 }
-BUDGET = settings(max_examples=40, deadline=None, derandomize=True,
+BUDGET = settings(max_examples=60, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
-SLOW_BUDGET = settings(max_examples=60, deadline=None,
+SLOW_BUDGET = settings(max_examples=300, deadline=None,
                        suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 
 
