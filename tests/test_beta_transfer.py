@@ -1,5 +1,5 @@
-"""Beta transfer in the analysis: roles of transfer chain files, the comparison ignores them, the table.
-transfer table and its place in the report, from synthetic chain files."""
+"""Beta transfer in the analysis: the role of transfer chain files, a comparison that ignores
+them, the transfer table and its place in the report, from synthetic chain files."""
 
 from __future__ import annotations
 

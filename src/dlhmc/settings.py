@@ -99,6 +99,12 @@ NONNEGATIVE_INT = Range(
     bad="expected an integer >= 0, got {text!r}",
     out="expected an integer >= 0, got {value}",
 )
+INTEGER = Range(
+    "integer",
+    int,
+    bad="expected an integer, got {text!r}",
+    out="expected an integer, got {value}",
+)
 POSITIVE_FLOAT = Range(
     "positive_float",
     float,
@@ -223,7 +229,7 @@ class TrainSettings:
     )
     winding: int = setting(
         MODEL_DEFAULTS["winding"],
-        kind=int,
+        range=INTEGER,
         help=_only("winding", "topological translation: charge change built into one layer"),
     )
     warmup: int | None = setting(

@@ -14,6 +14,7 @@ from snakemake.utils import validate
 
 # Torch-free modules of the package: per-group facts, figure names and captions.
 from dlhmc.analysis.captions import REPORT_FIGURES, caption_path
+from dlhmc.config_check import check_values, duplicate_keys
 from dlhmc.groups import GROUPS, unsupported_options
 
 # Files `dlhmc train` writes into its run directory; the train rule declares these as its output.
@@ -141,7 +142,7 @@ def transfer_steps(exp):
 def check_experiment(name, exp):
     """Checks the schema cannot express; returns one message per problem, naming the key."""
     key = f"experiments.{name}"
-    problems = []
+    problems = check_values(name, exp)
     dims = GROUPS[exp["group"]].dims
     for i, shape in enumerate(exp["lattices"]):
         if len(shape) != dims:
@@ -217,7 +218,8 @@ def load_experiments(config):
     """The validated experiments, each an independent copy with the HMC run lengths resolved."""
     validate_config(config)
     experiments = copy.deepcopy(config["experiments"])
-    problems = [
+    problems = [p for path in workflow.configfiles for p in duplicate_keys(path)]
+    problems += [
         p for name, exp in experiments.items() for p in check_experiment(name, exp)
     ]
     if problems:

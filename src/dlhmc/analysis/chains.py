@@ -16,14 +16,13 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from dlhmc.analysis.requirements import MIN_TRAJ
 from dlhmc.lattice import theory_class
 
 REQUIRED_VARS = ("plaq", "charge", "accepted")
 REQUIRED_ATTRS = ("group", "lattice", "beta", "sampler", "nlf", "eps", "traj_per_second")
 POSITIVE_ATTRS = ("traj_per_second",)
 NON_NEGATIVE_ATTRS = ("wall_seconds", "training_seconds")
-# Fewer trajectories per chain cannot show an autocorrelation (pyerrors needs 5 as well).
-MIN_TRAJ = 10
 
 # The four kinds of sampler the comparison keeps apart: a topological move (instanton hits after
 # an HMC trajectory, a winding layer in L2HMC) tunnels by itself, so a learned sampler is compared

@@ -36,18 +36,22 @@ def exact_curve(
 
 
 @functools.lru_cache(maxsize=64)
-def _u1_charge_sq(lattice: tuple[int, ...], beta: float) -> ExactValue:
+def _u1_charge_sq(lattice: tuple[int, ...], beta: float) -> ExactValue | None:
     """``<Q^2>`` of 2D U(1) from the exact sector distribution, sectors added until they vanish.
 
     Its error is the quadrature's: the deficit of the summed probabilities times ``<Q^2>``.
+    ``None`` where the distribution has no bounded-cost exact value (very large beta).
     """
     volume = math.prod(lattice)
     max_charge = 8
     while True:
         # Sector Q is aliased by Q +- n_theta: keep n_theta well above the largest charge.
-        charges, probs, _ = sector_distribution(
+        distribution = sector_distribution(
             beta, volume, max_charge, n_theta=max(256, 4 * max_charge)
         )
+        if distribution is None:
+            return None
+        charges, probs, _ = distribution
         total = float(probs.sum())
         converged = abs(1.0 - total) < 1e-9 and abs(probs[0]) < 1e-12 * probs.max()
         if converged or max_charge > volume // 2:

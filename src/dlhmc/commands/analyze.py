@@ -10,6 +10,7 @@ import pandas as pd
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.analysis.table import tau_table
 from dlhmc.atomic import atomic_path
+from dlhmc.commands import checks
 from dlhmc.commands.options import UsageError, positive_int
 
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: directory {args.out.parent} does not exist")
     if args.out.is_dir():
         raise UsageError(f"--out: {args.out} is a directory")
+    checks.writable(args.out, "--out")
     try:
         table = tau_table(
             [load_chain_set(p) for p in args.chains],

@@ -19,7 +19,8 @@ import time
 import torch
 from tqdm import tqdm
 
-from dlhmc.commands.options import OneLineParser, UsageError, add_settings, resolve_device
+from dlhmc.commands import checks
+from dlhmc.commands.options import OneLineParser, UsageError, add_settings
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.base import run_chains
@@ -51,23 +52,21 @@ def _kernel(theory: GaugeTheory, args: argparse.Namespace) -> HMC:
 
 
 def validate(args: argparse.Namespace) -> tuple[HMC, torch.device]:
-    """Every check that can fail, before any work, each naming its option."""
+    """Every check that can fail, before any work, each naming its option: the lattice, the
+    seed, the device, the memory the chains need and that the chain file can be written."""
     try:
         theory_class(args.group).check_lattice(tuple(args.lattice))
     except ValueError as err:
         raise UsageError(f"--lattice: {err}") from None
     if args.seed > MAX_SEED:
         raise UsageError(f"--seed: must be <= {MAX_SEED}, got {args.seed}")
-    if args.out.is_dir():
-        raise UsageError(f"--out: {str(args.out)!r} is a directory")
-    device = resolve_device(args.device)
+    checks.seed(args.seed)
+    device = checks.device(args.device)
+    checks.memory(args.group, args.lattice, args.chains, args.precision, "hmc",
+                  "--chains, --lattice", device, trajectories=args.trajectories)
+    checks.writable(args.out, "--out")
     theory = make_theory(args.group, args.lattice, args.beta, args.precision, device)
-    kernel = _kernel(theory, args)
-    try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--out: cannot create {str(args.out.parent)!r}: {err.strerror}") from None
-    return kernel, device
+    return _kernel(theory, args), device
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,4 +116,6 @@ def run(args: argparse.Namespace) -> int:
             theory, kernel.instanton_size, batch=args.chains, repeats=20
         )
     write_chains(args.out, chain_dataset(per_traj, attrs))
-    return 0
+    return checks.divergences(
+        "hmc", per_traj, f"--eps {args.eps:g} at --beta {args.beta:g}", args.out
+    )

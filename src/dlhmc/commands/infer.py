@@ -9,9 +9,11 @@ import argparse
 import sys
 
 from dlhmc import checkpoint as ckpt
-from dlhmc.commands.options import UsageError, add_settings, option_error, resolve_device
+from dlhmc.commands import checks
+from dlhmc.commands.options import UsageError, add_settings, option_error
 from dlhmc.inference import build_sampler, chain_attrs, read_model, sample, sampling_lattice
 from dlhmc.io import chain_dataset, write_chains
+from dlhmc.lattice import theory_class
 from dlhmc.settings import MAX_SEED, InferSettings
 
 
@@ -38,21 +40,28 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--checkpoint: no checkpoint at {path}")
     if args.seed > MAX_SEED:
         raise UsageError(f"--seed: must be <= {MAX_SEED}, got {args.seed}")
-    if args.out.is_dir():
-        raise UsageError(f"--out: {args.out} is a directory")
-    try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--out: cannot create {str(args.out.parent)!r}: {err.strerror}") from None
-    device = resolve_device(args.device)
+    checks.seed(args.seed)
+    device = checks.device(args.device)
+    checks.writable(args.out, "--out")
     try:
         model = read_model(args.checkpoint)
     except Exception as err:  # damaged, foreign or incompatible file: one line naming it
         raise _cannot_load(path, err) from None
+    settings = model.settings
+    if args.lattice is not None:  # a local model builds its masks on the host for this lattice
+        try:
+            theory_class(settings.group).check_lattice(tuple(args.lattice))
+        except ValueError as err:
+            raise UsageError(f"--lattice: {err}") from None
+        checks.memory(settings.group, args.lattice, 1, settings.precision, "hmc", "--lattice",
+                      "cpu")
     try:
         lattice = sampling_lattice(model, args.lattice)
     except ValueError as err:
         raise option_error(err) from None
+    checks.memory(settings.group, lattice, args.chains, settings.precision, "infer",
+                  "--chains, --lattice", device, trajectories=args.trajectories,
+                  parameters=sum(t.numel() for t in model.state["model"].values()))
     try:
         dynamics = build_sampler(model, device, args.beta, lattice)
     except Exception as err:
@@ -78,4 +87,5 @@ def run(args: argparse.Namespace) -> int:
         dynamics, state, args.checkpoint, args.seed, args.therm, args.trajectories, samples
     )
     write_chains(args.out, chain_dataset(samples.per_traj, attrs, samples.per_layer))
-    return 0
+    step_size = f"the model's step sizes (mean eps {attrs['eps']:.3g}) at --beta {attrs['beta']:g}"
+    return checks.divergences("infer", samples.per_traj, step_size, args.out)

@@ -11,6 +11,7 @@ from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.analysis.report import build_report
 from dlhmc.analysis.runs import RunDirError, load_run
 from dlhmc.analysis.table import COLUMNS, OPTIONAL_COLUMNS
+from dlhmc.commands import checks
 from dlhmc.commands.options import UsageError
 
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         runs = [load_run(p) for p in args.runs]
     except RunDirError as err:
         raise UsageError(f"--runs: {err}") from None
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    checks.writable(args.out_dir, "--out-dir", directory=True)
     path = build_report(table, chain_sets, runs, args.experiment, args.out_dir)
     print(f"wrote {path}")
     return 0

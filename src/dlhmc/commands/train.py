@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from pathlib import Path
 
 import yaml
 
-from dlhmc import distributed
+from dlhmc import devices, distributed
+from dlhmc.commands import checks
 from dlhmc.commands.options import UsageError, add_settings, option_error
 from dlhmc.groups import unsupported_options
 from dlhmc.lattice import make_theory, theory_class
@@ -73,6 +75,8 @@ def _config_values(parser: argparse.ArgumentParser, path: Path) -> dict:
                 value = action.type(str(item)) if action.type else str(item)
             except argparse.ArgumentTypeError as err:
                 raise UsageError(f"{option}: {err} (in {path})") from None
+            except ValueError:  # a plain type (int of --local-period): no message of its own
+                raise UsageError(f"{option}: invalid value {item!r} in {path}") from None
             if action.choices is not None and value not in action.choices:
                 choices = ", ".join(map(str, action.choices))
                 raise UsageError(
@@ -119,6 +123,9 @@ def resolve(
     if settings.anneal_from < 1.0 and settings.anneal_steps >= settings.steps:
         # gamma_t would still be below 1 at the last step: the model never sees the target beta.
         raise UsageError(f"--anneal-steps: {settings.anneal_steps} must be smaller than --steps")
+    # The local masks below are built on the host for this lattice: one chain's links must fit.
+    checks.memory(settings.group, settings.lattice, 1, settings.precision, "hmc", "--lattice",
+                  "cpu")
     try:  # the architecture, and the local masks on this lattice (cheap: no dense networks)
         theory = make_theory(settings.group, settings.lattice, settings.beta, settings.precision)
         check_network(theory, settings.l2hmc_config())
@@ -137,15 +144,28 @@ def resolve(
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings, options = resolve(args, parser)
     try:
+        devices.check_device(options.device)
         ctx = distributed.setup(options.device)
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
+    checks.seed(settings.seed, world_size=ctx.world_size)
+    checks.seed(settings.mask_seed, "--mask-seed")
+    weights, activations = checks.network_sizes(settings.hidden, settings.nlf, settings.batch)
+    checks.memory(settings.group, settings.lattice, settings.batch, settings.precision, "train",
+                  "--batch, --lattice, --hidden", ctx.device, extra=8 * activations,
+                  nlf=settings.nlf, parameters=weights)
     try:
-        train(settings, options, ctx)
+        steps, skipped = train(settings, options, ctx)
     except TrainingError as err:
         raise UsageError(str(err)) from None
     except BaseException:
         distributed.abort(ctx)
         raise
     distributed.shutdown(ctx)
+    if steps and skipped == steps:
+        if ctx.is_main:
+            print(f"dlhmc train: error: all {steps} steps were skipped (non-finite loss, gradient, "
+                  f"parameter or step size): nothing was learned; lower --lr "
+                  f"({settings.lr:g}) or --eps-init ({settings.eps_init:g})", file=sys.stderr)
+        return 1
     return 0

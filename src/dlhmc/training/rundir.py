@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from dlhmc import checkpoint as ckpt
+from dlhmc import limits
 from dlhmc.atomic import write_text
 from dlhmc.settings import RunOptions, TrainSettings
 
@@ -134,12 +135,26 @@ def append_hashes(path: Path, step: int, params, chains: torch.Tensor) -> None:
 
 
 def read_run(path: Path, option: str) -> StoredRun:
-    """The checkpoint at ``path``; a damaged or foreign file is an error naming ``option``."""
+    """The checkpoint at ``path``, validated (:func:`dlhmc.checkpoint.load_valid`: keys, types,
+    restorable RNG states, finite values); a damaged, incomplete or NaN checkpoint is an error
+    naming ``option``, the file and the key, raised before the run directory is touched."""
     try:
-        state = ckpt.load(path)
-    except Exception as err:  # a damaged or foreign file: say which option pointed at it
-        raise TrainingError(f"{option}: cannot read {path}: {err}") from None
-    return StoredRun(state, TrainSettings.from_dict(state["config"]))
+        state = ckpt.load_valid(path)
+        settings = TrainSettings.from_dict(state["config"])
+    except (ckpt.CheckpointError, TypeError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise TrainingError(f"{option}: {first}") from None
+    return StoredRun(state, settings)
+
+
+def check_outputs(options: RunOptions) -> None:
+    """The run directory and the hash-log directory can be written (a probe file in each)."""
+    try:
+        limits.check_writable(options.out, "--out", directory=True)
+        if options.hash_log is not None:
+            limits.check_writable(options.hash_log, "--hash-log", directory=True)
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
 
 
 def load_warm_start(run_dir: str | os.PathLike) -> StoredRun:

@@ -171,11 +171,17 @@ class Trainer:
         grad_norm = float(grad_norm)
         skipped = not (math.isfinite(values["loss"]) and math.isfinite(grad_norm))
         skipped = skipped or values["bad_state"] != 0.0
+        reason = "non-finite loss or gradient"
+        if not skipped:
+            saved = self._snapshot()
+            self.optimizer.step()
+            if self._finite_model():
+                self.x = x_new
+            else:
+                self._restore_snapshot(saved)
+                skipped, reason = True, "the update made a parameter or step size non-finite"
         if skipped:
             self.optimizer.zero_grad(set_to_none=True)
-        else:
-            self.optimizer.step()
-            self.x = x_new
         self.scheduler.step()
         self.step += 1
         with torch.no_grad():
@@ -192,14 +198,46 @@ class Trainer:
             "sumlogdet": values["sumlogdet"],
             "beta": beta_t,
             "skipped": int(skipped),
+            "reason": reason,
             "lr": lr,
             "grad_norm": grad_norm,
         }
 
+    def _snapshot(self) -> tuple[list[torch.Tensor], dict]:
+        """Copies of the parameters and of Adam's state, taken just before ``optimizer.step()``.
+
+        Why: one step with a too large learning rate can move a log step size to ~500, whose
+        ``exp`` is infinite in single precision; every later trajectory is then NaN.  Copies
+        (no random numbers, no arithmetic on the originals) keep resumed runs bit-identical.
+        """
+        with torch.no_grad():
+            params = [p.detach().clone() for p in self.params]
+            state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
+                     for p, st in self.optimizer.state.items()}
+        return params, state
+
+    def _restore_snapshot(self, saved: tuple[list[torch.Tensor], dict]) -> None:
+        params, state = saved
+        with torch.no_grad():
+            for p, copy in zip(self.params, params, strict=True):
+                p.copy_(copy)
+        self.optimizer.state.clear()
+        self.optimizer.state.update(state)
+
+    def _finite_model(self) -> bool:
+        """Every parameter and every step size ``exp(log_eps)`` finite (one host sync)."""
+        with torch.no_grad():
+            flags = [torch.isfinite(p).all() for p in self.params]
+            flags += [torch.isfinite(self.dynamics.eps_x).all(),
+                      torch.isfinite(self.dynamics.eps_v).all()]
+            return bool(torch.stack(flags).all())
+
     # -- the run --------------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> tuple[int, int]:
+        """Train to ``settings.steps``; returns the steps run and how many were skipped."""
         settings, ctx = self.settings, self.ctx
+        steps_run = skipped = 0
         metrics_path = self.run_dir / rundir.METRICS_FILE
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +264,8 @@ class Trainer:
                 t0 = time.perf_counter()
                 row = self.train_step()
                 row["seconds"] = time.perf_counter() - t0
+                steps_run += 1
+                skipped += row["skipped"]
                 if hash_log is not None:
                     rundir.append_hashes(hash_log, self.step, self.params, self.x)
                 if metrics is not None:
@@ -233,7 +273,7 @@ class Trainer:
                     metrics.flush()
                     if row["skipped"]:
                         bar.write(
-                            f"dlhmc train: step {row['step']}: non-finite loss or gradient "
+                            f"dlhmc train: step {row['step']}: {row['reason']} "
                             f"(loss={row['loss']}, grad_norm={row['grad_norm']}); update skipped",
                             file=sys.stderr,
                         )
@@ -255,6 +295,7 @@ class Trainer:
             bar.close()
             if metrics is not None:
                 metrics.close()
+        return steps_run, skipped
 
 
 def build(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -> Trainer:
@@ -268,8 +309,13 @@ def build(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -
     return Trainer(theory, dynamics, Schedule.of(settings), settings, options, ctx)
 
 
-def train(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -> None:
-    """Validate, then train (fresh, warm-started or resumed) until ``settings.steps``."""
+def train(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -> tuple[int, int]:
+    """Validate, then train (fresh, warm-started or resumed) until ``settings.steps``.
+
+    Returns the steps run by this call and how many of them were skipped (non-finite loss,
+    gradient, parameter or step size).  The checkpoints to resume or warm-start from are
+    validated, and the outputs checked writable, before anything is written.
+    """
     resume, warm = rundir.prepare(settings, options)
     if resume is not None:
         rundir.check_resume(settings, resume, options.out, ctx.world_size)
@@ -277,7 +323,8 @@ def train(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -
             if ctx.is_main:
                 print(f"dlhmc train: {options.out} is complete ({resume.state['step']} steps)",
                       file=sys.stderr)
-            return
+            return 0, 0
     trainer = build(settings, options, ctx)
-    trainer.start(resume, warm)
-    trainer.run()
+    trainer.start(resume, warm)  # checks the warm-start weights' shapes: a refusal writes nothing
+    rundir.check_outputs(options)
+    return trainer.run()

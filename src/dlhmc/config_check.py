@@ -1,0 +1,132 @@
+"""Checks of the workflow config that the JSON schema cannot express, naming the key.
+
+Torch-free (Snakemake imports it while planning).  Why these: JSON schema's ``integer`` accepts
+``400.0`` and its ``number`` accepts NaN and infinities, so such values pass ``snakemake -n``,
+plan every job, and fail in the jobs (``dlhmc train --steps 400.0``) or produce paths no rule
+makes (``lattices: [[8.0, 8.0]]`` -> ``8.0x8.0``, a ``MissingInputException`` naming no key).
+Seeds beyond the generators' range and runs too short for the analysis fail the same way, hours
+later; and PyYAML keeps the last of two equal keys silently, so a duplicated ``betas:`` runs
+another ladder than the one the user reads first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import yaml
+
+from dlhmc.analysis.requirements import MIN_TRAJ
+
+# Keys whose values (or items, ``[]``) are integers in workflow/schemas/config.schema.yaml
+# (tests/test_config_check.py compares this list with the schema).
+INTEGER_KEYS = frozenset({
+    "lattices[][]", "seed",
+    "train.steps", "train.lattice[]", "train.batch", "train.nlf", "train.hidden[]",
+    "train.checkpoint_every", "train.ranks", "train.mask_seed", "train.local_period",
+    "train.conv_channels[]", "train.warmup", "train.anneal_steps", "train.winding",
+    "infer.chains", "infer.trajectories", "infer.therm", "infer.layer_samples",
+    "hmc.nlf[]", "hmc.points[].nlf", "hmc.points[].instanton_hits",
+    "hmc.points[].instanton_size", "hmc.instanton_hits[]", "hmc.instanton_size[]",
+    "hmc.chains", "hmc.trajectories", "hmc.therm",
+    "analyze.amortize_samples",
+})  # fmt: skip
+# Training seeds torch's global generator with ``seed`` (``manual_seed`` of the network
+# initialization takes 63 bits), rank r with ``seed + r``, inference with ``seed + 1`` and HMC
+# with ``seed + 2``: every derived seed must stay within the training limit.
+MAX_TRAIN_SEED = 2**63 - 1
+SEED_OFFSETS = 2
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _leaves(value, path: str, pattern: str):
+    """``(dotted path, pattern with [] for list items, value)`` of every scalar under ``value``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            dot = "." if path else ""
+            yield from _leaves(item, f"{path}{dot}{key}", f"{pattern}{dot}{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]", f"{pattern}[]")
+    else:
+        yield path, pattern, value
+
+
+def check_values(name, exp) -> list[str]:
+    """One message per problem of experiment ``name``, each naming ``experiments.<name>.<key>``:
+    non-integer integers, NaN and infinities, seeds out of range and runs too short to analyze.
+    Never raises, whatever ``exp`` holds (the schema reports wrong types by itself)."""
+    key = f"experiments.{name}"
+    if not isinstance(exp, dict):
+        return [f"{key}: expected a mapping of settings, got {exp!r}"]
+    problems = []
+    for path, pattern, value in _leaves(exp, "", ""):
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{key}.{path}: expected a finite number, got {value}")
+        elif pattern in INTEGER_KEYS and not _is_int(value):
+            problems.append(f"{key}.{path}: expected an integer, got {value!r}")
+    problems += _check_seed(key, exp)
+    for section in ("infer", "hmc"):
+        settings = exp.get(section)
+        trajectories = settings.get("trajectories") if isinstance(settings, dict) else None
+        if _is_int(trajectories) and trajectories < MIN_TRAJ:
+            problems.append(
+                f"{key}.{section}.trajectories: the analysis needs at least {MIN_TRAJ} "
+                f"trajectories per chain, got {trajectories}"
+            )
+    return problems
+
+
+def _check_seed(key: str, exp: dict) -> list[str]:
+    seed = exp.get("seed")
+    train = exp.get("train")
+    ranks = train.get("ranks", 1) if isinstance(train, dict) else 1
+    if not (_is_int(seed) and _is_int(ranks)):
+        return []  # reported above (or by the schema)
+    largest = MAX_TRAIN_SEED - max(ranks - 1, SEED_OFFSETS)
+    if 0 <= seed <= largest:
+        return []
+    return [
+        f"{key}.seed: expected an integer in [0, {largest}] (training rank r uses seed + r, "
+        f"inference seed + 1, HMC seed + 2), got {seed}"
+    ]
+
+
+def duplicate_keys(path: str | os.PathLike) -> list[str]:
+    """One message per mapping key given twice in the YAML file ``path``, with its dotted key
+    path and both lines.  A file that cannot be read or parsed gives none: the config loader
+    reports it."""
+    try:
+        with open(path) as handle:
+            root = yaml.compose(handle, Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return []
+    problems: list[str] = []
+    _duplicates(root, "", str(path), problems, set())
+    return problems
+
+
+def _duplicates(node, path: str, where: str, problems: list[str], visited: set) -> None:
+    if id(node) in visited:  # an alias: its keys were checked where it is defined
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            dotted = f"{path}.{name}" if path else str(name)
+            if name is not None and name != "<<":
+                if name in seen:
+                    problems.append(
+                        f"{where}: {dotted}: duplicated key (lines {seen[name]} and "
+                        f"{key_node.start_mark.line + 1}; YAML would keep the last one silently)"
+                    )
+                else:
+                    seen[name] = key_node.start_mark.line + 1
+            _duplicates(value_node, dotted, where, problems, visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicates(item, f"{path}[{i}]", where, problems, visited)
