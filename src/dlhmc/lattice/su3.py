@@ -60,6 +60,31 @@ def _plane(u: torch.Tensor, mu: int, nu: int):
     return u_mu, u_nu, u_nu_fmu, u_mu_fnu, u_mu @ u_nu_fmu, u_nu @ u_mu_fnu
 
 
+def plaquette_matrix(x: torch.Tensor, mu: int, nu: int) -> torch.Tensor:
+    """``U_munu(n)`` at every site, ``[B, Nt, Nx, Ny, Nz, 3, 3]``: a loop closed at ``n``."""
+    *_, a, bb = _plane(x, mu, nu)
+    return a @ bb.mH
+
+
+def link_staples(x: torch.Tensor, mu: int) -> torch.Tensor:
+    """The six staples of ``U_mu(n)``, ``[B, Nt, Nx, Ny, Nz, 6, 3, 3]``.
+
+    Index ``2 i`` is the upper, ``2 i + 1`` the lower staple in the plane of ``mu`` and the
+    ``i``-th other direction ``nu`` (increasing order).  Each runs from ``n + mu`` back to
+    ``n``, so ``U_mu(n) S`` is a plaquette closed at ``n`` and ``S_a^dagger S_b`` a loop
+    closed at ``n`` that avoids ``U_mu(n)``: the gauge-covariant loops of the ``local``
+    L2HMC layers.
+    """
+    out = []
+    for nu in range(4):
+        if nu == mu:
+            continue
+        u_mu, u_nu, u_nu_fmu, u_mu_fnu, a, bb = _plane(x, mu, nu)
+        out.append(u_nu_fmu @ bb.mH)
+        out.append(_shift(u_nu_fmu.mH @ u_mu.mH @ u_nu, nu, -1))
+    return torch.stack(out, dim=-3)
+
+
 def gauge_transform(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``U_mu(n) -> G(n) U_mu(n) G(n + mu)^dagger``, site matrices ``g [B, Nt, Nx, Ny, Nz, 3, 3]``.
 
@@ -304,13 +329,14 @@ class SU3Theory:
         return self.clover_charge(self.flow(x))
 
     def l2hmc_kind(self):
-        """Links moved by left multiplication with a group element (:class:`SU3Kind`).
+        """Links moved by left multiplication with a group element (:class:`SU3Kind`); the
+        staples and plaquettes of the ``local`` layers are the lattice's, handed to the kind.
 
         Imported here so that HMC users of the lattice never load the network code.
         """
         from dlhmc.samplers.l2hmc_groups import SU3Kind
 
-        return SU3Kind(self)
+        return SU3Kind(self, link_staples, plaquette_matrix)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``: average plaquette; ``charge``: clover charge after Wilson flow."""
