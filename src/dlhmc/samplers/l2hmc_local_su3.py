@@ -149,8 +149,8 @@ class LocalSU3Leapfrog(nn.Module):
         log_scale = half_eps * s
         logdet = components_sum(log_scale)
         if inverse:
-            return torch.addcmul(v, kick, half_eps) * torch.exp(-log_scale), -logdet
-        return torch.addcmul(v * torch.exp(log_scale), kick, half_eps, value=-1.0), logdet
+            return (v + half_eps * kick) * torch.exp(-log_scale), -logdet
+        return v * torch.exp(log_scale) - half_eps * kick, logdet
 
     # -- link sub-updates ----------------------------------------------------------------
 
