@@ -75,13 +75,14 @@ def link_staples(x: torch.Tensor, mu: int) -> torch.Tensor:
     closed at ``n`` that avoids ``U_mu(n)``: the gauge-covariant loops of the ``local``
     L2HMC layers.
     """
-    out = []
+    u_mu, out = x[:, mu], []
     for nu in range(4):
         if nu == mu:
             continue
-        u_mu, u_nu, u_nu_fmu, u_mu_fnu, a, bb = _plane(x, mu, nu)
-        out.append(u_nu_fmu @ bb.mH)
-        out.append(_shift(u_nu_fmu.mH @ u_mu.mH @ u_nu, nu, -1))
+        u_nu = x[:, nu]
+        u_nu_fmu = _shift(u_nu, mu, 1)
+        out.append(u_nu_fmu @ (u_nu @ _shift(u_mu, nu, 1)).mH)
+        out.append(_shift(u_nu_fmu.mH @ (u_mu.mH @ u_nu), nu, -1))
     return torch.stack(out, dim=-3)
 
 

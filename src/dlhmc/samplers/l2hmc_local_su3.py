@@ -154,23 +154,31 @@ class LocalSU3Leapfrog(nn.Module):
 
     # -- link sub-updates ----------------------------------------------------------------
 
-    def x_loops(self, j: int, x: torch.Tensor) -> torch.Tensor:
+    def frozen_plaquettes(self, x: torch.Tensor, mu: int) -> torch.Tensor:
+        """The plaquettes at every site of the three planes without ``mu``,
+        ``[B, *lattice, 3, 3, 3]``: the same for both sub-updates of direction ``mu``."""
+        return torch.stack([self.plaquette(x, a, b) for a, b in PLANES if mu not in (a, b)],
+                           dim=-3)
+
+    def x_loops(self, j: int, x: torch.Tensor, plaquettes=None) -> torch.Tensor:
         """The nine loops closed at every site, ``[B, *lattice, 9, 3, 3]``, of sub-update
-        ``j``: made of frozen links at its moving sites (the plaquettes everywhere)."""
+        ``j``: made of frozen links at its moving sites (the plaquettes everywhere).
+        ``plaquettes`` are :meth:`frozen_plaquettes` when the caller has them."""
         mu = self.subs[j][0]
-        plaquettes = [self.plaquette(x, a, b) for a, b in PLANES if mu not in (a, b)]
+        if plaquettes is None:
+            plaquettes = self.frozen_plaquettes(x, mu)
         staples = self.staples(x, mu)
         upper, lower = staples[..., 0::2, :, :], staples[..., 1::2, :, :]
         chairs = torch.stack([upper[..., a, :, :].mH @ upper[..., b, :, :] for a, b in CHAIRS],
                              dim=-3)
-        return torch.cat((torch.stack(plaquettes, dim=-3), upper.mH @ lower, chairs), dim=-3)
+        return torch.cat((plaquettes, upper.mH @ lower, chairs), dim=-3)
 
-    def x_inputs(self, j, x, v):
+    def x_inputs(self, j, x, v, plaquettes=None):
         """Adjoint vectors ``TA(W_k)`` ``[B, *lattice, 9, 8]`` and the link network's input
         for sub-update ``j``: only loops of frozen links (the rest zeroed), ``v``
         invariants, the moving sites and the direction."""
         mu = self.subs[j][0]
-        loops = self.x_loops(j, x)
+        loops = self.x_loops(j, x, plaquettes)
         vectors = su3.antihermitian_components(loops)
         moving = self.moving[j].to(v.dtype).expand(v.shape[0], *self.moving[j].shape)[..., None]
         tr = traces(loops)
@@ -184,11 +192,11 @@ class LocalSU3Leapfrog(nn.Module):
                           moving, direction), dim=-1)
         return vectors, maps
 
-    def x_update(self, theory, k, j, x, v, eps, inverse):
+    def x_update(self, theory, k, j, x, v, eps, inverse, plaquettes=None):
         """Sub-update ``j`` of layer ``k`` (or its inverse): left multiplication of the moving
         links by a group element built from frozen loops and ``v`` (unit Jacobian)."""
         mu = self.subs[j][0]
-        vectors, maps = self.x_inputs(j, x, v)
+        vectors, maps = self.x_inputs(j, x, v, plaquettes)
         _, c, q = self.xnets[k](maps)
         omega = torch.addcmul(combine(c, vectors), v[:, mu], torch.exp(eps * q))
         moved = theory.evolve_links(x[:, mu], omega, -eps if inverse else eps)
@@ -200,8 +208,14 @@ class LocalSU3Leapfrog(nn.Module):
         ``translation`` is always ``None`` (SU(3) refuses a winding)."""
         v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
         order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
+        # The two sub-updates of a direction are consecutive and leave the plaquettes of
+        # the other three planes alone: computed once per direction.
+        plaquettes = {}
         for j in order:
-            x = self.x_update(theory, k, j, x, v, eps_x, inverse)
+            mu = self.subs[j][0]
+            if mu not in plaquettes:
+                plaquettes = {mu: self.frozen_plaquettes(x, mu)}
+            x = self.x_update(theory, k, j, x, v, eps_x, inverse, plaquettes[mu])
         force, features = theory.force(x), self.features(x)
         v, ld = self.v_update(k, v, force, features, eps_v, inverse)
         return x, v, force, features, logdet + ld
