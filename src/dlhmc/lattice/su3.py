@@ -66,23 +66,29 @@ def plaquette_matrix(x: torch.Tensor, mu: int, nu: int) -> torch.Tensor:
     return a @ bb.mH
 
 
-def link_staples(x: torch.Tensor, mu: int) -> torch.Tensor:
+def link_staples(x: torch.Tensor, mu: int, sites: torch.Tensor | None = None) -> torch.Tensor:
     """The six staples of ``U_mu(n)``, ``[B, Nt, Nx, Ny, Nz, 6, 3, 3]``.
 
     Index ``2 i`` is the upper, ``2 i + 1`` the lower staple in the plane of ``mu`` and the
     ``i``-th other direction ``nu`` (increasing order).  Each runs from ``n + mu`` back to
     ``n``, so ``U_mu(n) S`` is a plaquette closed at ``n`` and ``S_a^dagger S_b`` a loop
     closed at ``n`` that avoids ``U_mu(n)``: the gauge-covariant loops of the ``local``
-    L2HMC layers.
+    L2HMC layers.  With ``sites`` (flat site indices) only those sites, ``[B, n, 6, 3, 3]``:
+    the links are shifted to the site first, so the products cost only the sites asked for.
     """
+
+    def at(field):
+        return field if sites is None else field.flatten(1, 4).index_select(1, sites)
+
     u_mu, out = x[:, mu], []
     for nu in range(4):
         if nu == mu:
             continue
         u_nu = x[:, nu]
         u_nu_fmu = _shift(u_nu, mu, 1)
-        out.append(u_nu_fmu @ (u_nu @ _shift(u_mu, nu, 1)).mH)
-        out.append(_shift(u_nu_fmu.mH @ (u_mu.mH @ u_nu), nu, -1))
+        out.append(at(u_nu_fmu) @ (at(u_nu) @ at(_shift(u_mu, nu, 1))).mH)
+        lower = (_shift(u_nu_fmu, nu, -1), _shift(u_mu, nu, -1), _shift(u_nu, nu, -1))
+        out.append(at(lower[0]).mH @ (at(lower[1]).mH @ at(lower[2])))
     return torch.stack(out, dim=-3)
 
 

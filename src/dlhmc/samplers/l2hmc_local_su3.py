@@ -110,6 +110,9 @@ class LocalSU3Leapfrog(nn.Module):
         self.staples, self.plaquette = staples, plaquette
         self.subs, masks = parity_masks(tuple(lattice))
         self.register_buffer("moving", masks, persistent=False)
+        # Flat indices of the moving sites: the loops and exponentials are evaluated there only.
+        sites = torch.stack([m.flatten().nonzero().squeeze(1) for m in masks])
+        self.register_buffer("sites", sites, persistent=False)
         ndim = len(lattice)
         self.vnets = nn.ModuleList(
             StencilNet(V_IN, config.hidden, config.activation,
@@ -160,47 +163,52 @@ class LocalSU3Leapfrog(nn.Module):
         return torch.stack([self.plaquette(x, a, b) for a, b in PLANES if mu not in (a, b)],
                            dim=-3)
 
-    def x_loops(self, j: int, x: torch.Tensor, plaquettes=None) -> torch.Tensor:
-        """The nine loops closed at every site, ``[B, *lattice, 9, 3, 3]``, of sub-update
-        ``j``: made of frozen links at its moving sites (the plaquettes everywhere).
-        ``plaquettes`` are :meth:`frozen_plaquettes` when the caller has them."""
-        mu = self.subs[j][0]
-        if plaquettes is None:
-            plaquettes = self.frozen_plaquettes(x, mu)
-        staples = self.staples(x, mu)
+    def x_loops(self, j: int, x: torch.Tensor, plaquettes: torch.Tensor) -> torch.Tensor:
+        """The nine loops, made of frozen links, closed at the moving sites of sub-update
+        ``j``: ``[B, n_moving, 9, 3, 3]`` (``plaquettes``: :meth:`frozen_plaquettes`)."""
+        mu, sites = self.subs[j][0], self.sites[j]
+        staples = self.staples(x, mu, sites)
         upper, lower = staples[..., 0::2, :, :], staples[..., 1::2, :, :]
         chairs = torch.stack([upper[..., a, :, :].mH @ upper[..., b, :, :] for a, b in CHAIRS],
                              dim=-3)
-        return torch.cat((plaquettes, upper.mH @ lower, chairs), dim=-3)
+        at_sites = plaquettes.flatten(1, 4).index_select(1, sites)
+        return torch.cat((at_sites, upper.mH @ lower, chairs), dim=-3)
 
     def x_inputs(self, j, x, v, plaquettes=None):
-        """Adjoint vectors ``TA(W_k)`` ``[B, *lattice, 9, 8]`` and the link network's input
-        for sub-update ``j``: only loops of frozen links (the rest zeroed), ``v``
-        invariants, the moving sites and the direction."""
-        mu = self.subs[j][0]
+        """Adjoint vectors ``TA(W_k)`` at the moving sites ``[B, n_moving, 9, 8]`` and the
+        link network's input for sub-update ``j`` ``[B, *lattice, X_IN]``: the frozen
+        plaquettes everywhere, the other loops and ``v . TA(W_k)`` at the moving sites
+        (zero elsewhere), ``|v_nu|^2``, the moving sites and the direction."""
+        mu, sites = self.subs[j][0], self.sites[j]
+        if plaquettes is None:
+            plaquettes = self.frozen_plaquettes(x, mu)
         loops = self.x_loops(j, x, plaquettes)
         vectors = su3.antihermitian_components(loops)
-        moving = self.moving[j].to(v.dtype).expand(v.shape[0], *self.moving[j].shape)[..., None]
+        v_mu = v[:, mu].flatten(1, -2).index_select(1, sites)
         tr = traces(loops)
-        frozen_everywhere = torch.cat((tr[..., :3], tr[..., N_X_LOOPS:N_X_LOOPS + 3]), dim=-1)
         at_moving = torch.cat(
-            (tr[..., 3:N_X_LOOPS], tr[..., N_X_LOOPS + 3:], dots(v[:, mu], vectors)), dim=-1
-        ) * moving
+            (tr[..., 3:N_X_LOOPS], tr[..., N_X_LOOPS + 3:], dots(v_mu, vectors)), dim=-1
+        )
+        scattered = at_moving.new_zeros(v.shape[0], self.moving[j].numel(), at_moving.shape[-1])
+        scattered = scattered.index_copy(1, sites, at_moving).unflatten(1, self.moving[j].shape)
+        moving = self.moving[j].to(v.dtype).expand(v.shape[0], *self.moving[j].shape)[..., None]
         direction = torch.eye(DIRECTIONS, dtype=v.dtype, device=v.device)[mu]
-        direction = direction.expand(*moving.shape[:-1], DIRECTIONS)
-        maps = torch.cat((frozen_everywhere, at_moving, v.square().sum(-1).movedim(1, -1),
-                          moving, direction), dim=-1)
+        maps = torch.cat((traces(plaquettes), scattered, v.square().sum(-1).movedim(1, -1),
+                          moving, direction.expand(*moving.shape[:-1], DIRECTIONS)), dim=-1)
         return vectors, maps
 
     def x_update(self, theory, k, j, x, v, eps, inverse, plaquettes=None):
         """Sub-update ``j`` of layer ``k`` (or its inverse): left multiplication of the moving
         links by a group element built from frozen loops and ``v`` (unit Jacobian)."""
-        mu = self.subs[j][0]
+        mu, sites = self.subs[j][0], self.sites[j]
         vectors, maps = self.x_inputs(j, x, v, plaquettes)
         _, c, q = self.xnets[k](maps)
-        omega = torch.addcmul(combine(c, vectors), v[:, mu], torch.exp(eps * q))
-        moved = theory.evolve_links(x[:, mu], omega, -eps if inverse else eps)
-        link = torch.where(self.moving[j][..., None, None], moved, x[:, mu])
+        c, q = (h.flatten(1, -2).index_select(1, sites) for h in (c, q))
+        v_mu = v[:, mu].flatten(1, -2).index_select(1, sites)
+        omega = torch.addcmul(combine(c, vectors), v_mu, torch.exp(eps * q))
+        links = x[:, mu].flatten(1, -3)
+        moved = theory.evolve_links(links.index_select(1, sites), omega, -eps if inverse else eps)
+        link = links.index_copy(1, sites, moved).view_as(x[:, mu])
         return torch.cat((x[:, :mu], link.unsqueeze(1), x[:, mu + 1:]), dim=1)
 
     def layer(self, theory, k, x, v, force, features, eps_v, eps_x, inverse, translation=None):
