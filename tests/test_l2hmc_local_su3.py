@@ -274,8 +274,8 @@ def test_random_model_reproduces_strong_coupling_plaquette(lattice, chains, step
     4^4: the plaquette at beta 1 matches the strong-coupling series within the Gamma-method
     error (the independent chains as replicas, burn-in dropped) and the series' own
     uncertainty.  Leaving ``sum log|J|`` out of the accept probability fails this test
-    (``drop_logdet=True``, checked by hand when it was written: -5.5 standard errors on
-    2^4 with 32 chains, -14 on 4^4)."""
+    (``drop_logdet=True``, checked by hand when it was written: -5.6 standard errors on
+    2^4, -14 on 4^4)."""
     base = strong_coupling_model()
     plaq, accept, logdet = strong_coupling_run(base, lattice, chains, steps, burn_in, seed=13)
     assert 0.1 < accept < 0.98
