@@ -96,6 +96,11 @@ def dots(a: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     return (vectors @ a.unsqueeze(-1)).squeeze(-1)
 
 
+def components_sum(log_scale: torch.Tensor) -> torch.Tensor:
+    """``log|J|`` per chain of scaling each link's 8 components by ``exp(log_scale)``."""
+    return 8.0 * log_scale.flatten(1).sum(1)
+
+
 class LocalSU3Leapfrog(nn.Module):
     """Networks and updates of the ``local`` family on an ``Nt x Nx x Ny x Nz`` SU(3) torus.
 
@@ -139,11 +144,14 @@ class LocalSU3Leapfrog(nn.Module):
         return traces(plaquettes), su3.antihermitian_components(closed)
 
     def v_inputs(self, force, features):
+        """The momentum network's input ``[B, *lattice, V_IN]``: plaquette traces, and per
+        link ``|F|^2`` and ``F . TA(U S_a)`` (invariants of the force)."""
         maps, loops = features
         per_link = torch.cat((force.square().sum(-1, keepdim=True), dots(force, loops)), dim=-1)
         return torch.cat((maps, per_link.movedim(1, -2).flatten(-2)), dim=-1)
 
     def v_update(self, k, v, force, features, eps, inverse):
+        """Momentum update of layer ``k`` (or its inverse); returns ``v'`` and ``log|J|``."""
         s, c, q = self.vnets[k](self.v_inputs(force, features))
         s, q = s.movedim(-1, 1).unsqueeze(-1), q.movedim(-1, 1).unsqueeze(-1)
         c = c.unflatten(-1, (DIRECTIONS, N_STAPLES)).movedim(-2, 1)
@@ -227,8 +235,3 @@ class LocalSU3Leapfrog(nn.Module):
         force, features = theory.force(x), self.features(x)
         v, ld = self.v_update(k, v, force, features, eps_v, inverse)
         return x, v, force, features, logdet + ld
-
-
-def components_sum(log_scale: torch.Tensor) -> torch.Tensor:
-    """``log|J|`` per chain of scaling each link's 8 components by ``exp(log_scale)``."""
-    return 8.0 * log_scale.flatten(1).sum(1)
