@@ -92,6 +92,29 @@ def link_staples(x: torch.Tensor, mu: int, sites: torch.Tensor | None = None) ->
     return torch.stack(out, dim=-3)
 
 
+def link_loops(x: torch.Tensor) -> torch.Tensor:
+    """``U_mu(n) S_a(n)`` for the six staples of :func:`link_staples` (same order), per link
+    ``[B, 4, Nt, Nx, Ny, Nz, 6, 3, 3]``: the six plaquettes through the link, rooted at ``n``.
+
+    The upper loop is the plaquette at ``n`` (or its conjugate), the lower one the plaquette
+    ``U_munu(n - nu)`` conjugated and rotated to start at ``n``:
+    ``U_nu^dagger U_munu^dagger U_nu`` at ``n - nu``.  42 products per site instead of the 72
+    of closing each staple.
+    """
+    plaquettes = {plane: plaquette_matrix(x, *plane) for plane in PLANES}
+    out = []
+    for mu in range(4):
+        loops = []
+        for nu in range(4):
+            if nu == mu:
+                continue
+            p = plaquettes[mu, nu] if mu < nu else plaquettes[nu, mu].mH
+            u_nu = x[:, nu]
+            loops += [p, _shift(u_nu.mH @ (p.mH @ u_nu), nu, -1)]
+        out.append(torch.stack(loops, dim=-3))
+    return torch.stack(out, dim=1)
+
+
 def gauge_transform(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``U_mu(n) -> G(n) U_mu(n) G(n + mu)^dagger``, site matrices ``g [B, Nt, Nx, Ny, Nz, 3, 3]``.
 
@@ -343,7 +366,7 @@ class SU3Theory:
         """
         from dlhmc.samplers.l2hmc_groups import SU3Kind
 
-        return SU3Kind(self, link_staples, plaquette_matrix)
+        return SU3Kind(self, link_staples, plaquette_matrix, link_loops)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``: average plaquette; ``charge``: clover charge after Wilson flow."""

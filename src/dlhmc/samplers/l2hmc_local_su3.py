@@ -105,14 +105,15 @@ class LocalSU3Leapfrog(nn.Module):
     """Networks and updates of the ``local`` family on an ``Nt x Nx x Ny x Nz`` SU(3) torus.
 
     Only the masks depend on the lattice (non-persistent buffers): the same state dict
-    loads into a model for any even volume.  ``staples(x, mu)`` and ``plaquette(x, mu, nu)``
-    come from the theory, which owns the lattice geometry
-    (:func:`dlhmc.lattice.su3.link_staples`, :func:`dlhmc.lattice.su3.plaquette_matrix`).
+    loads into a model for any even volume.  ``staples(x, mu, sites)``,
+    ``plaquette(x, mu, nu)`` and ``loops(x)`` come from the theory, which owns the lattice
+    geometry (:func:`dlhmc.lattice.su3.link_staples`,
+    :func:`dlhmc.lattice.su3.plaquette_matrix`, :func:`dlhmc.lattice.su3.link_loops`).
     """
 
-    def __init__(self, lattice: tuple[int, ...], config, staples, plaquette):
+    def __init__(self, lattice: tuple[int, ...], config, staples, plaquette, loops):
         super().__init__()
-        self.staples, self.plaquette = staples, plaquette
+        self.staples, self.plaquette, self.loops = staples, plaquette, loops
         self.subs, masks = parity_masks(tuple(lattice))
         self.register_buffer("moving", masks, persistent=False)
         # Flat indices of the moving sites: the loops and exponentials are evaluated there only.
@@ -134,9 +135,7 @@ class LocalSU3Leapfrog(nn.Module):
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the momentum networks read of the links: the plaquette traces of the six
         planes ``[B, *lattice, 12]`` and ``TA(U_mu S_a)`` ``[B, 4, *lattice, 6, 8]``."""
-        closed = torch.stack(
-            [x[:, mu].unsqueeze(-3) @ self.staples(x, mu) for mu in range(DIRECTIONS)], dim=1
-        )
+        closed = self.loops(x)
         plaquettes = torch.stack(
             [closed[:, mu, ..., a, :, :] for (mu, _), a in zip(PLANES, PLANE_STAPLE, strict=True)],
             dim=-3,
