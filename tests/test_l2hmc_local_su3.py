@@ -14,7 +14,7 @@ from l2hmc_helpers import randomize
 
 from dlhmc.analysis.autocorr import gamma_method
 from dlhmc.group import su3
-from dlhmc.lattice.su3 import SU3Theory, gauge_transform
+from dlhmc.lattice.su3 import SU3Theory, gauge_transform, link_loops, link_staples
 from dlhmc.samplers.integrators import integrate
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 
@@ -42,6 +42,22 @@ def adjoint(g: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
 
 def max_diff(a, b) -> float:
     return (a - b).abs().max().item()
+
+
+def test_staples_and_loops_match_the_force():
+    """The geometry of the local layers against the theory's force (itself checked against
+    autograd of the action): ``F = beta/6 sum_a TA(U S_a)``; ``link_loops`` is ``U S_a``;
+    staples at chosen sites are those of the whole lattice there."""
+    theory = SU3Theory((2, 4, 2, 6), 1.7)
+    x, _, _ = random_state(theory, 2, seed=20)
+    loops = link_loops(x)
+    force = theory.beta / 6 * su3.antihermitian_components(loops).sum(-2)
+    assert max_diff(force, theory.force(x)) < 1e-12
+    sites = torch.tensor([0, 5, 17, 30, 95])
+    for mu in range(4):
+        staples = link_staples(x, mu)
+        assert max_diff(x[:, mu].unsqueeze(-3) @ staples, loops[:, mu]) < 1e-12
+        assert max_diff(link_staples(x, mu, sites), staples.flatten(1, 4)[:, sites]) < 1e-12
 
 
 @pytest.mark.parametrize("lattice", LATTICES)
