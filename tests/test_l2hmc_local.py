@@ -268,12 +268,6 @@ def test_refusals_and_config_round_trip():
     assert L2HMCConfig.from_dict(old).network == "dense"
 
 
-def test_su3_local_is_refused():
-    su3 = pytest.importorskip("dlhmc.lattice.su3")
-    with pytest.raises(ValueError, match="not yet implemented for SU3"):
-        L2HMCDynamics(su3.SU3Theory((2, 2, 2, 2), 5.5), local_config())
-
-
 @pytest.mark.parametrize("period", PERIODS)
 def test_random_model_reproduces_exact_plaquette_on_every_volume(period):
     """One set of random (non-zero) weights, made on 4x4, sampled on 4x4, 6x4 and 8x8.

@@ -60,6 +60,61 @@ def _plane(u: torch.Tensor, mu: int, nu: int):
     return u_mu, u_nu, u_nu_fmu, u_mu_fnu, u_mu @ u_nu_fmu, u_nu @ u_mu_fnu
 
 
+def plaquette_matrix(x: torch.Tensor, mu: int, nu: int) -> torch.Tensor:
+    """``U_munu(n)`` at every site, ``[B, Nt, Nx, Ny, Nz, 3, 3]``: a loop closed at ``n``."""
+    *_, a, bb = _plane(x, mu, nu)
+    return a @ bb.mH
+
+
+def link_staples(x: torch.Tensor, mu: int, sites: torch.Tensor | None = None) -> torch.Tensor:
+    """The six staples of ``U_mu(n)``, ``[B, Nt, Nx, Ny, Nz, 6, 3, 3]``.
+
+    Index ``2 i`` is the upper, ``2 i + 1`` the lower staple in the plane of ``mu`` and the
+    ``i``-th other direction ``nu`` (increasing order).  Each runs from ``n + mu`` back to
+    ``n``, so ``U_mu(n) S`` is a plaquette closed at ``n`` and ``S_a^dagger S_b`` a loop
+    closed at ``n`` that avoids ``U_mu(n)``: the gauge-covariant loops of the ``local``
+    L2HMC layers.  With ``sites`` (flat site indices) only those sites, ``[B, n, 6, 3, 3]``:
+    the links are shifted to the site first, so the products cost only the sites asked for.
+    """
+
+    def at(field):
+        return field if sites is None else field.flatten(1, 4).index_select(1, sites)
+
+    u_mu, out = x[:, mu], []
+    for nu in range(4):
+        if nu == mu:
+            continue
+        u_nu = x[:, nu]
+        u_nu_fmu = _shift(u_nu, mu, 1)
+        out.append(at(u_nu_fmu) @ (at(u_nu) @ at(_shift(u_mu, nu, 1))).mH)
+        lower = (_shift(u_nu_fmu, nu, -1), _shift(u_mu, nu, -1), _shift(u_nu, nu, -1))
+        out.append(at(lower[0]).mH @ (at(lower[1]).mH @ at(lower[2])))
+    return torch.stack(out, dim=-3)
+
+
+def link_loops(x: torch.Tensor) -> torch.Tensor:
+    """``U_mu(n) S_a(n)`` for the six staples of :func:`link_staples` (same order), per link
+    ``[B, 4, Nt, Nx, Ny, Nz, 6, 3, 3]``: the six plaquettes through the link, rooted at ``n``.
+
+    The upper loop is the plaquette at ``n`` (or its conjugate), the lower one the plaquette
+    ``U_munu(n - nu)`` conjugated and rotated to start at ``n``:
+    ``U_nu^dagger U_munu^dagger U_nu`` at ``n - nu``.  42 products per site instead of the 72
+    of closing each staple.
+    """
+    plaquettes = {plane: plaquette_matrix(x, *plane) for plane in PLANES}
+    out = []
+    for mu in range(4):
+        loops = []
+        for nu in range(4):
+            if nu == mu:
+                continue
+            p = plaquettes[mu, nu] if mu < nu else plaquettes[nu, mu].mH
+            u_nu = x[:, nu]
+            loops += [p, _shift(u_nu.mH @ (p.mH @ u_nu), nu, -1)]
+        out.append(torch.stack(loops, dim=-3))
+    return torch.stack(out, dim=1)
+
+
 def gauge_transform(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``U_mu(n) -> G(n) U_mu(n) G(n + mu)^dagger``, site matrices ``g [B, Nt, Nx, Ny, Nz, 3, 3]``.
 
@@ -304,13 +359,14 @@ class SU3Theory:
         return self.clover_charge(self.flow(x))
 
     def l2hmc_kind(self):
-        """Links moved by left multiplication with a group element (:class:`SU3Kind`).
+        """Links moved by left multiplication with a group element (:class:`SU3Kind`); the
+        staples and plaquettes of the ``local`` layers are the lattice's, handed to the kind.
 
         Imported here so that HMC users of the lattice never load the network code.
         """
         from dlhmc.samplers.l2hmc_groups import SU3Kind
 
-        return SU3Kind(self)
+        return SU3Kind(self, link_staples, plaquette_matrix, link_loops)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``: average plaquette; ``charge``: clover charge after Wilson flow."""

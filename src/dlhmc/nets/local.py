@@ -144,3 +144,57 @@ class LocalNet(nn.Module):
 
     def forward(self, maps: torch.Tensor):
         return self.head(self.body(maps))
+
+
+class TorusStencil(nn.Module):
+    """Nearest-neighbour linear map on a periodic lattice of ``ndim`` dimensions.
+
+    Channel-last maps ``[B, *lattice, c_in]``: the site and its ``2 ndim`` neighbours
+    (``torch.roll``, so periodic) are concatenated and mapped by one linear layer.  torch
+    has no 4D convolution; this stencil is its translation-equivariant stand-in, with a
+    parameter count ``(2 ndim + 1) c_in c_out + c_out`` that does not depend on the lattice.
+    """
+
+    def __init__(self, c_in: int, c_out: int, ndim: int):
+        super().__init__()
+        self.ndim = ndim
+        self.linear = nn.Linear((2 * ndim + 1) * c_in, c_out)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        parts = [h]
+        for dim in range(1, self.ndim + 1):
+            parts += [h.roll(1, dim), h.roll(-1, dim)]
+        return self.linear(torch.cat(parts, dim=-1))
+
+
+class StencilNet(nn.Module):
+    """Channel-last per-site maps ``[B, *lattice, in_channels]`` -> ``(s, t, q)``.
+
+    ``channels`` are the widths of the stencil layers (at least one); the head is a
+    per-site linear map to ``n_s + n_t + n_q`` channels initialized near zero (an
+    untrained sampler is a leapfrog integrator), with ``s = lambda_s tanh``, ``t`` linear,
+    ``q = lambda_q tanh`` as in :class:`LocalHead`.  ``s`` is ``None`` when ``n_s = 0``.
+    """
+
+    def __init__(self, in_channels: int, channels: Sequence[int], activation: str,
+                 outputs: tuple[int, int, int], ndim: int):
+        super().__init__()
+        if not channels:
+            raise ValueError("hidden: a local network needs at least one stencil width")
+        sizes = [in_channels, *channels]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(sizes, sizes[1:], strict=False):
+            layers += [TorusStencil(c_in, c_out, ndim), make_activation(activation)]
+        self.body = nn.Sequential(*layers)
+        self.outputs = tuple(outputs)
+        self.head = nn.Linear(sizes[-1], sum(self.outputs))
+        with torch.no_grad():
+            self.head.weight.mul_(HEAD_INIT_SCALE)
+            self.head.bias.zero_()
+        self.lambda_s = nn.Parameter(torch.ones(())) if self.outputs[0] else None
+        self.lambda_q = nn.Parameter(torch.ones(()))
+
+    def forward(self, maps: torch.Tensor):
+        s, t, q = self.head(self.body(maps)).split(self.outputs, dim=-1)
+        s = self.lambda_s * torch.tanh(s) if self.lambda_s is not None else None
+        return s, t, self.lambda_q * torch.tanh(q)

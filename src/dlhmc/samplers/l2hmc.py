@@ -13,9 +13,10 @@ Drawing ``d`` uniformly per chain and per trajectory makes the map an involution
 ``(x, v, d)``, so the Metropolis-Hastings test with ``exp(-dH + sum log|J|)`` is exact
 whatever the networks are: training can only change efficiency, never the target.
 
-``network: local`` (U(1)) replaces the networks and steps 2-3 by gauge-covariant
-plaquette-coupled sub-updates whose weights run on any volume
-(:mod:`dlhmc.samplers.l2hmc_local`); the structure above and the MH test are unchanged.
+``network: local`` replaces the networks and steps 2-3 by gauge-covariant sub-updates
+whose weights run on any volume (U(1): plaquette-coupled, :mod:`dlhmc.samplers.l2hmc_local`;
+SU(3): left multiplication built from frozen loops, :mod:`dlhmc.samplers.l2hmc_local_su3`);
+the structure above and the MH test are unchanged.
 
 ``winding`` (U(1) only, a deviation from physics.md documented in docs/results.md): the
 x updates of the middle layer also add ``d * winding`` lattice instantons, a constant
@@ -52,12 +53,14 @@ class L2HMCConfig:
     """Architecture of the sampler; stored in checkpoints via ``to_dict``.
 
     ``hidden`` are the widths of each network's hidden layers: MLP units for
-    ``network: dense``, channels per site of the 3x3 convolutions for ``network: local``
+    ``network: dense``, channels per site of the 3x3 convolutions (U(1)) or of the
+    nearest-neighbour stencils (SU(3)) for ``network: local``
     (whose masks are fixed, so ``mask`` must stay ``checkerboard`` and ``conv_channels``
     empty there).  ``local_period`` (2 or 4, ``network: local`` only) is the period of
-    the local link masks, see :mod:`dlhmc.samplers.l2hmc_local`.  Checkpoints from
-    before ``network`` existed load as ``dense``.  These defaults are those of
-    ``dlhmc train``: :class:`dlhmc.settings.TrainSettings` takes them from here.
+    the local U(1) link masks, see :mod:`dlhmc.samplers.l2hmc_local` (SU(3) masks are
+    the checkerboard and do not read it).  Checkpoints from before ``network`` existed
+    load as ``dense``.  These defaults are those of ``dlhmc train``:
+    :class:`dlhmc.settings.TrainSettings` takes them from here.
     """
 
     nlf: int = 4

@@ -23,6 +23,7 @@ import torch
 from dlhmc.group.u1 import cos_sin, wrap
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
 from dlhmc.samplers.l2hmc_local import LocalU1Leapfrog
+from dlhmc.samplers.l2hmc_local_su3 import LocalSU3Leapfrog
 
 
 class VNet(torch.nn.Module):
@@ -209,16 +210,34 @@ class SU3Kind(LinkKind):
     ``q, t`` depend only on the frozen links and ``P``, so for the active links the
     update is left multiplication by a fixed group element: Haar measure is kept and
     the log-Jacobian is exactly 0.  There is no scaling ``s_x`` (a group element
-    cannot be scaled).
+    cannot be scaled).  ``staples``, ``plaquette`` and ``loops`` (the lattice's
+    :func:`~dlhmc.lattice.su3.link_staples`, :func:`~dlhmc.lattice.su3.plaquette_matrix`
+    and :func:`~dlhmc.lattice.su3.link_loops`) are the geometry of the ``local`` layers,
+    handed in by the theory.
     """
 
     n_features = 18
     components = 8
     scales_x = False
 
+    def __init__(
+        self,
+        theory,
+        staples: Callable[[torch.Tensor, int], torch.Tensor],
+        plaquette: Callable[[torch.Tensor, int, int], torch.Tensor],
+        loops: Callable[[torch.Tensor], torch.Tensor],
+    ):
+        super().__init__(theory)
+        self.staples = staples
+        self.plaquette = plaquette
+        self.loops = loops
+
     @staticmethod
     def units_of(theory) -> tuple[int, ...]:
         return (4, *theory.lattice)
+
+    def local_layers(self, config):
+        return LocalSU3Leapfrog(self.lattice, config, self.staples, self.plaquette, self.loops)
 
     def features(self, x):
         return torch.view_as_real(x).flatten(-3).flatten(1, -2)

@@ -1,0 +1,236 @@
+"""Local, gauge-covariant L2HMC leapfrog layers for 4D SU(3) (config ``network: local``).
+
+A layer is, as for U(1) (:mod:`dlhmc.samplers.l2hmc_local`): momentum update, link
+sub-updates covering every link once, momentum update.  Momenta and forces are the 8
+components ``omega^a`` of ``P = omega^a T^a``; under ``U_mu(n) -> G(n) U_mu(n) G(n+mu)^dagger``
+they rotate in the adjoint at the base site ``n`` (physics.md, "Gauge equivariance").
+Networks read gauge-invariant per-site maps only, so every coefficient they output is
+invariant, and every vector they move a momentum or a link along is a combination of
+traceless anti-Hermitian projections ``TA(W)`` of loops ``W`` closed at ``n``, which rotate
+in that same adjoint.  Invariant dot products ``a . b`` of adjoint vectors are the Killing
+form (``Tr T^a T^b = delta^ab / 2``), so they too are invariant.
+
+**Momentum update**, per link ``(mu, n)``::
+
+    v' = v exp(eps/2 s_v) - eps/2 (F exp(eps q_v) + sum_a c_a TA(U_mu(n) S_a(n)))
+
+over the six staples ``S_a`` of the link (``U S_a``: the six plaquettes through the link,
+rooted at ``n``).  ``s_v, q_v, c_a`` are invariant scalars per link from a
+:class:`~dlhmc.nets.local.StencilNet` on the plaquette traces of the six planes and, per
+link, ``|F|^2`` and ``F . TA(U S_a)``.  A scalar per link times the whole adjoint vector is
+covariant (a separate scale per component would not be), and
+``log|J| = sum over links 8 eps/2 s_v``.
+
+**Link sub-updates** ``(mu, p)``: the links of direction ``mu`` at sites of parity ``p``
+(``sum_i n_i mod 2``) move, 8 per layer::
+
+    U_mu(n)' = exp(i eps (v exp(eps q) + sum_k c_k TA(W_k(n)))) U_mu(n)
+
+with nine loops closed at ``n`` made only of frozen links: the plaquettes at ``n`` of the
+three planes without ``mu``, the three ``S_up,nu^dagger S_low,nu`` (the 2x1 rectangle across
+the link with the link taken out) and the three ``S_up,nu^dagger S_up,rho`` (``nu < rho``).
+A staple of ``U_mu(n)`` holds ``U_mu(n +- nu)``, of the other parity on an even torus, and
+links of other directions: frozen.  The network reads the traces of those loops (at the
+moving sites; zero elsewhere), ``v . TA(W_k)``, ``|v_nu|^2``, the moving-site indicator
+and the direction ``mu``: nothing the sub-update moves.  So the update of the moving links
+is left multiplication by a fixed group element: Haar measure is kept (unit Jacobian),
+it is inverted by the opposite element, and it is covariant.  With all networks zero the
+sub-updates together are ``U <- exp(i eps v) U``: a layer is one leapfrog step.
+
+The masks need every extent even (otherwise ``n + nu`` wraps to a site of the same
+parity); one network per layer serves the eight sub-updates, one the two momentum
+updates.  ``config.hidden`` are the stencil widths; ``config.local_period`` (the U(1)
+mask period) is not read: the SU(3) masks are the checkerboard.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlhmc.group import su3
+from dlhmc.nets.local import StencilNet
+
+DIRECTIONS = 4
+PLANES = tuple((mu, nu) for mu in range(4) for nu in range(mu + 1, 4))
+N_STAPLES = 6
+# x-update loops: 3 plaquettes, 3 rectangles S_up^dagger S_low, 3 chairs S_up^dagger S_up.
+N_X_LOOPS = 9
+# x-net input: Re/Im Tr of the 9 loops, v . TA(W_k), |v_nu|^2, moving sites, one-hot mu.
+X_IN = 2 * N_X_LOOPS + N_X_LOOPS + DIRECTIONS + 1 + DIRECTIONS
+# v-net input: Re/Im Tr of the 6 plaquettes at n; per link |F|^2 and F . TA(U S_a).
+V_IN = 2 * len(PLANES) + DIRECTIONS * (1 + N_STAPLES)
+# The staple index (upper staple of mu in the plane of nu) of each plane's plaquette.
+PLANE_STAPLE = tuple(2 * [d for d in range(4) if d != mu].index(nu) for mu, nu in PLANES)
+CHAIRS = ((0, 1), (0, 2), (1, 2))
+
+
+def parity_masks(lattice: tuple[int, ...]) -> tuple[list[tuple[int, int]], torch.Tensor]:
+    """The sub-updates ``(mu, p)`` and their moving sites ``[8, Nt, Nx, Ny, Nz]`` (bool).
+
+    Raises ``ValueError`` on an odd extent, where a staple of a moving link would hold a
+    link of the same parity (a moving one).
+    """
+    if any(n % 2 for n in lattice):
+        raise ValueError(f"network: local for SU3 needs even extents (checkerboard masks), "
+                         f"got lattice {tuple(lattice)}")
+    grids = torch.meshgrid(*(torch.arange(n) for n in lattice), indexing="ij")
+    parity = sum(grids) % 2
+    subs = [(mu, p) for mu in range(DIRECTIONS) for p in (0, 1)]
+    return subs, torch.stack([parity == p for _, p in subs])
+
+
+def traces(loops: torch.Tensor) -> torch.Tensor:
+    """``[..., 2 K]``: ``Re Tr`` then ``Im Tr`` of ``K`` loops ``[..., K, 3, 3]``."""
+    tr = torch.diagonal(loops, dim1=-2, dim2=-1).sum(-1)
+    return torch.cat((tr.real, tr.imag), dim=-1)
+
+
+def combine(coefficients: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """``sum_k c_k w_k``: coefficients ``[..., K]``, adjoint vectors ``[..., K, 8]``."""
+    return (coefficients.unsqueeze(-2) @ vectors).squeeze(-2)
+
+
+def dots(a: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """``a . w_k`` ``[..., K]`` of an adjoint vector ``a [..., 8]`` and ``vectors [..., K, 8]``."""
+    return (vectors @ a.unsqueeze(-1)).squeeze(-1)
+
+
+def components_sum(log_scale: torch.Tensor) -> torch.Tensor:
+    """``log|J|`` per chain of scaling each link's 8 components by ``exp(log_scale)``."""
+    return 8.0 * log_scale.flatten(1).sum(1)
+
+
+class LocalSU3Leapfrog(nn.Module):
+    """Networks and updates of the ``local`` family on an ``Nt x Nx x Ny x Nz`` SU(3) torus.
+
+    Only the masks depend on the lattice (non-persistent buffers): the same state dict
+    loads into a model for any even volume.  ``staples(x, mu, sites)``,
+    ``plaquette(x, mu, nu)`` and ``loops(x)`` come from the theory, which owns the lattice
+    geometry (:func:`dlhmc.lattice.su3.link_staples`,
+    :func:`dlhmc.lattice.su3.plaquette_matrix`, :func:`dlhmc.lattice.su3.link_loops`).
+    """
+
+    def __init__(self, lattice: tuple[int, ...], config, staples, plaquette, loops):
+        super().__init__()
+        self.staples, self.plaquette, self.loops = staples, plaquette, loops
+        self.subs, masks = parity_masks(tuple(lattice))
+        self.register_buffer("moving", masks, persistent=False)
+        # Flat indices of the moving sites: the loops and exponentials are evaluated there only.
+        sites = torch.stack([m.flatten().nonzero().squeeze(1) for m in masks])
+        self.register_buffer("sites", sites, persistent=False)
+        ndim = len(lattice)
+        self.vnets = nn.ModuleList(
+            StencilNet(V_IN, config.hidden, config.activation,
+                       (DIRECTIONS, DIRECTIONS * N_STAPLES, DIRECTIONS), ndim)
+            for _ in range(config.nlf)
+        )
+        self.xnets = nn.ModuleList(
+            StencilNet(X_IN, config.hidden, config.activation, (0, N_X_LOOPS, 1), ndim)
+            for _ in range(config.nlf)
+        )
+
+    # -- momentum updates ----------------------------------------------------------------
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the momentum networks read of the links: the plaquette traces of the six
+        planes ``[B, *lattice, 12]`` and ``TA(U_mu S_a)`` ``[B, 4, *lattice, 6, 8]``."""
+        closed = self.loops(x)
+        plaquettes = torch.stack(
+            [closed[:, mu, ..., a, :, :] for (mu, _), a in zip(PLANES, PLANE_STAPLE, strict=True)],
+            dim=-3,
+        )
+        return traces(plaquettes), su3.antihermitian_components(closed)
+
+    def v_inputs(self, force, features):
+        """The momentum network's input ``[B, *lattice, V_IN]``: plaquette traces, and per
+        link ``|F|^2`` and ``F . TA(U S_a)`` (invariants of the force)."""
+        maps, loops = features
+        per_link = torch.cat((force.square().sum(-1, keepdim=True), dots(force, loops)), dim=-1)
+        return torch.cat((maps, per_link.movedim(1, -2).flatten(-2)), dim=-1)
+
+    def v_update(self, k, v, force, features, eps, inverse):
+        """Momentum update of layer ``k`` (or its inverse); returns ``v'`` and ``log|J|``."""
+        s, c, q = self.vnets[k](self.v_inputs(force, features))
+        s, q = s.movedim(-1, 1).unsqueeze(-1), q.movedim(-1, 1).unsqueeze(-1)
+        c = c.unflatten(-1, (DIRECTIONS, N_STAPLES)).movedim(-2, 1)
+        half_eps = 0.5 * eps
+        kick = torch.addcmul(combine(c, features[1]), force, torch.exp(eps * q))
+        log_scale = half_eps * s
+        logdet = components_sum(log_scale)
+        if inverse:
+            return (v + half_eps * kick) * torch.exp(-log_scale), -logdet
+        return v * torch.exp(log_scale) - half_eps * kick, logdet
+
+    # -- link sub-updates ----------------------------------------------------------------
+
+    def frozen_plaquettes(self, x: torch.Tensor, mu: int) -> torch.Tensor:
+        """The plaquettes at every site of the three planes without ``mu``,
+        ``[B, *lattice, 3, 3, 3]``: the same for both sub-updates of direction ``mu``."""
+        return torch.stack([self.plaquette(x, a, b) for a, b in PLANES if mu not in (a, b)],
+                           dim=-3)
+
+    def x_loops(self, j: int, x: torch.Tensor, plaquettes: torch.Tensor) -> torch.Tensor:
+        """The nine loops, made of frozen links, closed at the moving sites of sub-update
+        ``j``: ``[B, n_moving, 9, 3, 3]`` (``plaquettes``: :meth:`frozen_plaquettes`)."""
+        mu, sites = self.subs[j][0], self.sites[j]
+        staples = self.staples(x, mu, sites)
+        upper, lower = staples[..., 0::2, :, :], staples[..., 1::2, :, :]
+        chairs = torch.stack([upper[..., a, :, :].mH @ upper[..., b, :, :] for a, b in CHAIRS],
+                             dim=-3)
+        at_sites = plaquettes.flatten(1, 4).index_select(1, sites)
+        return torch.cat((at_sites, upper.mH @ lower, chairs), dim=-3)
+
+    def x_inputs(self, j, x, v, plaquettes=None):
+        """Adjoint vectors ``TA(W_k)`` at the moving sites ``[B, n_moving, 9, 8]`` and the
+        link network's input for sub-update ``j`` ``[B, *lattice, X_IN]``: the frozen
+        plaquettes everywhere, the other loops and ``v . TA(W_k)`` at the moving sites
+        (zero elsewhere), ``|v_nu|^2``, the moving sites and the direction."""
+        mu, sites = self.subs[j][0], self.sites[j]
+        if plaquettes is None:
+            plaquettes = self.frozen_plaquettes(x, mu)
+        loops = self.x_loops(j, x, plaquettes)
+        vectors = su3.antihermitian_components(loops)
+        v_mu = v[:, mu].flatten(1, -2).index_select(1, sites)
+        tr = traces(loops)
+        at_moving = torch.cat(
+            (tr[..., 3:N_X_LOOPS], tr[..., N_X_LOOPS + 3:], dots(v_mu, vectors)), dim=-1
+        )
+        scattered = at_moving.new_zeros(v.shape[0], self.moving[j].numel(), at_moving.shape[-1])
+        scattered = scattered.index_copy(1, sites, at_moving).unflatten(1, self.moving[j].shape)
+        moving = self.moving[j].to(v.dtype).expand(v.shape[0], *self.moving[j].shape)[..., None]
+        direction = torch.eye(DIRECTIONS, dtype=v.dtype, device=v.device)[mu]
+        maps = torch.cat((traces(plaquettes), scattered, v.square().sum(-1).movedim(1, -1),
+                          moving, direction.expand(*moving.shape[:-1], DIRECTIONS)), dim=-1)
+        return vectors, maps
+
+    def x_update(self, theory, k, j, x, v, eps, inverse, plaquettes=None):
+        """Sub-update ``j`` of layer ``k`` (or its inverse): left multiplication of the moving
+        links by a group element built from frozen loops and ``v`` (unit Jacobian)."""
+        mu, sites = self.subs[j][0], self.sites[j]
+        vectors, maps = self.x_inputs(j, x, v, plaquettes)
+        _, c, q = self.xnets[k](maps)
+        c, q = (h.flatten(1, -2).index_select(1, sites) for h in (c, q))
+        v_mu = v[:, mu].flatten(1, -2).index_select(1, sites)
+        omega = torch.addcmul(combine(c, vectors), v_mu, torch.exp(eps * q))
+        links = x[:, mu].flatten(1, -3)
+        moved = theory.evolve_links(links.index_select(1, sites), omega, -eps if inverse else eps)
+        link = links.index_copy(1, sites, moved).view_as(x[:, mu])
+        return torch.cat((x[:, :mu], link.unsqueeze(1), x[:, mu + 1:]), dim=1)
+
+    def layer(self, theory, k, x, v, force, features, eps_v, eps_x, inverse, translation=None):
+        """One local leapfrog layer (or its inverse), with the signature of the U(1) one;
+        ``translation`` is always ``None`` (SU(3) refuses a winding)."""
+        v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
+        order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
+        # The two sub-updates of a direction are consecutive and leave the plaquettes of
+        # the other three planes alone: computed once per direction.
+        plaquettes = {}
+        for j in order:
+            mu = self.subs[j][0]
+            if mu not in plaquettes:
+                plaquettes = {mu: self.frozen_plaquettes(x, mu)}
+            x = self.x_update(theory, k, j, x, v, eps_x, inverse, plaquettes[mu])
+        force, features = theory.force(x), self.features(x)
+        v, ld = self.v_update(k, v, force, features, eps_v, inverse)
+        return x, v, force, features, logdet + ld
