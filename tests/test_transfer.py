@@ -170,7 +170,7 @@ def test_local_options_are_checked_before_any_work(tmp_path, capsys):
     _one_line_naming(capsys, "--local-period")
     assert _run(*base, "--local-period", "3") == 2
     _one_line_naming(capsys, "--local-period")
-    su3 = ["--group", "SU3", "--lattice", "2", "2", "2", "2", "--network", "local"]
-    assert _run(*base, *su3) == 2
-    _one_line_naming(capsys, "--network", "SU3")
+    su3 = ["--group", "SU3", "--lattice", "2", "2", "2", "3", "--network", "local"]
+    assert _run(*base, *su3) == 2  # the SU(3) parity masks need even extents
+    _one_line_naming(capsys, "--lattice")
     assert not run.exists()

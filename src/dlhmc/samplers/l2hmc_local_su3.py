@@ -72,8 +72,8 @@ def parity_masks(lattice: tuple[int, ...]) -> tuple[list[tuple[int, int]], torch
     link of the same parity (a moving one).
     """
     if any(n % 2 for n in lattice):
-        raise ValueError(f"network: local for SU3 needs even extents (checkerboard masks), "
-                         f"got lattice {tuple(lattice)}")
+        raise ValueError(f"lattice: network local for SU3 needs even extents (checkerboard "
+                         f"masks), got lattice {tuple(lattice)}")
     grids = torch.meshgrid(*(torch.arange(n) for n in lattice), indexing="ij")
     parity = sum(grids) % 2
     subs = [(mu, p) for mu in range(DIRECTIONS) for p in (0, 1)]
