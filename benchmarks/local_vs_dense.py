@@ -19,6 +19,7 @@ import time
 
 import torch
 from conditions import describe
+from l2hmc_step import train_step_seconds
 
 from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
@@ -42,28 +43,6 @@ def synchronized(device: torch.device):
         return time.perf_counter()
 
     return now
-
-
-def train_step_seconds(theory, dyn, gen, x, repeat, now):
-    """As ``l2hmc_step.train_step_seconds``, timed with a device-synchronizing clock."""
-    opt = torch.optim.Adam(dyn.parameters(), lr=1e-4, fused=True)  # as dlhmc train
-
-    def step():
-        prop = dyn.propose(x, gen)
-        dq = theory.charge_real(prop.x) - theory.charge_real(x)
-        loss = -(prop.accept_prob * dq.square()).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()
-    times, cpu = [], []
-    for _ in range(repeat):
-        t0, c0 = now(), time.process_time()
-        step()
-        times.append(now() - t0)
-        cpu.append(time.process_time() - c0)
-    return min(times), sum(times) / len(times), min(cpu)
 
 
 @torch.no_grad()
