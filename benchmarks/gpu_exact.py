@@ -103,8 +103,8 @@ def dense_bias(dyn):
 
 def local_bias(dyn):
     for k in range(dyn.config.nlf):
-        dyn.local.xnets[k].head.lambda_s.fill_(1.0)
-        dyn.local.xnets[k].head.conv.bias[:2].fill_(0.4)  # the s channels
+        dyn.layers.xnets[k].head.lambda_s.fill_(1.0)
+        dyn.layers.xnets[k].head.conv.bias[:2].fill_(0.4)  # the s channels
 
 
 NETS = {

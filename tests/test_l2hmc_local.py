@@ -68,8 +68,8 @@ def test_layers_are_gauge_covariant(lattice, period, winding, inverse):
     assert angle_diff(gx, x).abs().max() > 1.0  # g is not the identity on links
     with torch.no_grad():
         for k in range(dyn.config.nlf):
-            out = dyn._layer(k, x, v, theory.force(x), dyn.local.features(x), inverse)
-            out_g = dyn._layer(k, gx, v, theory.force(gx), dyn.local.features(gx), inverse)
+            out = dyn._layer(k, x, v, theory.force(x), dyn.layers.features(x), inverse)
+            out_g = dyn._layer(k, gx, v, theory.force(gx), dyn.layers.features(gx), inverse)
             assert angle_diff(out[0], x).abs().max() > 1e-2  # the layer moves the links
             assert angle_diff(out_g[0], gauge_transform(out[0], a)).abs().max() < 1e-12
             for mine, theirs in zip(out[1:], out_g[1:], strict=True):
@@ -80,7 +80,7 @@ def test_layers_are_gauge_covariant(lattice, period, winding, inverse):
 def test_network_outputs_are_gauge_invariant(period):
     theory = U1Theory((4, 6), 1.5)
     dyn = randomize(L2HMCDynamics(theory, local_config(local_period=period)), scale=0.3, seed=3)
-    local = dyn.local
+    local = dyn.layers
     x, v, a = random_state(theory, 2, seed=4)
     gx = gauge_transform(x, a)
     with torch.no_grad():
@@ -102,7 +102,7 @@ def test_each_link_moves_once_per_layer_and_only_frozen_loops_are_read(period):
     """The masks partition the links; every loop a link network reads is made of frozen
     links, checked by moving the moving links at random and comparing the inputs."""
     theory = U1Theory((6, 4), 1.0)
-    local = L2HMCDynamics(theory, local_config(local_period=period)).local
+    local = L2HMCDynamics(theory, local_config(local_period=period)).layers
     assert len(local.subs) == 2 * period
     assert (local.moving.sum(0) == 1).all()
     x, v, a = random_state(theory, 2, seed=5)
@@ -283,8 +283,8 @@ def test_random_model_reproduces_exact_plaquette_on_every_volume(period):
     base = randomize(L2HMCDynamics(U1Theory((4, 4), beta), config), scale=0.1, seed=12)
     with torch.no_grad():
         for k in range(nlf):
-            base.local.xnets[k].head.lambda_s.fill_(1.0)
-            base.local.xnets[k].head.conv.bias[:2].fill_(0.4)  # the s channels
+            base.layers.xnets[k].head.lambda_s.fill_(1.0)
+            base.layers.xnets[k].head.conv.bias[:2].fill_(0.4)  # the s channels
     gen = torch.Generator().manual_seed(13)
     for lattice, chains in [((4, 4), 128), ((6, 4), 96), ((8, 8), 48)]:
         theory = U1Theory(lattice, beta)

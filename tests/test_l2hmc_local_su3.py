@@ -72,8 +72,8 @@ def test_layers_are_gauge_covariant(lattice, inverse):
     assert max_diff(gx, x) > 0.5 and max_diff(gv, v) > 0.5
     with torch.no_grad():
         for k in range(dyn.config.nlf):
-            out = dyn._layer(k, x, v, theory.force(x), dyn.local.features(x), inverse)
-            out_g = dyn._layer(k, gx, gv, theory.force(gx), dyn.local.features(gx), inverse)
+            out = dyn._layer(k, x, v, theory.force(x), dyn.layers.features(x), inverse)
+            out_g = dyn._layer(k, gx, gv, theory.force(gx), dyn.layers.features(gx), inverse)
             assert max_diff(out[0], x) > 1e-2  # the layer moves the links
             assert out[4].abs().min() > 1e-3  # and has a Jacobian
             assert max_diff(out_g[0], gauge_transform(out[0], g)) < 1e-12
@@ -87,7 +87,7 @@ def test_layers_are_gauge_covariant(lattice, inverse):
 def test_network_outputs_are_gauge_invariant():
     theory = SU3Theory((2, 2, 2, 4), 1.0)
     dyn = randomize(L2HMCDynamics(theory, local_config()), scale=0.1, seed=3)
-    local = dyn.local
+    local = dyn.layers
     x, v, g = random_state(theory, 2, seed=4)
     gx, gv = gauge_transform(x, g), adjoint(g, v)
     with torch.no_grad():
@@ -109,7 +109,7 @@ def test_each_link_moves_once_per_layer_and_only_frozen_loops_are_read():
     and the loops its shift is built from) is made of frozen links, checked by rotating the
     moving links at random and comparing."""
     theory = SU3Theory((2, 2, 4, 2), 1.0)
-    local = L2HMCDynamics(theory, local_config()).local
+    local = L2HMCDynamics(theory, local_config()).layers
     assert len(local.subs) == 8
     per_link = torch.zeros(4, *theory.lattice)
     for (mu, _), mask in zip(local.subs, local.moving, strict=True):
@@ -151,7 +151,7 @@ def layer_in_coordinates(dyn, x, v, inverse):
     n = v.numel()
 
     def run(links, momenta):
-        return dyn._layer(0, links, momenta, theory.force(links), dyn.local.features(links),
+        return dyn._layer(0, links, momenta, theory.force(links), dyn.layers.features(links),
                           inverse)
 
     with torch.no_grad():
@@ -172,7 +172,7 @@ def test_log_jacobian_is_log_det_of_autograd_jacobian(inverse):
     whole layer ``(U, v) -> (U', v')`` has ``log|det| = log|J|`` of the layer."""
     theory = SU3Theory((2, 2, 2, 2), 1.0)
     dyn = randomize(L2HMCDynamics(theory, local_config(nlf=1, hidden=(4,))), scale=0.1, seed=8)
-    local = dyn.local
+    local = dyn.layers
     x, v, _ = random_state(theory, 1, seed=9)
     force, features = theory.force(x), local.features(x)
     eps_v, eps_x = dyn.eps_v[0].detach(), dyn.eps_x[0].detach()
@@ -250,8 +250,8 @@ def strong_coupling_run(base, lattice, chains, steps, burn_in, seed, drop_logdet
     dyn = L2HMCDynamics(theory, base.config)
     dyn.load_state_dict(base.state_dict())
     if drop_logdet:  # only for the manual check that the test can fail
-        v_update = dyn.local.v_update
-        dyn.local.v_update = lambda *a: (v_update(*a)[0], 0.0)
+        v_update = dyn.layers.v_update
+        dyn.layers.v_update = lambda *a: (v_update(*a)[0], 0.0)
     gen = torch.Generator().manual_seed(seed)
     state = dyn.init(theory.hot_start(chains, gen))
     plaq, accept, logdet = [], [], []
@@ -272,7 +272,7 @@ def strong_coupling_model(beta=1.0, eps=0.4):
     config = local_config(nlf=2, hidden=(8,), eps_init=eps)
     base = randomize(L2HMCDynamics(SU3Theory((2, 2, 2, 2), beta), config), scale=0.02, seed=12)
     with torch.no_grad():
-        for net in base.local.vnets:
+        for net in base.layers.vnets:
             net.lambda_s.fill_(0.02)
             net.head.bias[:4].fill_(0.3)
             net.head.weight[:4].mul_(10.0)

@@ -145,21 +145,6 @@ class Proposal:
     layers: dict[str, torch.Tensor] | None = None
 
 
-def build_masks(n_units: int, parity: torch.Tensor, config: L2HMCConfig) -> torch.Tensor:
-    """``m^k`` for every layer, ``[N_LF, n_units]`` bool, each selecting half of the units.
-
-    Checkerboard masks alternate colour from layer to layer; random masks are fixed
-    halves drawn from ``mask_seed`` (so a checkpoint rebuilds the same masks).
-    """
-    if config.mask == "checkerboard":
-        return torch.stack([parity == (k % 2) for k in range(config.nlf)])
-    gen = torch.Generator().manual_seed(config.mask_seed)
-    masks = torch.zeros(config.nlf, n_units, dtype=torch.bool)
-    for k in range(config.nlf):
-        masks[k, torch.randperm(n_units, generator=gen)[: n_units // 2]] = True
-    return masks
-
-
 def check_network(theory: Theory, config: L2HMCConfig) -> None:
     """Raise ``ValueError`` where the networks of ``config`` cannot be built for ``theory``,
     without building the (possibly large) dense ones.
@@ -174,6 +159,19 @@ def check_network(theory: Theory, config: L2HMCConfig) -> None:
 
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.empty((), dtype=dtype).real.dtype
+
+
+# Where the family's module sits.  Its state-dict keys are stored under the family's own
+# ``state_prefix`` instead (dense: ``vnets.*``, ``xnets.*``; local: ``local.*``), the layout
+# checkpoints have always had, so old and new checkpoints load into either code.
+LAYERS = "layers."
+
+
+def _stored_layout(module, state_dict, prefix, local_metadata):
+    """State-dict hook: rename ``layers.*`` to the family's ``state_prefix``, in order."""
+    current, stored = prefix + LAYERS, prefix + module.layers.state_prefix
+    for key in [k for k in state_dict if k.startswith(current)]:
+        state_dict[stored + key[len(current):]] = state_dict.pop(key)
 
 
 def _merge(parts: list[tuple[torch.Tensor, torch.Tensor]], dim: int = 0) -> torch.Tensor:
@@ -193,11 +191,10 @@ class L2HMCDynamics(nn.Module):
         self.theory = theory
         self.config = config
         self.kind = theory.l2hmc_kind()
-        self.local = self.kind.local_layers(config) if config.network == "local" else None
-        if self.local is None:
-            masks = build_masks(self.kind.n_units, self.kind.parity(), config)
-            # active[k, 0] = mbar^k (moved first), active[k, 1] = m^k (moved second).
-            self.register_buffer("active", torch.stack([~masks, masks], dim=1), persistent=False)
+        # The one place the family is chosen; both build their networks before anything
+        # else draws from the global RNG, so a seed gives the same weights as ever.
+        self.layers = (self.kind.local_layers(config) if config.network == "local"
+                       else self.kind.dense_layers(config))
         log_eps = math.log(config.eps_init)
         self.log_eps_v = nn.Parameter(torch.full((config.nlf,), log_eps))
         self.log_eps_x = nn.Parameter(torch.full((config.nlf,), log_eps))
@@ -207,13 +204,19 @@ class L2HMCDynamics(nn.Module):
         self.winding_layer = config.nlf // 2
         translation = self.kind.winding_field(config.winding) if config.winding else None
         self.register_buffer("translation", translation, persistent=False)
-        if self.local is None:
-            self.vnets = nn.ModuleList(self.kind.vnet(config) for _ in range(config.nlf))
-            self.xnets = nn.ModuleList(
-                nn.ModuleList(self.kind.xnet(config, self.active[k, h]) for h in range(2))
-                for k in range(config.nlf)
-            )
+        self._register_state_dict_hook(_stored_layout)
         self.to(device=theory.device, dtype=_real_dtype(theory.dtype))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Read the stored layout (:func:`_stored_layout`) back under ``layers.``."""
+        stored = prefix + self.layers.state_prefix
+        owned = {name for name, _ in self.layers.named_children()}
+        owned |= {name for name, _ in self.layers.named_parameters(recurse=False)}
+        owned |= {name for name, _ in self.layers.named_buffers(recurse=False)}
+        for key in [k for k in state_dict if k.startswith(stored)]:
+            if key[len(stored):].split(".")[0] in owned:
+                state_dict[prefix + LAYERS + key[len(stored):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def eps_v(self) -> torch.Tensor:
@@ -223,47 +226,12 @@ class L2HMCDynamics(nn.Module):
     def eps_x(self) -> torch.Tensor:
         return torch.exp(self.log_eps_x)
 
-    # -- the four updates of a layer and their inverses --------------------------------
-
-    def _v_update(self, k, x, v, force, features, inverse):
-        s, t, q = self.vnets[k](features, force)
-        half_eps = 0.5 * self.eps_v[k]
-        # kick / half_eps = F exp(eps q) + t; addcmul fuses the products into the sums.
-        kick = torch.addcmul(t, force, torch.exp(2.0 * half_eps * q))
-        log_scale = half_eps * s
-        if inverse:
-            v = torch.addcmul(v, kick, half_eps) * torch.exp(-log_scale)
-            return v, -log_scale.flatten(1).sum(1)
-        v = torch.addcmul(v * torch.exp(log_scale), kick, half_eps, value=-1.0)
-        return v, log_scale.flatten(1).sum(1)
-
-    def _x_update(self, k, half, x, v, features, inverse):
-        xnet = self.xnets[k][half]
-        s, t, q = xnet(features, v)
-        extra = {}
-        if self.translation is not None and k == self.winding_layer:
-            extra["translation"] = self.translation
-        return self.kind.update_x(
-            self.theory, x, v, s, t, q, self.eps_x[k], xnet.active_index, inverse, **extra
-        )
-
     def _layer(self, k, x, v, force, features, inverse):
-        """One leapfrog layer (or its inverse).
-
-        ``force`` and ``features`` belong to ``x`` and are returned for the new links, so
-        that each configuration along the trajectory is evaluated once.
-        """
-        if self.local is not None:
-            winding = self.translation if k == self.winding_layer else None
-            return self.local.layer(self.theory, k, x, v, force, features, self.eps_v[k],
-                                    self.eps_x[k], inverse, winding)
-        v, ld0 = self._v_update(k, x, v, force, features, inverse)
-        first, second = (1, 0) if inverse else (0, 1)
-        x, ld1 = self._x_update(k, first, x, v, features, inverse)
-        x, ld2 = self._x_update(k, second, x, v, self.kind.features(x), inverse)
-        force, features = self.theory.force(x), self.kind.features(x)
-        v, ld3 = self._v_update(k, x, v, force, features, inverse)
-        return x, v, force, features, ld0 + ld1 + ld2 + ld3
+        """Layer ``k`` of the family (or its inverse), with the step sizes (``self``'s
+        ``eps_v``, ``eps_x``) and, in the middle layer, the winding translation."""
+        translation = self.translation if k == self.winding_layer else None
+        return self.layers.layer(self.theory, k, x, v, force, features, self, inverse,
+                                 translation)
 
     def _monitor(self, x, v, logdet):
         theory = self.theory
@@ -280,7 +248,7 @@ class L2HMCDynamics(nn.Module):
         """
         inverse = direction < 0
         order = range(self.config.nlf - 1, -1, -1) if inverse else range(self.config.nlf)
-        features = (self.kind if self.local is None else self.local).features(x)
+        features = self.layers.features(x)
         force = self.theory.force(x)
         sumlogdet = x.new_zeros(x.shape[0], dtype=v.dtype)
         records = [self._monitor(x, v, sumlogdet)] if record_layers else None

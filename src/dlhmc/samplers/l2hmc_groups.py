@@ -22,6 +22,7 @@ import torch
 
 from dlhmc.group.u1 import cos_sin, wrap
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
+from dlhmc.samplers.l2hmc_dense import DenseLeapfrog
 from dlhmc.samplers.l2hmc_local import LocalU1Leapfrog
 from dlhmc.samplers.l2hmc_local_su3 import LocalSU3Leapfrog
 
@@ -128,6 +129,10 @@ class LinkKind(ABC):
         """
         raise ValueError(f"winding: no topological translation for {type(self).__name__} "
                          "(U1 only); use winding 0")
+
+    def dense_layers(self, config) -> DenseLeapfrog:
+        """The ``dense`` leapfrog layers (MLPs over every unit) of this kind."""
+        return DenseLeapfrog(self, config)
 
     def local_layers(self, config) -> torch.nn.Module:
         """The ``local`` (gauge-covariant, volume-independent) leapfrog layers of this kind."""

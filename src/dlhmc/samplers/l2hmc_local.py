@@ -114,6 +114,9 @@ class LocalU1Leapfrog(nn.Module):
     geometry.
     """
 
+    # Checkpoints keep the keys of the family's first home, ``L2HMCDynamics.local``.
+    state_prefix = "local."
+
     def __init__(self, lattice: tuple[int, int], config, plaquette_angles):
         super().__init__()
         self.plaquette_angles = plaquette_angles
@@ -182,8 +185,13 @@ class LocalU1Leapfrog(nn.Module):
         logdet = torch.where(moving[mu], log_jac, 0.0).sum((1, 2))
         return torch.stack(links, dim=1), logdet
 
-    def layer(self, theory, k, x, v, force, features, eps_v, eps_x, inverse, translation=None):
-        """One local leapfrog layer (or its inverse), with the signature of the dense one."""
+    def layer(self, theory, k, x, v, force, features, steps, inverse, translation=None):
+        """One local leapfrog layer (or its inverse), with the signature of the dense one.
+
+        ``steps.eps_v``, ``steps.eps_x`` are the step sizes of every layer (the dynamics
+        owns them: they are shared by the families); layer ``k`` reads its own once.
+        """
+        eps_v, eps_x = steps.eps_v[k], steps.eps_x[k]
         v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
         order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
         for j in order:

@@ -111,6 +111,9 @@ class LocalSU3Leapfrog(nn.Module):
     :func:`dlhmc.lattice.su3.plaquette_matrix`, :func:`dlhmc.lattice.su3.link_loops`).
     """
 
+    # Checkpoints keep the keys of the family's first home, ``L2HMCDynamics.local``.
+    state_prefix = "local."
+
     def __init__(self, lattice: tuple[int, ...], config, staples, plaquette, loops):
         super().__init__()
         self.staples, self.plaquette, self.loops = staples, plaquette, loops
@@ -218,9 +221,10 @@ class LocalSU3Leapfrog(nn.Module):
         link = links.index_copy(1, sites, moved).view_as(x[:, mu])
         return torch.cat((x[:, :mu], link.unsqueeze(1), x[:, mu + 1:]), dim=1)
 
-    def layer(self, theory, k, x, v, force, features, eps_v, eps_x, inverse, translation=None):
+    def layer(self, theory, k, x, v, force, features, steps, inverse, translation=None):
         """One local leapfrog layer (or its inverse), with the signature of the U(1) one;
         ``translation`` is always ``None`` (SU(3) refuses a winding)."""
+        eps_v, eps_x = steps.eps_v[k], steps.eps_x[k]
         v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
         order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
         # The two sub-updates of a direction are consecutive and leave the plaquettes of
