@@ -102,7 +102,8 @@ def test_su3_v_update_logdet_is_log_det_of_autograd_jacobian():
     features = dyn.kind.features(x)
     for inverse in (False, True):
         def update(w, inverse=inverse):
-            return dyn.layers.v_update(0, w.view(v.shape), force, features, dyn.eps_v[0], inverse)[0].flatten()
+            w = w.view(v.shape)
+            return dyn.layers.v_update(0, w, force, features, dyn.eps_v[0], inverse)[0].flatten()
 
         jac = torch.autograd.functional.jacobian(update, v.flatten())
         _, logabsdet = torch.linalg.slogdet(jac)

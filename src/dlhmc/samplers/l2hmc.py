@@ -13,10 +13,13 @@ Drawing ``d`` uniformly per chain and per trajectory makes the map an involution
 ``(x, v, d)``, so the Metropolis-Hastings test with ``exp(-dH + sum log|J|)`` is exact
 whatever the networks are: training can only change efficiency, never the target.
 
-``network: local`` replaces the networks and steps 2-3 by gauge-covariant sub-updates
-whose weights run on any volume (U(1): plaquette-coupled, :mod:`dlhmc.samplers.l2hmc_local`;
-SU(3): left multiplication built from frozen loops, :mod:`dlhmc.samplers.l2hmc_local_su3`);
-the structure above and the MH test are unchanged.
+The networks and updates of a layer are a family's, behind one contract (``features(x)``
+and ``layer(...)``, chosen once by ``network``): ``dense``, the paper's MLPs over every
+unit (:mod:`dlhmc.samplers.l2hmc_dense`), or ``local``, gauge-covariant sub-updates in
+place of steps 2-3 whose weights run on any volume (U(1): plaquette-coupled,
+:mod:`dlhmc.samplers.l2hmc_local`; SU(3): left multiplication built from frozen loops,
+:mod:`dlhmc.samplers.l2hmc_local_su3`).  The step sizes, the winding translation, the
+directions and the MH test are this module's, the same for every family.
 
 ``winding`` (U(1) only, a deviation from physics.md documented in docs/results.md): the
 x updates of the middle layer also add ``d * winding`` lattice instantons, a constant
