@@ -51,7 +51,11 @@ def test_paper_config_dry_run(tmp_path, path):
     assert planned == set(config["experiments"])
     for name, exp in config["experiments"].items():
         trains = [w for rule, w in jobs if rule == "train" and w["exp"] == name]
-        assert len(trains) == len(exp["lattices"]) * len(exp["betas"])
+        # One ladder per sampled volume, or one on train.lattice (a local model for them all).
+        volumes = 1 if "lattice" in exp["train"] else len(exp["lattices"])
+        assert len(trains) == volumes * len(exp["betas"])
+        infers = [w for rule, w in jobs if rule == "infer" and w["exp"] == name]
+        assert len(infers) == len(exp["lattices"]) * len(exp["betas"])
 
 
 def test_paper_scale_experiments_are_shipped():
