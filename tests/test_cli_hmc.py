@@ -226,3 +226,16 @@ def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="node lost"):
         main([*BASE, "--seed", "1", "--out", str(out)])
     assert os.listdir(tmp_path) == []
+
+
+@needs_su3
+def test_integrator_auto_is_the_groups(tmp_path):
+    """`--integrator auto` (the default) is the leapfrog for U(1) and Omelyan for SU(3), whose
+    cost per unit of trajectory length it lowers (docs/results.md)."""
+    u1, su3 = tmp_path / "u1.nc", tmp_path / "su3.nc"
+    assert run_cli([*BASE, "--out", str(u1)]) == 0
+    args = [*BASE, "--group", "SU3", "--lattice", "2", "2", "2", "2", "--eps", "0.05"]
+    assert run_cli([*args, "--trajectories", "2", "--therm", "0", "--out", str(su3)]) == 0
+    assert read_chains(u1).attrs["integrator"] == "leapfrog"
+    assert read_chains(su3).attrs["integrator"] == "omelyan"
+    assert read_chains(su3).attrs["force_evaluations"] == 2 * 5

@@ -319,7 +319,10 @@ class HMCSettings:
     nlf: int = setting(10, range=POSITIVE_INT, help="integrator steps per trajectory")
     eps: float = setting(0.1, range=POSITIVE_FLOAT, help="integrator step size")
     integrator: str = setting(
-        "leapfrog", choices=tuple(INTEGRATORS), help="leapfrog or 2nd-order minimum norm (Omelyan)"
+        "auto",
+        choices=("auto", *INTEGRATORS),
+        help="leapfrog or 2nd-order minimum norm (Omelyan); auto: the group's (U1 leapfrog, "
+        "SU3 omelyan)",
     )
     instanton_hits: int = setting(
         0,

@@ -34,7 +34,13 @@ def hmc_variants(exp):
     moves |= {
         (k, w) for k in hmc["instanton_hits"] if k > 0 for w in hmc["instanton_size"]
     }
-    return sorted((i, k, w) for i in hmc["integrator"] for (k, w) in moves)
+    integrators = {resolved_integrator(exp, i) for i in hmc["integrator"]}
+    return sorted((i, k, w) for i in integrators for (k, w) in moves)
+
+
+def resolved_integrator(exp, integrator):
+    """`auto` is the group's integrator (dlhmc.groups), named in files and command lines."""
+    return GROUPS[exp["group"]].integrator if integrator == "auto" else integrator
 
 
 def hmc_label(nlf, eps, integrator, hits, size):

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from dlhmc.commands import checks
 from dlhmc.commands.options import OneLineParser, UsageError, add_settings
+from dlhmc.groups import GROUPS
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.base import run_chains
@@ -40,11 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def integrator_of(args: argparse.Namespace) -> str:
+    """``--integrator``, with ``auto`` resolved to the group's integrator (dlhmc.groups)."""
+    return GROUPS[args.group].integrator if args.integrator == "auto" else args.integrator
+
+
 def _kernel(theory: GaugeTheory, args: argparse.Namespace) -> HMC:
     """The HMC kernel; its own checks (instanton options against the lattice and the group)
     become usage errors naming the option, whose key starts the library's message."""
     try:
-        return HMC(theory, args.nlf, args.eps, args.integrator, args.instanton_hits,
+        return HMC(theory, args.nlf, args.eps, integrator_of(args), args.instanton_hits,
                    args.instanton_size)
     except ValueError as err:
         key, _, rest = str(err).partition(" ")
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         "sampler": "hmc",
         "nlf": args.nlf,
         "eps": args.eps,
-        "integrator": args.integrator,
+        "integrator": integrator_of(args),
         "force_evaluations": kernel.force_evaluations,
         "instanton_hits": kernel.instanton_hits,
         "instanton_size": kernel.instanton_size,
