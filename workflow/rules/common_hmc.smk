@@ -96,9 +96,11 @@ def hmc_point(wildcards):
 
 
 def hmc_options(wildcards):
+    """The options of one grid point; the integrator only where it is not the group's default
+    (`dlhmc hmc --integrator auto`), so plain U(1) command lines stay what they were."""
     nlf, eps, integrator, hits, size = hmc_point(wildcards)
     words = f"--nlf {nlf} --eps {eps}"
-    if integrator != "leapfrog":
+    if integrator != GROUPS[experiment(wildcards)["group"]].integrator:
         words += f" --integrator {integrator}"
     if hits:
         words += f" --instanton-hits {hits} --instanton-size {size}"
