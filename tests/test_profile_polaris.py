@@ -368,7 +368,7 @@ def test_dry_run_from_repository_root(config):
     """`snakemake --profile polaris` as the README says: found from the repository root."""
     args = ["--configfile", str(config)] if config else []
     done = subprocess.run(
-        [str(BIN / "snakemake"), "--profile", "polaris", "-n", "--nolock", *args],
+        [str(BIN / "snakemake"), "--profile", "polaris", "-n", "--nolock", "--forceall", *args],
         cwd=REPO,
         env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"),
         capture_output=True,

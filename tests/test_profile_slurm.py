@@ -141,7 +141,7 @@ def test_dry_run_from_repository_root(config):
     """`snakemake --profile slurm` as the README says: found from the repository root."""
     args = ["--configfile", str(config)] if config else []
     done = subprocess.run(
-        [str(BIN / "snakemake"), "--profile", "slurm", "-n", "--nolock", *args],
+        [str(BIN / "snakemake"), "--profile", "slurm", "-n", "--nolock", "--forceall", *args],
         cwd=REPO,
         env=env(),
         capture_output=True,
