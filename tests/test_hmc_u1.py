@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from theory_helpers import nan_on_chains
 
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.lattice.u1_exact import (
@@ -43,14 +44,7 @@ def pull(per_chain: np.ndarray, expected: float) -> float:
     return (per_chain.mean() - expected) / error
 
 
-class _NaNOnChainsTheory(U1Theory):
-    """Links of the chains in ``broken`` turn NaN during the trajectory (a blown-up integrator)."""
-
-    broken = torch.tensor([True, False, True, False])
-
-    def evolve_links(self, x, p, eps):
-        moved = super().evolve_links(x, p, eps)
-        return torch.where(self.broken.view(-1, 1, 1, 1), torch.nan, moved)
+_NaNOnChainsTheory = nan_on_chains(True, False, True, False)
 
 
 def test_nan_energy_is_rejected_and_keeps_the_old_state():

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from theory_helpers import nan_on_chains
 
 from dlhmc.lattice.su3 import SU3Theory
 from dlhmc.lattice.u1 import U1Theory
@@ -84,14 +85,7 @@ def test_metropolis_accepts_with_the_given_probability():
     assert abs(rate - 0.3) < 4 * math.sqrt(0.3 * 0.7 / n)
 
 
-class _NaNOnChainsTheory(U1Theory):
-    """Links of the chains in ``broken`` turn NaN during the trajectory."""
-
-    broken = torch.tensor([True, False, False, True])
-
-    def evolve_links(self, x, p, eps):
-        moved = super().evolve_links(x, p, eps)
-        return torch.where(self.broken.view(-1, 1, 1, 1), torch.nan, moved)
+_NaNOnChainsTheory = nan_on_chains(True, False, False, True)
 
 
 def test_hmc_flags_divergent_trajectories_and_rejects_them():
