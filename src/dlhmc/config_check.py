@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import yaml
 
@@ -36,6 +37,10 @@ INTEGER_KEYS = frozenset({
 # with ``seed + 2``: every derived seed must stay within the training limit.
 MAX_TRAIN_SEED = 2**63 - 1
 SEED_OFFSETS = 2
+
+
+# ``variants.<name>.<key>`` holds the train setting ``<key>`` of one more learned sampler.
+_VARIANT = re.compile(r"^variants\.[^.\[]+")
 
 
 def _is_int(value) -> bool:
@@ -64,6 +69,7 @@ def check_values(name, exp) -> list[str]:
         return [f"{key}: expected a mapping of settings, got {exp!r}"]
     problems = []
     for path, pattern, value in _leaves(exp, "", ""):
+        pattern = _VARIANT.sub("train", pattern)  # a variant's settings are train settings
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{key}.{path}: expected a finite number, got {value}")
         elif pattern in INTEGER_KEYS and not _is_int(value):

@@ -9,6 +9,7 @@ import copy
 import os
 
 import jsonschema
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -22,6 +23,9 @@ from dlhmc.groups import GROUPS, unsupported_options
 include: "common_hmc.smk"
 
 
+# The config schema, for the variants merged into `train` (validate() fills the rest).
+with open(os.path.join(workflow.current_basedir, "../schemas/config.schema.yaml")) as f:
+    CONFIG_SCHEMA = yaml.safe_load(f)
 # Files `dlhmc train` writes into its run directory; the train rule declares these as its output.
 MODEL_FILES = ("checkpoint.pt", "metrics.csv", "config.yaml")
 # Beta-transfer chain files: the model of the beta below as it is, and briefly retrained.
@@ -63,9 +67,9 @@ def eps_label(eps):
     return format(float(eps), ".6g")
 
 
-def train_shape(exp, lattice_shape):
-    """The volume a model for `lattice_shape` is trained on: train.lattice when given."""
-    return exp["train"].get("lattice", lattice_shape)
+def train_shape(train, lattice_shape):
+    """The volume a model for `lattice_shape` is trained on: the learner's lattice when given."""
+    return train.get("lattice", lattice_shape)
 
 
 def transfer_steps(exp):
@@ -86,31 +90,17 @@ def check_experiment(name, exp):
     labels = [lattice_label(shape) for shape in exp["lattices"]]
     if len(set(labels)) != len(labels):
         problems.append(f"{key}.lattices: duplicate volumes in {exp['lattices']}")
-    train = exp["train"]
-    if train.get("warmup", 0) >= train["steps"]:
-        problems.append(
-            f"{key}.train.warmup: must be smaller than train.steps ({train['steps']}), "
-            f"got {train['warmup']}"
-        )
-    if (
-        train.get("anneal_from", 1.0) < 1.0
-        and train.get("anneal_steps", 0) >= train["steps"]
-    ):
-        problems.append(
-            f"{key}.train.anneal_steps: must be smaller than train.steps ({train['steps']}), "
-            f"got {train['anneal_steps']}"
-        )
+    for where, train in learners(exp).items():
+        problems += check_train(f"{key}.{where}", exp, train)
     if (
         "beta_transfer" in exp
-        and train.get("anneal_from", 1.0) < 1.0
+        and exp["train"].get("anneal_from", 1.0) < 1.0
         and transfer_steps(exp) < 2
     ):
         problems.append(
             f"{key}.beta_transfer: {exp['beta_transfer']} of train.steps is 1 step, too few "
             "to anneal (train.anneal_from < 1 needs 2)"
         )
-    for option, message in unsupported_options(exp["group"], train):
-        problems.append(f"{key}.train.{option}: {message}")
     betas = exp["betas"]
     if any(b <= a for a, b in zip(betas, betas[1:])):
         problems.append(f"{key}.betas: must be strictly increasing, got {betas}")
@@ -134,16 +124,63 @@ def check_experiment(name, exp):
                 f"{key}.{where}.instanton_size: {size} must be 0 (delocalized) or "
                 f"2..{smallest} (the smallest lattice extent)"
             )
+    return problems
+
+
+def check_train(key, exp, train):
+    """Checks of one learner's training settings (`train` or a variant merged into it); `key`
+    names where they come from (experiments.X.train or experiments.X.variants.name)."""
+    problems = []
+    dims = GROUPS[exp["group"]].dims
+    if train.get("warmup", 0) >= train["steps"]:
+        problems.append(
+            f"{key}.warmup: must be smaller than train.steps ({train['steps']}), "
+            f"got {train['warmup']}"
+        )
+    if (
+        train.get("anneal_from", 1.0) < 1.0
+        and train.get("anneal_steps", 0) >= train["steps"]
+    ):
+        problems.append(
+            f"{key}.anneal_steps: must be smaller than train.steps ({train['steps']}), "
+            f"got {train['anneal_steps']}"
+        )
+    for option, message in unsupported_options(exp["group"], train):
+        problems.append(f"{key}.{option}: {message}")
     if "lattice" in train:
         if len(train["lattice"]) != dims:
             problems.append(
-                f"{key}.train.lattice: {exp['group']} needs {dims} extents, "
-                f"got {train['lattice']}"
+                f"{key}.lattice: {exp['group']} needs {dims} extents, got {train['lattice']}"
             )
         if train.get("network", "dense") != "local":
             problems.append(
-                f"{key}.train.lattice: only a network: local model runs on other volumes "
+                f"{key}.lattice: only a network: local model runs on other volumes "
                 f"than it was trained on (got network {train.get('network', 'dense')})"
+            )
+    return problems
+
+
+def learners(exp):
+    """Training settings of every learned sampler of an experiment, by config key: `train` (the
+    ladder's model) and, for each of `variants`, `train` with the variant's settings replaced.
+    """
+    found = {"train": exp["train"]}
+    for name, changes in exp.get("variants", {}).items():
+        found[f"variants.{name}"] = {**exp["train"], **changes}
+    return found
+
+
+def validate_variants(name, exp):
+    """Schema check of each variant merged into `train` (the schema itself cannot merge)."""
+    problems = []
+    for variant, changes in exp.get("variants", {}).items():
+        schema = {"$ref": "#/$defs/train", "$defs": CONFIG_SCHEMA["$defs"]}
+        merged = {**exp["train"], **changes}
+        for err in jsonschema.Draft202012Validator(schema).iter_errors(merged):
+            where = config_key(err.absolute_path) if err.absolute_path else ""
+            problems.append(
+                f"experiments.{name}.variants.{variant}"
+                f"{'.' + where if where else ''}: {err.message}"
             )
     return problems
 
@@ -154,8 +191,12 @@ def load_experiments(config):
     experiments = copy.deepcopy(config["experiments"])
     problems = [p for path in workflow.configfiles for p in duplicate_keys(path)]
     problems += [
-        p for name, exp in experiments.items() for p in check_experiment(name, exp)
+        p for name, exp in experiments.items() for p in validate_variants(name, exp)
     ]
+    if not problems:
+        problems = [
+            p for name, exp in experiments.items() for p in check_experiment(name, exp)
+        ]
     if problems:
         raise WorkflowError("Invalid config:\n  " + "\n  ".join(problems))
     for exp in experiments.values():
@@ -171,6 +212,14 @@ def beta_dir(exp, lattice, beta):
     return f"results/{exp}/{lattice}/beta{beta}"
 
 
+def learned_dir(exp, lattice, beta, variant=None):
+    """Where a learner's model and chains live: the ladder's own in the beta directory (the
+    names of experiments without variants never change), a variant's under learned/<name>.
+    """
+    base = beta_dir(exp, lattice, beta)
+    return base if variant is None else f"{base}/learned/{variant}"
+
+
 def experiment(wildcards):
     if wildcards.exp not in EXPERIMENTS:
         raise WorkflowError(
@@ -178,6 +227,23 @@ def experiment(wildcards):
             f"(have {', '.join(EXPERIMENTS)})"
         )
     return EXPERIMENTS[wildcards.exp]
+
+
+def variant_of(wildcards):
+    """The variant a train or infer job belongs to (None: the ladder's own model)."""
+    variant = getattr(wildcards, "variant", None)
+    if variant is not None and variant not in experiment(wildcards).get("variants", {}):
+        raise WorkflowError(
+            f"experiments.{wildcards.exp}.variants: no variant {variant!r} in the config"
+        )
+    return variant
+
+
+def train_settings(wildcards):
+    """Training settings of the job's learner: `train`, or a variant merged into it."""
+    variant = variant_of(wildcards)
+    key = "train" if variant is None else f"variants.{variant}"
+    return learners(experiment(wildcards))[key]
 
 
 def ladder(wildcards):
@@ -190,35 +256,43 @@ def ladder(wildcards):
     return labels
 
 
-def model_files(exp, lattice, beta):
-    return [f"{beta_dir(exp, lattice, beta)}/model/{name}" for name in MODEL_FILES]
+def model_files(exp, lattice, beta, variant=None):
+    return [
+        f"{learned_dir(exp, lattice, beta, variant)}/model/{name}"
+        for name in MODEL_FILES
+    ]
 
 
 def train_init(wildcards):
-    """Model of the previous beta of the ladder (same volume); the first beta starts fresh."""
+    """Model of the previous beta of the ladder (same volume and learner); the first beta
+    starts fresh."""
     labels = ladder(wildcards)
     k = labels.index(wildcards.beta)
     if k == 0:
         return []
-    return model_files(wildcards.exp, wildcards.lattice, labels[k - 1])
+    return model_files(
+        wildcards.exp, wildcards.lattice, labels[k - 1], variant_of(wildcards)
+    )
+
+
+def infer_source(wildcards):
+    """Volume label the job's model was trained on: the learner's lattice when it names one (a
+    local model transferred to this volume), else this volume."""
+    shape = [int(n) for n in wildcards.lattice.split("x")]
+    return lattice_label(train_shape(train_settings(wildcards), shape))
 
 
 def infer_checkpoint(wildcards):
-    """The model an inference job samples with: trained on train.lattice when the experiment
-    names one (a local model transferred to this volume), else on this volume."""
-    exp = experiment(wildcards)
-    shape = [int(n) for n in wildcards.lattice.split("x")]
-    trained = lattice_label(train_shape(exp, shape))
-    return f"{beta_dir(wildcards.exp, trained, wildcards.beta)}/model/checkpoint.pt"
+    """The model an inference job samples with."""
+    trained = infer_source(wildcards)
+    where = learned_dir(wildcards.exp, trained, wildcards.beta, variant_of(wildcards))
+    return f"{where}/model/checkpoint.pt"
 
 
 def infer_lattice_option(wildcards, input):
     """`--lattice ...` when the model was trained on another volume, else nothing (the command
     line of an untransferred job stays what it was)."""
-    trained = os.path.basename(
-        os.path.dirname(os.path.dirname(os.path.dirname(input.checkpoint)))
-    )
-    if trained == wildcards.lattice:
+    if infer_source(wildcards) == wildcards.lattice:
         return ""
     return f"--lattice {lattice_option(wildcards)}"
 
@@ -235,8 +309,9 @@ def cli_options(settings, skip=()):
 
 
 def train_options(wildcards):
-    """All training settings of the experiment; ranks is how the job is launched, not an option."""
-    return cli_options(experiment(wildcards)["train"], skip=("ranks", "lattice"))
+    """All training settings of the job's learner; ranks is how the job is launched, not an
+    option."""
+    return cli_options(train_settings(wildcards), skip=("ranks", "lattice"))
 
 
 def init_option(wildcards, input):
@@ -260,24 +335,34 @@ def betas(name):
     return [beta_label(b) for b in EXPERIMENTS[name]["betas"]]
 
 
-def train_volumes(name):
-    """The volumes models are trained on: train.lattice, or every sampled volume."""
+def variants(name):
+    """The learners of an experiment: None (the ladder's own model) and every variant name."""
+    return [None, *EXPERIMENTS[name].get("variants", {})]
+
+
+def train_volumes(name, variant=None):
+    """The volumes a learner's models are trained on: its lattice, or every sampled volume."""
     exp = EXPERIMENTS[name]
-    return sorted({lattice_label(train_shape(exp, shape)) for shape in exp["lattices"]})
+    train = learners(exp)["train" if variant is None else f"variants.{variant}"]
+    return sorted(
+        {lattice_label(train_shape(train, shape)) for shape in exp["lattices"]}
+    )
 
 
 def trained_models(name):
-    """Checkpoints of every (training volume, beta) of an experiment."""
+    """Checkpoints of every (learner, training volume, beta) of an experiment."""
     return [
-        f"{beta_dir(name, lattice, beta)}/model/checkpoint.pt"
-        for lattice in train_volumes(name)
+        f"{learned_dir(name, lattice, beta, variant)}/model/checkpoint.pt"
+        for variant in variants(name)
+        for lattice in train_volumes(name, variant)
         for beta in betas(name)
     ]
 
 
 def l2hmc_chains(name):
     return [
-        f"{beta_dir(name, lattice, beta)}/l2hmc.nc"
+        f"{learned_dir(name, lattice, beta, variant)}/l2hmc.nc"
+        for variant in variants(name)
         for lattice in volumes(name)
         for beta in betas(name)
     ]
@@ -343,3 +428,4 @@ wildcard_constraints:
     beta="[0-9][0-9.e+-]*",
     point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?",
     kind="|".join(TRANSFER_KINDS),
+    variant="[a-z][a-z0-9_]*",

@@ -17,7 +17,7 @@ def transfer_source(wildcards):
             "ladder, no model below it to transfer"
         )
     shape = [int(n) for n in wildcards.lattice.split("x")]
-    return lattice_label(train_shape(exp, shape)), labels[k - 1]
+    return lattice_label(train_shape(exp["train"], shape)), labels[k - 1]
 
 
 def transfer_init(wildcards):

@@ -26,3 +26,10 @@ rule infer:
         "{params.options} "
         "--seed {params.seed} --device {params.device} --no-progress --out {output} "
         ">{log} 2>&1"
+
+
+use rule infer as infer_variant with:
+    output:
+        "results/{exp}/{lattice}/beta{beta}/learned/{variant}/l2hmc.nc",
+    log:
+        "logs/{exp}/{lattice}/beta{beta}/{variant}/infer.log",

@@ -22,9 +22,9 @@ rule train:
         mem_mb=4000,
         runtime=120,
         gpu=0,
-        tasks=lambda wc: experiment(wc)["train"]["ranks"],
+        tasks=lambda wc: train_settings(wc)["ranks"],
         # Empty for one rank: the Slurm executor rejects an `mpi` job with a single task.
-        mpi=lambda wc: "mpiexec" if experiment(wc)["train"]["ranks"] > 1 else "",
+        mpi=lambda wc: "mpiexec" if train_settings(wc)["ranks"] > 1 else "",
     params:
         work="results/{exp}/{lattice}/beta{beta}/train_work",
         group=lambda wc: experiment(wc)["group"],
@@ -61,3 +61,14 @@ rule train:
         done
         rm -rf "$work"
         """
+
+
+use rule train as train_variant with:
+    output:
+        checkpoint="results/{exp}/{lattice}/beta{beta}/learned/{variant}/model/checkpoint.pt",
+        metrics="results/{exp}/{lattice}/beta{beta}/learned/{variant}/model/metrics.csv",
+        config="results/{exp}/{lattice}/beta{beta}/learned/{variant}/model/config.yaml",
+    log:
+        "logs/{exp}/{lattice}/beta{beta}/{variant}/train.log",
+    params:
+        work="results/{exp}/{lattice}/beta{beta}/learned/{variant}/train_work",

@@ -32,6 +32,15 @@ class TrainingRun:
     metrics: pd.DataFrame
     config: dict | None
 
+    @property
+    def learner(self) -> str:
+        """The workflow variant a run belongs to (``.../learned/<name>/model``), or ``""`` for
+        the ladder's own model: several learners train at the same betas of one experiment."""
+        parts = self.path.parts
+        if len(parts) >= 3 and parts[-3] == "learned":
+            return parts[-2]
+        return ""
+
 
 def load_run(path: str | Path) -> TrainingRun:
     """Read one run; steps flagged ``skipped`` (non-finite loss, no update) are dropped."""
