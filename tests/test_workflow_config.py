@@ -186,6 +186,40 @@ def test_beta_transfer_dry_run(tmp_path):
     assert "/transfer/" not in analyze.split("--transfer")[0]
 
 
+def test_variants_train_their_own_ladders(tmp_path):
+    """Each variant trains its own ladder (warm-started within the variant) with `train` and its
+    own settings merged, samples every volume (a local variant on its training lattice once),
+    and its chains join the analysis; the ladder's own jobs keep their names."""
+    config = tiny_config()
+    exp = config["experiments"]["tiny"]
+    exp["lattices"] = [[4, 4], [6, 6]]
+    exp["variants"] = {
+        "wind": {"winding": 1, "nlf": 3},
+        "loc": {"network": "local", "lattice": [4, 4]},
+    }
+    cfg = write_config(tmp_path / "variants.yaml", config)
+    result = snakemake("-n", "-p", "--configfile", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert Counter(rule for rule, _ in jobs) == {
+        "train": 4, "train_variant": 4 + 2, "infer": 4, "infer_variant": 4 + 4, "hmc": 8,
+        "analyze": 1, "report": 1, "all": 1,
+    }  # fmt: skip
+    wind = _job_text(result.stdout, "train_variant", variant="wind", beta="2.0", lattice="6x6")
+    assert "--nlf 3 " in wind and "--winding 1 " in wind and "--steps 6 " in wind
+    assert "--init results/tiny/6x6/beta1.0/learned/wind/model " in wind
+    assert "work=results/tiny/6x6/beta2.0/learned/wind/train_work " in wind
+    local = _job_text(result.stdout, "infer_variant", variant="loc", beta="2.0", lattice="6x6")
+    assert "--checkpoint results/tiny/4x4/beta2.0/learned/loc/model --lattice 6 6 " in local
+    assert "--out results/tiny/6x6/beta2.0/learned/loc/l2hmc.nc " in local
+    ladder = _job_text(result.stdout, "train", beta="2.0", lattice="4x4")
+    assert "--winding" not in ladder and "work=results/tiny/4x4/beta2.0/train_work " in ladder
+    analyze = _job_text(result.stdout, "analyze").split("Shell command:")[1]
+    for path in ("4x4/beta1.0/l2hmc.nc", "6x6/beta2.0/learned/wind/l2hmc.nc",
+                 "6x6/beta1.0/learned/loc/l2hmc.nc"):  # fmt: skip
+        assert f"results/tiny/{path}" in analyze
+
+
 def _bad(mutate):
     config = copy.deepcopy(tiny_config())
     exp = config["experiments"].pop("tiny")
@@ -290,6 +324,20 @@ INVALID = [
     ("beta_transfer_too_short_to_anneal",
      lambda c, e: e.update(beta_transfer=0.1, train={**e["train"], "anneal_from": 0.5}),
      ["experiments.bad_exp.beta_transfer", "too few to anneal"]),
+    ("variant_unknown_key", _set(None, "variants", {"plain": {"windng": 0}}),
+     ["experiments.bad_exp.variants.plain", "windng"]),
+    ("variant_float_integer", _set(None, "variants", {"plain": {"winding": 1.0}}),
+     ["experiments.bad_exp.variants.plain.winding", "expected an integer"]),
+    ("variant_wrong_type", _set(None, "variants", {"plain": {"nlf": "four"}}),
+     ["experiments.bad_exp.variants.plain.nlf", "type"]),
+    ("variant_bad_name", _set(None, "variants", {"Plain-1": {"winding": 0}}),
+     ["experiments.bad_exp.variants", "Plain-1"]),
+    ("variant_lattice_dense", _set(None, "variants", {"v": {"lattice": [4, 4]}}),
+     ["experiments.bad_exp.variants.v.lattice", "network: local"]),
+    ("variant_winding_su3",
+     lambda c, e: e.update(group="SU3", lattices=[[2, 2, 2, 2]],
+                           variants={"w": {"winding": 1}}),
+     ["experiments.bad_exp.variants.w.winding", "U1 only"]),
 ]  # fmt: skip
 
 
@@ -299,7 +347,8 @@ DEFAULT_RUN = {
     "unknown_group", "decreasing_ladder", "empty_ladder", "u1_lattice_3d", "su3_lattice_2d",
     "lattice_extent_1", "hmc_no_grid", "warmup_not_below_steps", "anneal_not_below_steps",
     "instanton_size_too_large", "instanton_hits_su3", "train_lattice_dense", "beta_transfer_zero",
-    "beta_transfer_string", "beta_transfer_too_short_to_anneal",
+    "beta_transfer_string", "beta_transfer_too_short_to_anneal", "variant_unknown_key",
+    "variant_float_integer", "variant_lattice_dense",
 }  # fmt: skip
 CASES = [
     pytest.param(*case[1:], id=case[0], marks=() if case[0] in DEFAULT_RUN else pytest.mark.slow)

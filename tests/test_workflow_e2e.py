@@ -163,6 +163,34 @@ def test_adding_beta_transfer_runs_only_the_transfer_jobs(finished_run, tmp_path
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_adding_a_variant_runs_only_its_ladder(finished_run, tmp_path):
+    """A variant added to the finished experiment (in a copy of it) trains and samples only its
+    own ladder; its chains enter the four-way comparison next to the ladder's model."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    config = tiny_config()
+    config["experiments"]["tiny"]["variants"] = {"wind": {"winding": 1}}
+    cfg = write_config(workdir / "variant.yaml", config)
+    result = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert Counter(rule for rule, _ in jobs) == {
+        "train_variant": 2, "infer_variant": 2, "analyze": 1, "report": 1, "all": 1
+    }  # fmt: skip
+    result = snakemake("--cores", "2", "--configfile", str(cfg), cwd=workdir, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    model = torch.load(
+        workdir / "results/tiny/4x4/beta2.0/learned/wind/model/checkpoint.pt", weights_only=True
+    )
+    below = (workdir / "results/tiny/4x4/beta1.0/learned/wind/model").resolve()
+    assert Path(model["config"]["init"]).resolve() == below
+    assert model["config"]["winding"] == 1
+    comparison = pd.read_csv(workdir / "results/tiny/report/comparison.csv")
+    assert set(comparison.l2hmc_n_points) == {1} and set(comparison.l2hmc_w_n_points) == {1}
+    again = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 def test_snakemake_report_collects_the_outputs(finished_run):
     workdir = finished_run
     result = snakemake(
