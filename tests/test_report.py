@@ -269,8 +269,10 @@ def test_failing_plaquette_check_is_shown_failing(report):
     pull = (row["mean"] - u1_exact(FAILING[1], 64)) / row.mean_err
     assert pull > 4
     assert "FAIL" in failing[0] and f"{pull:.4g}" in failing[0]
-    # 6 plaquette checks (1 FAIL) and 6 <Q_Z^2> checks, one of them frozen (not a FAIL).
-    assert "10 of 11 checks with an exact value pass, 1 FAIL" in html
+    # 6 plaquette checks (1 FAIL), 6 <Q_Z^2> checks, one of them frozen (not a FAIL), and the
+    # sector weights the chains resolve (all pass: the charges have the exact weights).
+    sectors = len(re.findall(r'<td class="text">P\(\|Q_Z\| = \d+\)</td>', html))
+    assert f"{10 + sectors} of {11 + sectors} checks with an exact value pass, 1 FAIL" in html
     assert "1 not checked (frozen charge" in html
 
 
