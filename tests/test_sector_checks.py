@@ -10,7 +10,7 @@ from chain_helpers import ar1, sector_chains, write_chain_file
 
 from dlhmc.analysis.chains import load_chain_set
 from dlhmc.analysis.checks import MIN_VISITS, PULL_LIMIT, exactness_checks, sector_checks
-from dlhmc.analysis.exact import SECTOR_THRESHOLD, exact_sectors
+from dlhmc.analysis.exact import SECTOR_THRESHOLD, exact_charge_sq, exact_sectors
 from dlhmc.analysis.table import sector_charge, tau_table
 from dlhmc.lattice.u1_exact import sector_distribution
 
@@ -128,3 +128,14 @@ def test_frozen_charge_gets_no_verdict(tmp_path, stuck):
         "observable"
     )
     assert combined.loc["charge_sq", "status"] == "frozen"
+
+
+def test_exact_distribution_of_wide_lattices():
+    """On 32x32 at beta 2 the sums need charges up to 64 (a finer theta grid than 16x16).
+    The plaquette angles are independent up to the torus constraint, whose effect is
+    exponentially small, so <Q^2> / V is the same on both volumes."""
+    small, large = (exact_charge_sq("U1", (n, n), 2.0) for n in (16, 32))
+    assert large.value / 1024 == pytest.approx(small.value / 256, rel=1e-4)
+    sectors = exact_sectors("U1", (32, 32), 2.0)
+    assert sum(e.value for e in sectors.values()) == pytest.approx(1.0, abs=5e-3)
+    assert min(e.value for e in sectors.values()) > SECTOR_THRESHOLD

@@ -50,9 +50,10 @@ def _u1_distribution(lattice: tuple[int, ...], beta: float) -> tuple[np.ndarray,
     volume = math.prod(lattice)
     max_charge = 8
     while True:
-        # Sector Q is aliased by Q +- n_theta: keep n_theta well above the largest charge.
+        # Sector Q is aliased by Q +- n_theta: keep n_theta well above the largest charge
+        # (sector_distribution needs max_charge < n_theta / 4).
         distribution = sector_distribution(
-            beta, volume, max_charge, n_theta=max(256, 4 * max_charge)
+            beta, volume, max_charge, n_theta=max(256, 8 * max_charge)
         )
         if distribution is None:
             return None
