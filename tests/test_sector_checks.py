@@ -1,10 +1,12 @@
-"""The charge-sector exactness check: ``P(|Q_Z| = q)`` of synthetic chains against the exact
-2D U(1) sector distribution. Chains drawn from the exact weights pass, chains drawn from wrong
-weights FAIL, and chain sets that do not resolve the tunnelling get no verdict."""
+"""The charge-sector exactness check: ``P(|Q_Z| = q)`` of synthetic chains and of a real winding
+HMC run against the exact 2D U(1) sector distribution. Chains drawn from the exact weights pass,
+chains drawn from wrong weights FAIL, and chain sets that do not resolve the tunnelling get no
+verdict."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from chain_helpers import ar1, sector_chains, write_chain_file
 
@@ -12,6 +14,7 @@ from dlhmc.analysis.chains import load_chain_set
 from dlhmc.analysis.checks import MIN_VISITS, PULL_LIMIT, exactness_checks, sector_checks
 from dlhmc.analysis.exact import SECTOR_THRESHOLD, exact_charge_sq, exact_sectors
 from dlhmc.analysis.table import sector_charge, tau_table
+from dlhmc.cli import main
 from dlhmc.lattice.u1_exact import sector_distribution
 
 LATTICE, BETA = (8, 8), 2.0
@@ -139,3 +142,26 @@ def test_exact_distribution_of_wide_lattices():
     sectors = exact_sectors("U1", (32, 32), 2.0)
     assert sum(e.value for e in sectors.values()) == pytest.approx(1.0, abs=5e-3)
     assert min(e.value for e in sectors.values()) > SECTOR_THRESHOLD
+
+
+def test_winding_hmc_run_passes_its_sector_checks_in_the_report(tmp_path):
+    """A real chain file: winding HMC on 4x6 at beta 2 through ``analyze`` and ``report``.
+    Every sector above the threshold is resolved and reproduces its exact weight."""
+    chains = tmp_path / "w.nc"
+    run = ["hmc", "--group", "U1", "--lattice", "4", "6", "--beta", "2.0", "--nlf", "5",
+           "--eps", "0.2", "--chains", "64", "--trajectories", "400", "--therm", "50",
+           "--instanton-hits", "4", "--seed", "1", "--device", "cpu", "--no-progress",
+           "--out", str(chains)]  # fmt: skip
+    assert main(run) == 0
+    table = tmp_path / "t.csv"
+    assert main(["analyze", str(chains), "--out", str(table)]) == 0
+    out = tmp_path / "report"
+    argv = ["report", "--table", str(table), "--chains", str(chains), "--experiment",
+            "default", "--out-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    checks = sector_checks(pd.read_csv(table))
+    assert list(checks.observable) == [f"sector_{q}" for q in exact_sectors("U1", (4, 6), 2.0)]
+    assert (checks.status == "pass").all(), checks[["measured", "exact", "pull", "status"]]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for q in exact_sectors("U1", (4, 6), 2.0):
+        assert f'<td class="text">pass</td><td class="text">P(|Q_Z| = {q})</td>' in html
