@@ -95,7 +95,7 @@ def sector_checks(table: pd.DataFrame) -> pd.DataFrame:
         check = _base(row, row.observable)
         exact = exact_sectors(row.group, _lattice(row), float(row.beta)).get(int(row.q))
         if exact is not None:
-            check.update(_sector_status(row, charges.get(_key(row)), exact))
+            check.update(_sector_status(row, charges[_key(row)], exact))
         out.append(check)
     return pd.DataFrame(out, columns=list(COLUMNS))
 
@@ -113,25 +113,36 @@ def _sector_status(row, charge, exact) -> dict:
     """Measured error, pull and status of one sector row (see :func:`sector_checks`)."""
     p = exact.value
     n_total = int(row.n_chains) * int(row.n_traj)
-    indicator_frozen = _is_true(row.frozen)
     measured_err = float(row.mean_err)
-    values = {"exact": p, "exact_err": exact.error, "source": exact.source}
-    if charge is None or _is_true(charge.frozen):
+    status = None
+    if _is_true(charge.frozen):
         status = "frozen"
     else:
+        indicator_frozen = _is_true(row.frozen)
+        constant = indicator_frozen and math.isnan(measured_err)
         tau = float(charge.tau_int)
         if not indicator_frozen:
             tau = max(tau, float(row.tau_int))
-        constant = indicator_frozen and math.isnan(measured_err)
         if constant:
             measured_err = math.sqrt(2.0 * tau * p * (1.0 - p) / n_total)
         visits = n_total / (2.0 * tau) * min(p, 1.0 - p)
-        status = "too short" if visits < MIN_VISITS or (indicator_frozen and not constant) else ""
+        if visits < MIN_VISITS or (indicator_frozen and not constant):
+            status = "too short"
     sigma = math.hypot(measured_err, exact.error)
     pull = (row["mean"] - p) / sigma if sigma > 0 else math.nan
-    if not status:
-        status = "pass" if abs(pull) < PULL_LIMIT else "FAIL"
-    return {**values, "measured_err": measured_err, "pull": pull, "status": status}
+    if status is None:
+        if math.isnan(pull):
+            status = "no error estimate"
+        else:
+            status = "pass" if abs(pull) < PULL_LIMIT else "FAIL"
+    return {
+        "measured_err": measured_err,
+        "exact": p,
+        "exact_err": exact.error,
+        "pull": pull,
+        "status": status,
+        "source": exact.source,
+    }
 
 
 def _checks(
