@@ -14,7 +14,9 @@ kept beside it in ``tau_int_free_mean``; for ``plaq`` (no known mean) both colum
 global-mean estimate. A row is ``frozen`` (tau_int and the costs are lower bounds) when either
 estimate is; ``frozen_reason`` says why. ``tau_int_pyerrors`` is the pyerrors cross-check
 (per-chain means, biased low for chains short compared with tau_int); it is left blank for frozen
-rows, where subtracting each stuck chain's own mean would turn "never moves" into tau_int = 1/2.
+rows, where subtracting each stuck chain's own mean would turn "never moves" into tau_int = 1/2,
+and for the sector indicators (a cross-check of costs that nothing compares; on a dozen indicators
+per file it would take most of the analysis time).
 
 Every row also has a ``role``: ``main`` for the samplers the comparison is about, and for the
 beta-transfer files (a model trained at the beta below, deliberately less trained, passed
@@ -175,7 +177,8 @@ def observable_rows(
             raise ChainFileError(f"{chains.path}: variable {name!r}: {err}") from None
         reasons = dict.fromkeys(r for r in (main.reason, free.reason) if r)
         frozen = main.frozen or free.frozen
-        pe_tau, pe_err = (math.nan, math.nan) if frozen else pyerrors_tau_int(values, s=s)[:2]
+        cross_check = not frozen and sector_charge(name) is None
+        pe_tau, pe_err = pyerrors_tau_int(values, s=s)[:2] if cross_check else (math.nan, math.nan)
         cost = sample_cost(
             main.tau_int,
             main.tau_int_err,
