@@ -14,6 +14,7 @@ from dlhmc.analysis.autocorr import (
     gamma_method,
     pyerrors_tau_int,
 )
+from dlhmc.analysis.exact import exact_sectors
 from dlhmc.cli import main
 
 PULL = 4.0
@@ -39,7 +40,9 @@ def test_ar1_tau_recovered_through_cli(tmp_path, rho, n_chains, n_traj):
     plaq = 0.6 + 0.01 * ar1(rho_plaq, n_chains, n_traj, rng)
     path = write_chain_file(tmp_path / "c.nc", charge, plaq, charge_real=charge_real, nlf=7)
     table = analyze(tmp_path, [path]).set_index("observable")
-    assert set(table.index) == {"charge", "charge_real", "charge_sq", "plaq"}
+    # A U(1) file (8x8, beta 2) also has one indicator row per charge sector.
+    sectors = {f"sector_{q}" for q in exact_sectors("U1", (8, 8), 2.0)}
+    assert set(table.index) == {"charge", "charge_real", "charge_sq", "plaq"} | sectors
     # Q^2 is a derived observable with its own (global-mean) Gamma-method error.
     q2 = table.loc["charge_sq"]
     assert q2["mean"] == pytest.approx(np.mean(charge**2))

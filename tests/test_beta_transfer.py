@@ -3,12 +3,15 @@ them, the transfer table and its place in the report, from synthetic chain files
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 from chain_helpers import ar1, sector_chains, write_chain_file
 
+from dlhmc.analysis.checks import exactness_checks
 from dlhmc.analysis.comparison import comparison_table
 from dlhmc.analysis.report_tables import fmt_err
 from dlhmc.analysis.table import OPTIONAL_COLUMNS, main_rows
@@ -197,6 +200,21 @@ def test_report_shows_the_transfer_table(experiment):
     assert section.count("model of the beta below, retrained") == 2
     # The tau_int table and the checks keep the transfer rows, marked.
     assert "L2HMC [transfer]" in html and "L2HMC [transfer, retrained]" in html
+
+
+def test_transfer_rows_get_sector_checks(experiment):
+    """The model transferred as it is tunnels: its sector weights are checked (and pass); the
+    retrained one never changes its charge: its sector weights get no verdict."""
+    checks = exactness_checks(experiment["table"])
+    sectors = checks[checks.observable.str.startswith("sector_")]
+    none = sectors[sectors.role == "transfer_none"].set_index("observable")
+    assert none.loc[["sector_0", "sector_1"], "status"].eq("pass").all()
+    retrained = sectors[sectors.role == "transfer_retrained"]
+    assert len(retrained) and retrained.status.eq("frozen").all()
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", experiment["html"], flags=re.S)
+    listed = [r for r in rows if '<td class="text">P(|Q_Z| = 1)</td>' in r]
+    assert any('<td class="text">L2HMC [transfer]</td>' in r for r in listed)
+    assert not any("[transfer, retrained]" in r for r in listed)
 
 
 def test_no_transfer_files_no_transfer_section(experiment, tmp_path):

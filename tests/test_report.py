@@ -12,7 +12,7 @@ from chain_helpers import ar1, sector_chains, write_chain_file
 
 from dlhmc.analysis.checks import plaquette_checks
 from dlhmc.analysis.comparison import comparison_table
-from dlhmc.analysis.exact import exact_plaquette
+from dlhmc.analysis.exact import exact_plaquette, exact_sectors
 from dlhmc.cli import main
 from dlhmc.lattice.u1_exact import exact_plaquette as u1_exact
 
@@ -269,9 +269,36 @@ def test_failing_plaquette_check_is_shown_failing(report):
     pull = (row["mean"] - u1_exact(FAILING[1], 64)) / row.mean_err
     assert pull > 4
     assert "FAIL" in failing[0] and f"{pull:.4g}" in failing[0]
-    # 6 plaquette checks (1 FAIL) and 6 <Q_Z^2> checks, one of them frozen (not a FAIL).
-    assert "10 of 11 checks with an exact value pass, 1 FAIL" in html
+    # 6 plaquette checks (1 FAIL), 6 <Q_Z^2> checks, one of them frozen (not a FAIL), and the
+    # sector weights the chains resolve (all pass: the charges have the exact weights).
+    sectors = len(re.findall(r'<td class="text">P\(\|Q_Z\| = \d+\)</td>', html))
+    assert f"{10 + sectors} of {11 + sectors} checks with an exact value pass, 1 FAIL" in html
     assert "1 not checked (frozen charge" in html
+
+
+def test_sector_weights_are_checked_where_the_chains_resolve_them(report):
+    """Every chain file has a ``sector_q`` row per sector of the exact distribution; the report
+    lists the sector checks of the chain sets whose charge tunnels (all pass: the charges have
+    the exact weights) and none of the frozen set, which is only counted."""
+    html, table = report["html"], report["table"]
+    sectors = table[table.observable.str.startswith("sector_")]
+    assert sectors.file.nunique() == len(BETAS) * len(RHO)
+    for (beta, _), rows in sectors.groupby(["beta", "file"]):
+        assert set(rows.observable) == {f"sector_{q}" for q in exact_sectors("U1", LATTICE, beta)}
+    cells = [
+        re.findall(r"<td[^>]*>(.*?)</td>", row)
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, flags=re.S)
+    ]
+    listed = [c for c in cells if len(c) > 6 and c[1].startswith("P(|Q_Z| = ")]
+    assert listed and all(c[0] == "pass" for c in listed)
+    # Sectors 0 and 1 hold most of the weight: every chain set that tunnels resolves them.
+    for q in (0, 1):
+        assert sum(c[1] == f"P(|Q_Z| = {q})" for c in listed) == len(BETAS) * len(RHO) - 1
+    _, beta, nlf = FROZEN
+    assert not [c for c in listed if (c[4], c[6]) == (f"{beta:g}", str(nlf))]
+    unlisted = int(re.search(r"(\d+) sector weights P\(\|Q_Z\| = q\) not checked", html)[1])
+    frozen_sectors = len(exact_sectors("U1", LATTICE, beta))
+    assert unlisted == len(sectors) - len(listed) and unlisted >= frozen_sectors
 
 
 def test_su3_checks_use_strong_coupling_only_at_small_beta():

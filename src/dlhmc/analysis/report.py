@@ -160,7 +160,7 @@ def build_report(
         comparison_html(comp),
         paper_html(comp),
         transfer_html(transfer_table(table)),
-        "<h2>Exactness checks: average plaquette and &lt;Q_Z²&gt;</h2>",
+        "<h2>Exactness checks: average plaquette, &lt;Q_Z²&gt; and charge-sector weights</h2>",
         checks_html(checks),
         "<h2>Figures</h2>",
         *(_figure_html(name, pngs[name]) for name in REPORT_FIGURES),

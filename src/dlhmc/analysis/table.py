@@ -1,7 +1,10 @@
 """The tau_int table: one row per chain file and observable, the input of every comparison.
 
 Observables: ``charge``, ``charge_real`` (where the file has it), ``charge_sq`` (``Q^2`` of the
-stored charge, for the exactness check of the charge distribution) and ``plaq``. Every row
+stored charge, for the exactness check of the charge distribution), ``plaq`` and, where the exact
+charge distribution is known (2D U(1)), ``sector_q`` for ``q = 0, 1, ...``: the indicator of
+``|Q_Z| = q`` (mean ``P(|Q_Z| = q)``), for every sector above ``exact.SECTOR_THRESHOLD``, whose
+means the exactness checks compare with the exact sector weights. Every row
 carries the sampler's category (``hmc``, ``whmc``, ``l2hmc``, ``l2hmc_w``: see
 ``chains.CATEGORIES``) and the settings that tell samplers of one category apart. The topological
 charges have mean 0 by parity, so their ``tau_int`` is the Gamma-method estimate with the mean
@@ -11,7 +14,9 @@ kept beside it in ``tau_int_free_mean``; for ``plaq`` (no known mean) both colum
 global-mean estimate. A row is ``frozen`` (tau_int and the costs are lower bounds) when either
 estimate is; ``frozen_reason`` says why. ``tau_int_pyerrors`` is the pyerrors cross-check
 (per-chain means, biased low for chains short compared with tau_int); it is left blank for frozen
-rows, where subtracting each stuck chain's own mean would turn "never moves" into tau_int = 1/2.
+rows, where subtracting each stuck chain's own mean would turn "never moves" into tau_int = 1/2,
+and for the sector indicators (a cross-check of costs that nothing compares; on a dozen indicators
+per file it would take most of the analysis time).
 
 Every row also has a ``role``: ``main`` for the samplers the comparison is about, and for the
 beta-transfer files (a model trained at the beta below, deliberately less trained, passed
@@ -30,11 +35,14 @@ import pandas as pd
 from dlhmc.analysis.autocorr import DEFAULT_S, gamma_method, pyerrors_tau_int
 from dlhmc.analysis.chains import ChainFileError, ChainSet
 from dlhmc.analysis.costs import sample_cost
+from dlhmc.analysis.exact import exact_sectors
 
 OBSERVABLES = ("charge", "charge_real", "charge_sq", "plaq")
 KNOWN_MEANS = {"charge": 0.0, "charge_real": 0.0}
 # Observables computed from a stored variable: name -> (variable, function).
 DERIVED = {"charge_sq": ("charge", np.square)}
+# Indicator of the charge sector |Q_Z| = q: observable SECTOR_PREFIX + str(q).
+SECTOR_PREFIX = "sector_"
 ROLES = ("main", "transfer_none", "transfer_retrained")
 # Columns a table written before they existed lacks, with the value they mean there.
 OPTIONAL_COLUMNS = {"role": "main", "train_beta": math.nan, "training_steps": math.nan}
@@ -87,6 +95,33 @@ COLUMNS = (
 )
 
 
+def sector_charge(observable: str) -> int | None:
+    """``q`` of a ``sector_q`` observable, ``None`` for every other observable."""
+    if not isinstance(observable, str) or not observable.startswith(SECTOR_PREFIX):
+        return None
+    return int(observable[len(SECTOR_PREFIX) :])
+
+
+def series(chains: ChainSet) -> dict[str, np.ndarray]:
+    """``[chain, traj]`` values of every observable of the table that this file has.
+
+    The sector indicators compare ``|Q_Z|`` rounded to the nearest integer (the stored charge
+    is integer valued up to round-off) with each ``q`` of the exact distribution.
+    """
+    out = {}
+    for name in OBSERVABLES:
+        variable, function = DERIVED.get(name, (name, None))
+        if variable in chains.data.variables:
+            values = chains.values(variable)
+            out[name] = values if function is None else function(values)
+    sectors = exact_sectors(chains.group, chains.lattice, chains.beta)
+    if sectors:
+        size = np.rint(np.abs(chains.values("charge")))
+        for q in sectors:
+            out[f"{SECTOR_PREFIX}{q}"] = (size == q).astype(np.float64)
+    return out
+
+
 def main_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that compete in the comparison: role ``main`` (every row of a table without
     roles, written before they existed)."""
@@ -133,13 +168,7 @@ def observable_rows(
     if chains.instanton_hits > 0 and "instanton_accepted" in chains.data.variables:
         hits_rate = float(np.mean(chains.values("instanton_accepted"))) / chains.instanton_hits
     rows = []
-    for name in OBSERVABLES:
-        variable, function = DERIVED.get(name, (name, None))
-        if variable not in chains.data.variables:
-            continue
-        values = chains.values(variable)
-        if function is not None:
-            values = function(values)
+    for name, values in series(chains).items():
         known = KNOWN_MEANS.get(name)
         try:
             free = gamma_method(values, s=s)
@@ -148,7 +177,8 @@ def observable_rows(
             raise ChainFileError(f"{chains.path}: variable {name!r}: {err}") from None
         reasons = dict.fromkeys(r for r in (main.reason, free.reason) if r)
         frozen = main.frozen or free.frozen
-        pe_tau, pe_err = (math.nan, math.nan) if frozen else pyerrors_tau_int(values, s=s)[:2]
+        cross_check = not frozen and sector_charge(name) is None
+        pe_tau, pe_err = pyerrors_tau_int(values, s=s)[:2] if cross_check else (math.nan, math.nan)
         cost = sample_cost(
             main.tau_int,
             main.tau_int_err,

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
         "analyze",
         help="integrated autocorrelation times and costs of chain files",
         description=(
-            "One row per chain file and observable (charge, charge_real, plaq): tau_int by "
+            "One row per chain file and observable (charge, charge_real, charge_sq, plaq and, "
+            "for U(1), the sector indicators sector_q of |Q_Z| = q): tau_int by "
             "Wolff's Gamma method (S = 1.5, chains as replicas, global mean; mean fixed at 0 for "
             "the charges), the mean with its error, N_LF * tau_int and seconds per independent "
             "sample. Frozen chain sets are flagged and their tau_int is a lower bound. Files "

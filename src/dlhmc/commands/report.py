@@ -22,7 +22,8 @@ def register(subparsers) -> None:
         description=(
             "Compare, per beta, the best of each kind of sampler (plain HMC, winding HMC, L2HMC, "
             "L2HMC with winding; N_LF * tau_int of the charge and seconds per independent "
-            "sample), check every plaquette and U(1) <Q_Z^2> against its exact value, set the "
+            "sample), check every plaquette, U(1) <Q_Z^2> and U(1) sector weight P(|Q_Z| = q) "
+            "(where the chains resolve it) against its exact value, set the "
             "beta-transfer rows of the table (if any) beside the ladder's model, and draw the "
             "five figures (PNG and PDF) into one HTML page."
         ),
