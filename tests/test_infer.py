@@ -132,3 +132,38 @@ def test_briefly_trained_sampler_reproduces_the_exact_plaquette(run_dir, tmp_pat
     exact = exact_plaquette(2.0, 16)
     assert abs(mean - exact) < 4 * err, (mean, exact, err)
     assert err < 0.01  # the test has teeth: a wrong sampler shifts the plaquette by more
+
+
+def test_therm_hmc_is_recorded_and_off_by_default(run_dir, tmp_path):
+    """--therm-hmc K runs K HMC trajectories before --therm; 0 (the default) draws nothing more,
+    so the chains of a seed stay what they were."""
+    plain, again, warm = tmp_path / "plain.nc", tmp_path / "again.nc", tmp_path / "warm.nc"
+    assert _infer(run_dir, plain) == 0
+    assert _infer(run_dir, again, "--therm-hmc", "0") == 0
+    assert _infer(run_dir, warm, "--therm-hmc", "4") == 0
+    a, b, c = read_chains(plain), read_chains(again), read_chains(warm)
+    assert a.attrs["n_therm_hmc"] == 0 and c.attrs["n_therm_hmc"] == 4
+    np.testing.assert_array_equal(a["plaq"].values, b["plaq"].values)
+    assert not np.array_equal(a["plaq"].values, c["plaq"].values)
+
+
+@pytest.mark.parametrize("group, lattice, beta", [
+    ("U1", (8, 8), 4.0),
+    ("SU3", (2, 2, 2, 4), 1.0),
+])  # fmt: skip
+def test_thermalize_reaches_equilibrium_from_a_hot_start(group, lattice, beta):
+    """The thermalizing HMC takes a hot start to the equilibrium plaquette: the exact
+    finite-volume value for U(1), the strong-coupling value for SU(3) at beta 1 (independent
+    chains: the error is the spread over chains)."""
+    from dlhmc.analysis.exact import exact_plaquette as reference
+    from dlhmc.inference import thermalize
+    from dlhmc.lattice import make_theory
+
+    theory = make_theory(group, lattice, beta)
+    generator = torch.Generator().manual_seed(5)
+    x = thermalize(theory, theory.hot_start(256, generator), 40, generator)
+    plaq = theory.plaquette(x).numpy()
+    exact = reference(group, lattice, beta)
+    error = np.hypot(plaq.std(ddof=1) / np.sqrt(len(plaq)), exact.error)
+    assert abs(plaq.mean() - exact.value) < 4 * error, (plaq.mean(), exact, error)
+    assert np.array_equal(thermalize(theory, x, 0, generator), x)

@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
+from dlhmc.groups import GROUPS
 from dlhmc.samplers.base import run_chains
+from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
 from dlhmc.settings import TrainSettings
 
@@ -131,6 +133,26 @@ class Samples:
 
 
 @torch.no_grad()
+def thermalize(theory, x: torch.Tensor, trajectories: int, generator: torch.Generator):
+    """``trajectories`` HMC trajectories of length 1 (the group's integrator and step size,
+    ``GroupFacts.therm_steps``) from ``x``.
+
+    A learned sampler moves the links by its few short layers per trajectory: from a hot start on
+    a larger volume than it was trained on it needs hundreds of trajectories to reach equilibrium
+    (SU(3) 6^4 at beta 6). Thermalization only has to end in equilibrium, so any exact sampler
+    may do it; the recorded chain is the learned sampler's alone.
+    """
+    if trajectories == 0:
+        return x
+    nlf, eps = GROUPS[theory.name].therm_steps
+    kernel = HMC(theory, nlf, eps, GROUPS[theory.name].integrator)
+    state = kernel.init(x)
+    for _ in range(trajectories):
+        state, _ = kernel.step(state, generator)
+    return state.x
+
+
+@torch.no_grad()
 def sample(
     dynamics: L2HMCDynamics,
     chains: int,
@@ -139,13 +161,15 @@ def sample(
     seed: int,
     layer_samples: int,
     progress: bool = True,
+    therm_hmc: int = 0,
 ) -> Samples:
-    """Run ``chains`` chains from hot starts for ``therm + trajectories`` trajectories."""
+    """Run ``chains`` chains from hot starts for ``therm + trajectories`` trajectories, after
+    ``therm_hmc`` HMC trajectories (:func:`thermalize`)."""
     theory = dynamics.theory
     generator = torch.Generator(device=theory.device)
     generator.manual_seed(seed)
     t0 = time.perf_counter()
-    x = theory.hot_start(chains, generator)
+    x = thermalize(theory, theory.hot_start(chains, generator), therm_hmc, generator)
     bar = tqdm(
         total=therm + trajectories,
         desc="infer",
@@ -189,6 +213,7 @@ def chain_attrs(
     therm: int,
     trajectories: int,
     samples: Samples,
+    therm_hmc: int = 0,
 ) -> dict[str, Any]:
     """Attributes shared with HMC chain files, plus the training cost behind the model and
     what the model is (:func:`model_attrs`)."""
@@ -202,6 +227,7 @@ def chain_attrs(
         "nlf": int(dynamics.config.nlf),
         "eps": float(dynamics.eps_x.detach().mean()),
         "n_therm": int(therm),
+        "n_therm_hmc": int(therm_hmc),
         "seed": int(seed),
         "wall_seconds": samples.wall_seconds,
         "traj_per_second": (therm + trajectories) / samples.wall_seconds,

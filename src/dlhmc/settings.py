@@ -357,6 +357,13 @@ class InferSettings:
     chains: int = setting(128, range=POSITIVE_INT, help="independent chains")
     trajectories: int = setting(300, range=POSITIVE_INT, help="measured trajectories")
     therm: int = setting(50, range=NONNEGATIVE_INT, help="discarded trajectories")
+    therm_hmc: int = setting(
+        0,
+        range=NONNEGATIVE_INT,
+        metavar="K",
+        help="HMC trajectories (length 1) from the hot start before --therm: a learned sampler's "
+        "short trajectories thermalize a large volume slowly",
+    )
     seed: int = setting(0, range=NONNEGATIVE_INT, help="sampling seed")
     out: Path = setting(kind=Path, metavar="CHAINS.nc", help="chain file")
     beta: float | None = setting(

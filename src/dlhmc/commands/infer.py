@@ -82,9 +82,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         layer_samples=args.layer_samples,
         progress=not args.no_progress,
+        therm_hmc=args.therm_hmc,
     )
     attrs = chain_attrs(
-        dynamics, state, args.checkpoint, args.seed, args.therm, args.trajectories, samples
+        dynamics, state, args.checkpoint, args.seed, args.therm, args.trajectories, samples,
+        therm_hmc=args.therm_hmc,
     )
     write_chains(args.out, chain_dataset(samples.per_traj, attrs, samples.per_layer))
     step_size = f"the model's step sizes (mean eps {attrs['eps']:.3g}) at --beta {attrs['beta']:g}"
