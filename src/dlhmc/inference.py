@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from dlhmc import checkpoint as ckpt
-from dlhmc.lattice import make_theory
 from dlhmc.groups import GROUPS
+from dlhmc.lattice import make_theory
 from dlhmc.samplers.base import run_chains
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
