@@ -3,12 +3,15 @@
 Cases: U(1) 16x16, batch 256, N_LF 8, float32, at the ``dlhmc train`` default widths
 (``--hidden``: MLP units for dense, convolution channels for local), for ``network: dense``
 and ``network: local`` with link-mask periods 4 and 2; then the local model (period 4)
-moved unchanged to U(1) 64x64 (volume transfer: the same weights, inference only).  A
-training step and an inference step are those of ``benchmarks/l2hmc_step.py``, timed with
-a clock that waits for CUDA kernels; its conventions apply (best and mean wall time, best
-CPU time).  The parameter counts show that the local model does not grow with the volume.
+moved unchanged to U(1) 64x64 (volume transfer: the same weights, inference only).  SU(3):
+4^4, batch 4, N_LF 4, hidden [16, 16] (the widths of configs/su3_cpu.yaml), dense against
+local, and the local model's weights sampling 8^4 (inference only).  A training step and an
+inference step are those of ``benchmarks/l2hmc_step.py``, timed with a clock that waits for
+CUDA kernels; its conventions apply (best and mean wall time, best CPU time).  The parameter
+counts show that the local model does not grow with the volume; the dense one does.
 
     .venv/bin/python benchmarks/local_vs_dense.py [--threads 1] [--repeat 5] [--device cpu]
+        [--groups U1 SU3] [--su3-batch 4] [--su3-big-batch 2] [--su3-repeat 3]
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 
+# A coupling in each group's scaling region, where the benchmarks of the report run.
+BETA = {"U1": 4.0, "SU3": 6.0}
 
-def build(lattice, batch, config, device, seed=0):
-    theory = make_theory("U1", lattice, 4.0, precision="single", device=device)
+
+def build(group, lattice, batch, config, device, seed=0):
+    theory = make_theory(group, lattice, BETA[group], precision="single", device=device)
     torch.manual_seed(seed)
     dyn = L2HMCDynamics(theory, config)
     gen = torch.Generator(device=theory.device).manual_seed(seed)
@@ -47,40 +53,83 @@ def synchronized(device: torch.device):
 
 @torch.no_grad()
 def inference_rate(dyn, gen, x, repeat, now):
-    """Transitions of the whole batch per second, and chain trajectories per second."""
+    """Transitions of the whole batch per second, chain trajectories per second, and chain
+    trajectories per CPU second (what a core would give were it not shared)."""
     state, _ = dyn.step(dyn.init(x), gen)
-    t0 = now()
+    t0, c0 = now(), time.process_time()
     for _ in range(repeat):
         state, _ = dyn.step(state, gen)
     seconds = (now() - t0) / repeat
-    return 1.0 / seconds, x.shape[0] / seconds
+    cpu = (time.process_time() - c0) / repeat
+    return 1.0 / seconds, x.shape[0] / seconds, x.shape[0] / cpu
 
 
 def n_params(dyn) -> int:
     return sum(p.numel() for p in dyn.parameters() if p.requires_grad)
 
 
-def case(args, config, label, now):
-    theory, dyn, gen, x = build((16, 16), args.batch, config, args.device)
-    best, mean, cpu = train_step_seconds(theory, dyn, gen, x, args.repeat, now)
-    batches, chains = inference_rate(dyn, gen, x, args.repeat, now)
-    result = {"case": f"U1 16x16 float32 {label}", "batch": args.batch, "nlf": config.nlf,
-              "hidden": list(config.hidden), "parameters": n_params(dyn),
+def case(args, group, lattice, batch, config, label, now, repeat):
+    theory, dyn, gen, x = build(group, lattice, batch, config, args.device)
+    best, mean, cpu = train_step_seconds(theory, dyn, gen, x, repeat, now)
+    batches, chains, chains_cpu = inference_rate(dyn, gen, x, repeat, now)
+    result = {"case": f"{group} {extents(lattice)} float32 {label}", "batch": batch,
+              "nlf": config.nlf, "hidden": list(config.hidden), "parameters": n_params(dyn),
               "train_step_s_best": best, "train_step_s_mean": mean,
               "train_step_cpu_s_best": cpu, "infer_batch_transitions_per_s": batches,
-              "infer_chain_trajectories_per_s": chains}
+              "infer_chain_trajectories_per_s": chains,
+              "infer_chain_trajectories_per_cpu_s": chains_cpu}
     return result, dyn
 
 
-def transfer_case(args, config, weights, now):
-    """The 16x16 local model's weights, unchanged, sampling 64x64."""
-    theory, dyn, gen, x = build((64, 64), args.big_batch, config, args.device)
+def transfer_case(args, group, lattice, batch, config, weights, label, now, repeat):
+    """A local model's weights, unchanged, sampling the larger ``lattice``."""
+    theory, dyn, gen, x = build(group, lattice, batch, config, args.device)
     dyn.load_state_dict(weights)
-    batches, chains = inference_rate(dyn, gen, x, args.repeat, now)
-    return {"case": "U1 64x64 float32 local (period 4), weights of the 16x16 model",
-            "batch": args.big_batch, "nlf": config.nlf, "hidden": list(config.hidden),
-            "parameters": n_params(dyn), "infer_batch_transitions_per_s": batches,
-            "infer_chain_trajectories_per_s": chains}
+    batches, chains, chains_cpu = inference_rate(dyn, gen, x, repeat, now)
+    return {"case": f"{group} {extents(lattice)} float32 {label}", "batch": batch,
+            "nlf": config.nlf, "hidden": list(config.hidden), "parameters": n_params(dyn),
+            "infer_batch_transitions_per_s": batches, "infer_chain_trajectories_per_s": chains,
+              "infer_chain_trajectories_per_cpu_s": chains_cpu}
+
+
+def extents(lattice) -> str:
+    return "x".join(map(str, lattice))
+
+
+def u1_cases(args, now):
+    hidden = tuple(args.hidden)
+    dense = L2HMCConfig(nlf=args.nlf, hidden=hidden)
+    print(json.dumps(case(args, "U1", (16, 16), args.batch, dense, "dense", now,
+                          args.repeat)[0]), flush=True)
+    weights = None
+    for period in (4, 2):
+        local = L2HMCConfig(nlf=args.nlf, hidden=hidden, network="local", local_period=period)
+        result, dyn = case(args, "U1", (16, 16), args.batch, local, f"local (period {period})",
+                           now, args.repeat)
+        print(json.dumps(result), flush=True)
+        if period == 4:
+            weights = dyn.state_dict()
+    local = L2HMCConfig(nlf=args.nlf, hidden=hidden, network="local", local_period=4)
+    print(json.dumps(transfer_case(args, "U1", (64, 64), args.big_batch, local, weights,
+                                   "local (period 4), weights of the 16x16 model", now,
+                                   args.repeat)), flush=True)
+
+
+def su3_cases(args, now):
+    """Dense against local on 4^4, then the local weights on 8^4.  The dense networks read
+    every link of 4^4 (18 reals each), so their size is tied to that volume; the local ones
+    read gauge-invariant loops through 3x3 convolutions and run anywhere."""
+    hidden = tuple(args.su3_hidden)
+    small, big = (4, 4, 4, 4), tuple(args.su3_big_lattice)
+    dense = L2HMCConfig(nlf=args.su3_nlf, hidden=hidden)
+    print(json.dumps(case(args, "SU3", small, args.su3_batch, dense, "dense", now,
+                          args.su3_repeat)[0]), flush=True)
+    local = L2HMCConfig(nlf=args.su3_nlf, hidden=hidden, network="local")
+    result, dyn = case(args, "SU3", small, args.su3_batch, local, "local", now, args.su3_repeat)
+    print(json.dumps(result), flush=True)
+    print(json.dumps(transfer_case(args, "SU3", big, args.su3_big_batch, local, dyn.state_dict(),
+                                   "local, weights of the 4^4 model", now,
+                                   args.su3_repeat)), flush=True)
 
 
 def main():
@@ -94,23 +143,22 @@ def main():
     parser.add_argument("--hidden", type=int, nargs="+",
                         default=list(L2HMCConfig.__dataclass_fields__["hidden"].default))
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"))
+    parser.add_argument("--groups", nargs="+", choices=["U1", "SU3"], default=["U1", "SU3"])
+    parser.add_argument("--su3-batch", type=int, default=4, help="SU(3) chains at 4^4")
+    parser.add_argument("--su3-big-batch", type=int, default=2, help="SU(3) chains at 8^4")
+    parser.add_argument("--su3-big-lattice", type=int, nargs=4, default=[8, 8, 8, 8])
+    parser.add_argument("--su3-nlf", type=int, default=4)
+    parser.add_argument("--su3-hidden", type=int, nargs="+", default=[16, 16])
+    parser.add_argument("--su3-repeat", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     print(describe(), flush=True)
     now = synchronized(args.device)
-    hidden = tuple(args.hidden)
-    dense = L2HMCConfig(nlf=args.nlf, hidden=hidden)
-    print(json.dumps(case(args, dense, "dense", now)[0]), flush=True)
-    weights = None
-    for period in (4, 2):
-        local = L2HMCConfig(nlf=args.nlf, hidden=hidden, network="local", local_period=period)
-        result, dyn = case(args, local, f"local (period {period})", now)
-        print(json.dumps(result), flush=True)
-        if period == 4:
-            weights = dyn.state_dict()
-    local = L2HMCConfig(nlf=args.nlf, hidden=hidden, network="local", local_period=4)
-    print(json.dumps(transfer_case(args, local, weights, now)), flush=True)
+    if "U1" in args.groups:
+        u1_cases(args, now)
+    if "SU3" in args.groups:
+        su3_cases(args, now)
 
 
 if __name__ == "__main__":
