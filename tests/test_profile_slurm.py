@@ -70,7 +70,8 @@ def profile_run(workdir: Path, *args: str, timeout: float):
 
 
 # Rules named like the workflow's, so the profile's set-resources apply: hmc gets one GPU,
-# train launches two MPI ranks itself inside a two-task allocation.
+# train launches two MPI ranks itself inside a two-task allocation; rank 0 prints what both
+# report (two ranks printing to one forwarded stdout can interleave within a line).
 GPU_AND_MPI_WORKFLOW = """
 rule all:
     input:
@@ -93,7 +94,8 @@ rule train:
         mpi="mpiexec",
     shell:
         "{resources.mpi} -n {resources.tasks} python -c "
-        "'from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.rank, c.size)' > {output}"
+        "'from mpi4py import MPI; c = MPI.COMM_WORLD; lines = c.gather((c.rank, c.size)); "
+        "c.rank or [print(r, n) for r, n in lines]' > {output}"
 """
 
 FAILING_WORKFLOW = """

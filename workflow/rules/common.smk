@@ -177,11 +177,11 @@ def validate_variants(name, exp):
         schema = {"$ref": "#/$defs/train", "$defs": CONFIG_SCHEMA["$defs"]}
         merged = {**exp["train"], **changes}
         for err in jsonschema.Draft202012Validator(schema).iter_errors(merged):
-            where = config_key(err.absolute_path) if err.absolute_path else ""
-            problems.append(
-                f"experiments.{name}.variants.{variant}"
-                f"{'.' + where if where else ''}: {err.message}"
+            key = ".".join(
+                [f"experiments.{name}.variants.{variant}"]
+                + ([config_key(err.absolute_path)] if err.absolute_path else [])
             )
+            problems.append(f"{key}: {err.message}")
     return problems
 
 
