@@ -125,22 +125,28 @@ def test_adding_a_volume_schedules_only_its_ladder(finished_run):
             assert wildcards["lattice"] == "6x6"
 
 
+def _extend_finished_run(finished_run, tmp_path, config, planned):
+    """Copy the finished run, check that ``config`` plans exactly ``planned`` (rule -> count)
+    there, run it; returns the copy and the config file."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    cfg = write_config(workdir / "extended.yaml", config)
+    result = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert Counter(rule for rule, _ in planned_jobs(result.stdout)) == planned
+    result = snakemake("--cores", "2", "--configfile", str(cfg), cwd=workdir, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, cfg
+
+
 def test_adding_beta_transfer_runs_only_the_transfer_jobs(finished_run, tmp_path):
     """beta_transfer added to the finished experiment (in a copy of it) trains and samples only
     the transfer models; their chain files get their roles and stay out of the comparison."""
-    workdir = tmp_path / "run"
-    shutil.copytree(finished_run, workdir, symlinks=True)
     config = tiny_config()
     config["experiments"]["tiny"]["beta_transfer"] = 0.5
-    cfg = write_config(workdir / "transfer.yaml", config)
-    result = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    jobs = planned_jobs(result.stdout)
-    assert Counter(rule for rule, _ in jobs) == {
+    workdir, cfg = _extend_finished_run(finished_run, tmp_path, config, {
         "transfer_train": 1, "transfer_infer": 2, "analyze": 1, "report": 1, "all": 1
-    }  # fmt: skip
-    result = snakemake("--cores", "2", "--configfile", str(cfg), cwd=workdir, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    })  # fmt: skip
     base = workdir / "results/tiny/4x4/beta2.0"
     model = torch.load(base / "transfer/model/checkpoint.pt", weights_only=True)
     steps = round(0.5 * config["experiments"]["tiny"]["train"]["steps"])
@@ -166,19 +172,11 @@ def test_adding_beta_transfer_runs_only_the_transfer_jobs(finished_run, tmp_path
 def test_adding_a_variant_runs_only_its_ladder(finished_run, tmp_path):
     """A variant added to the finished experiment (in a copy of it) trains and samples only its
     own ladder; its chains enter the four-way comparison next to the ladder's model."""
-    workdir = tmp_path / "run"
-    shutil.copytree(finished_run, workdir, symlinks=True)
     config = tiny_config()
     config["experiments"]["tiny"]["variants"] = {"wind": {"winding": 1}}
-    cfg = write_config(workdir / "variant.yaml", config)
-    result = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    jobs = planned_jobs(result.stdout)
-    assert Counter(rule for rule, _ in jobs) == {
+    workdir, cfg = _extend_finished_run(finished_run, tmp_path, config, {
         "train_variant": 2, "infer_variant": 2, "analyze": 1, "report": 1, "all": 1
-    }  # fmt: skip
-    result = snakemake("--cores", "2", "--configfile", str(cfg), cwd=workdir, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    })  # fmt: skip
     model = torch.load(
         workdir / "results/tiny/4x4/beta2.0/learned/wind/model/checkpoint.pt", weights_only=True
     )

@@ -173,12 +173,15 @@ def learners(exp):
 def validate_variants(name, exp):
     """Schema check of each variant merged into `train` (the schema itself cannot merge)."""
     problems = []
-    for variant, changes in exp.get("variants", {}).items():
-        schema = {"$ref": "#/$defs/train", "$defs": CONFIG_SCHEMA["$defs"]}
-        merged = {**exp["train"], **changes}
-        for err in jsonschema.Draft202012Validator(schema).iter_errors(merged):
+    validator = jsonschema.Draft202012Validator(
+        {"$ref": "#/$defs/train", "$defs": CONFIG_SCHEMA["$defs"]}
+    )
+    for where, merged in learners(exp).items():
+        if where == "train":  # validated with the config itself
+            continue
+        for err in validator.iter_errors(merged):
             key = ".".join(
-                [f"experiments.{name}.variants.{variant}"]
+                [f"experiments.{name}.{where}"]
                 + ([config_key(err.absolute_path)] if err.absolute_path else [])
             )
             problems.append(f"{key}: {err.message}")
