@@ -71,7 +71,7 @@ def expected_targets(name: str, config: dict) -> list[str]:
     exp = config["experiments"][name]
     files = [f"results/{name}/tauint.csv"]
     out = f"results/{name}/report"
-    files += [f"{out}/report.html", f"{out}/comparison.csv"]
+    files += [f"{out}/report.html", f"{out}/comparison.csv", f"{out}/learners.csv"]
     files += [f"{out}/{fig}.{ext}" for fig in FIGURES for ext in ("png", "pdf")]
     for shape in exp["lattices"]:
         lattice = "x".join(map(str, shape))

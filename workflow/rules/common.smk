@@ -414,7 +414,11 @@ def report_files(name):
     """Everything `dlhmc report` writes for one experiment."""
     out = f"results/{name}/report"
     figures = [f"{out}/{fig}.{ext}" for fig in REPORT_FIGURES for ext in ("png", "pdf")]
-    return [f"{out}/report.html", f"{out}/comparison.csv"] + figures
+    return [
+        f"{out}/report.html",
+        f"{out}/comparison.csv",
+        f"{out}/learners.csv",
+    ] + figures
 
 
 def final_targets():

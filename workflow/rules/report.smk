@@ -55,6 +55,13 @@ rule report:
             subcategory="Tables",
             labels={"file": "comparison.csv"},
         ),
+        learners=report(
+            "results/{exp}/report/learners.csv",
+            caption="../report/learners.rst",
+            category="{exp}",
+            subcategory="Tables",
+            labels={"file": "learners.csv"},
+        ),
         fig1=report(
             "results/{exp}/report/fig1_cost_vs_beta.png",
             caption=figure_caption("fig1_cost_vs_beta"),

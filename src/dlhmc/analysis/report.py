@@ -24,6 +24,7 @@ from dlhmc.analysis.captions import REPORT_FIGURES, caption
 from dlhmc.analysis.chains import ChainSet
 from dlhmc.analysis.checks import PULL_LIMIT, exactness_checks
 from dlhmc.analysis.comparison import comparison_table
+from dlhmc.analysis.learners import learners_html, learners_table
 from dlhmc.analysis.report_tables import (
     checks_html,
     comparison_html,
@@ -125,9 +126,11 @@ def build_report(
     experiment: str,
     out_dir: Path,
 ) -> Path:
-    """Write ``report.html``, ``comparison.csv`` and the five figures into ``out_dir``."""
+    """Write ``report.html``, ``comparison.csv``, ``learners.csv`` and the five figures into
+    ``out_dir``."""
     out_dir = Path(out_dir)
     comp = comparison_table(table)
+    learners = learners_table(table)
     checks = exactness_checks(table)
     # The figures show what is compared; beta-transfer rows have a table of their own.
     main = main_rows(table)
@@ -140,8 +143,9 @@ def build_report(
         "fig5_training": figures.fig_training(runs),
     }
     pngs = {name: figures.save_figure(fig, out_dir, name)[0] for name, fig in drawn.items()}
-    with atomic_path(out_dir / "comparison.csv") as tmp:
-        comp.to_csv(tmp, index=False)
+    for name, frame in (("comparison.csv", comp), ("learners.csv", learners)):
+        with atomic_path(out_dir / name) as tmp:
+            frame.to_csv(tmp, index=False)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = f"dlhmc report: {html.escape(experiment)}"
     body = [
@@ -159,6 +163,7 @@ def build_report(
         hit_cost_note(table),
         comparison_html(comp),
         paper_html(comp),
+        learners_html(learners),
         transfer_html(transfer_table(table)),
         "<h2>Exactness checks: average plaquette, &lt;Q_Z²&gt; and charge-sector weights</h2>",
         checks_html(checks),

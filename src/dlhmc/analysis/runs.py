@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pandas as pd
 import yaml
@@ -34,12 +34,18 @@ class TrainingRun:
 
     @property
     def learner(self) -> str:
-        """The workflow variant a run belongs to (``.../learned/<name>/model``), or ``""`` for
-        the ladder's own model: several learners train at the same betas of one experiment."""
-        parts = self.path.parts
-        if len(parts) >= 3 and parts[-3] == "learned":
-            return parts[-2]
-        return ""
+        return learner_name(self.path)
+
+
+def learner_name(path) -> str:
+    """The workflow learner a run directory or chain file belongs to: the variant name of a
+    ``.../learned/<name>/...`` path, ``""`` for the ladder's own model (several learners train
+    and sample at the same betas of one experiment)."""
+    parts = PurePath(str(path)).parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "learned":
+            return parts[i + 1]
+    return ""
 
 
 def load_run(path: str | Path) -> TrainingRun:

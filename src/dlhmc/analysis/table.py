@@ -45,7 +45,13 @@ DERIVED = {"charge_sq": ("charge", np.square)}
 SECTOR_PREFIX = "sector_"
 ROLES = ("main", "transfer_none", "transfer_retrained")
 # Columns a table written before they existed lacks, with the value they mean there.
-OPTIONAL_COLUMNS = {"role": "main", "train_beta": math.nan, "training_steps": math.nan}
+OPTIONAL_COLUMNS = {
+    "role": "main",
+    "train_beta": math.nan,
+    "training_steps": math.nan,
+    "n_params": math.nan,
+    "train_lattice": "",
+}
 
 COLUMNS = (
     "experiment",
@@ -90,6 +96,8 @@ COLUMNS = (
     "training_seconds",
     "train_beta",
     "training_steps",
+    "n_params",
+    "train_lattice",
     "amortize_samples",
     "file",
 )
@@ -162,7 +170,9 @@ def observable_rows(
                 f"{chains.path}: missing attribute 'training_seconds' (needed to amortize)"
             )
         training_seconds = math.nan if training is None else float(training)
-    train_beta, training_steps = (chains.attr(a) for a in ("train_beta", "training_steps"))
+    train_beta, training_steps, n_params, train_lattice = (
+        chains.attr(a) for a in ("train_beta", "training_steps", "n_params", "train_lattice")
+    )
     accept_rate = float(np.mean(chains.values("accepted")))
     hits_rate = math.nan
     if chains.instanton_hits > 0 and "instanton_accepted" in chains.data.variables:
@@ -231,6 +241,10 @@ def observable_rows(
                 "training_seconds": training_seconds,
                 "train_beta": math.nan if train_beta is None else float(train_beta),
                 "training_steps": math.nan if training_steps is None else int(training_steps),
+                "n_params": math.nan if n_params is None else int(n_params),
+                "train_lattice": ""
+                if train_lattice is None
+                else "x".join(str(int(n)) for n in np.atleast_1d(train_lattice)),
                 "amortize_samples": math.nan if amortize_samples is None else amortize_samples,
                 "file": str(chains.path),
             }

@@ -1,0 +1,179 @@
+"""Every learned sampler of an experiment, one row each: what its network is and what it costs.
+
+The four-way comparison keeps only the best point of each category, so two learners of one
+category (a dense and a local network, say) never appear side by side there. Comparing network
+families on one budget needs each learner's own row: its network and parameter count, the
+volume it was trained on (a local model transferred to a larger volume differs from the volume
+it samples), the training seconds behind it (the ladder below included), its acceptance, and
+``N_LF * tau_int`` of the charge (``Q_R`` where recorded, else ``Q_Z``) and of the plaquette,
+each against the best point of the baseline with the same non-learned move at that volume and
+beta (plain HMC for a plain learner, winding HMC for one with the winding layer). Ratios follow
+the comparison's rule: ``cost_baseline / cost_learned``, a bound where either side is frozen.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dlhmc.analysis.chains import CATEGORY_LABELS, LEARNED
+from dlhmc.analysis.comparison import RATIOS, best_point, ratio_kind
+from dlhmc.analysis.costs import ratio_with_error
+from dlhmc.analysis.report_tables import bound, fmt, fmt_err, fmt_ratio, html_table
+from dlhmc.analysis.runs import learner_name
+from dlhmc.analysis.table import main_rows
+
+# Learner name of the ladder's own model (the experiment's `train`).
+LADDER = "train"
+# Learned category -> the baseline category with the same non-learned move.
+BASELINE_OF = dict(RATIOS.values())
+# Measured quantities per learner: column prefix -> observables in order of preference.
+MEASURED = {"charge": ("charge_real", "charge"), "plaq": ("plaq",)}
+IDENTITY = (
+    "experiment",
+    "group",
+    "lattice",
+    "beta",
+    "learner",
+    "category",
+    "network",
+    "winding",
+    "n_params",
+    "train_lattice",
+    "nlf",
+    "training_seconds",
+    "training_steps",
+    "accept_rate",
+    "file",
+)
+PER_OBSERVABLE = (
+    "observable",
+    "cost_lf",
+    "cost_lf_err",
+    "frozen",
+    "baseline_cost_lf",
+    "baseline_cost_lf_err",
+    "baseline_frozen",
+    "baseline_point",
+    "ratio",
+    "ratio_err",
+    "ratio_kind",
+)
+COLUMNS = (*IDENTITY, *(f"{m}_{f}" for m in MEASURED for f in PER_OBSERVABLE))
+
+
+def learners_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per learned chain file of role ``main`` in the tau_int table."""
+    rows = main_rows(table).copy()
+    rows["beta"] = rows["beta"].round(10)
+    out = []
+    learned = rows[rows.category.isin(LEARNED)]
+    for file, own in learned.groupby("file", sort=False):
+        first = own.iloc[0]
+        here = rows[
+            (rows.experiment == first.experiment)
+            & (rows.lattice == first.lattice)
+            & (rows.beta == first.beta)
+        ]
+        row = {name: first.get(name) for name in IDENTITY if name in first.index}
+        row["learner"] = learner_name(file) or LADDER
+        for prefix, observables in MEASURED.items():
+            row.update(_measured(prefix, observables, own, here, first.category))
+        out.append(row)
+    frame = pd.DataFrame(out, columns=list(COLUMNS))
+    return frame.sort_values(["experiment", "lattice", "beta", "learner"], kind="stable")
+
+
+def _measured(prefix: str, observables, own: pd.DataFrame, here: pd.DataFrame, category: str):
+    """Cost of the learner in the first observable it has, and the same-move baseline's."""
+    for observable in observables:
+        mine = own[own.observable == observable]
+        if mine.empty:
+            continue
+        mine = mine.iloc[0]
+        out = {
+            f"{prefix}_observable": observable,
+            f"{prefix}_cost_lf": mine.cost_lf,
+            f"{prefix}_cost_lf_err": mine.cost_lf_err,
+            f"{prefix}_frozen": bool(mine.frozen),
+        }
+        base = best_point(here[here.observable == observable], BASELINE_OF[category])
+        if base is None:
+            return out
+        kind = ratio_kind(bool(base.frozen), bool(mine.frozen))
+        out.update(
+            {
+                f"{prefix}_baseline_cost_lf": base.cost_lf,
+                f"{prefix}_baseline_cost_lf_err": base.cost_lf_err,
+                f"{prefix}_baseline_frozen": bool(base.frozen),
+                f"{prefix}_baseline_point": _point(base),
+                f"{prefix}_ratio_kind": kind,
+            }
+        )
+        if kind != "undetermined":
+            out[f"{prefix}_ratio"], out[f"{prefix}_ratio_err"] = ratio_with_error(
+                base.cost_lf, base.cost_lf_err, mine.cost_lf, mine.cost_lf_err
+            )
+        return out
+    return {}
+
+
+def _point(base: pd.Series) -> str:
+    text = f"{CATEGORY_LABELS[base.category]} N_LF {int(base.nlf)}, eps {base.eps:.4g}"
+    if base.category == "whmc":
+        text += f", {int(base.instanton_hits)} hits"
+    return text
+
+
+def learners_html(learners: pd.DataFrame) -> str:
+    """The learners table of the report; empty when the experiment has no learned chains."""
+    if learners.empty:
+        return ""
+    header = [
+        "lattice",
+        "beta",
+        "learner",
+        "network",
+        "winding",
+        "parameters",
+        "trained on",
+        "training s",
+        "accept",
+        "N_LF τ_int, charge",
+        "vs. same-move baseline",
+        "N_LF τ_int, plaquette",
+        "vs. same-move baseline",
+    ]
+    rows = []
+    for _, r in learners.iterrows():
+        rows.append(
+            [
+                str(r.lattice),
+                fmt(r.beta),
+                str(r.learner),
+                str(r.network),
+                fmt(int(r.winding)),
+                "" if pd.isna(r.n_params) else f"{int(r.n_params):,}",
+                "" if pd.isna(r.train_lattice) else str(r.train_lattice),
+                fmt(r.training_seconds),
+                fmt(r.accept_rate),
+                *_cost_cells(r, "charge"),
+                *_cost_cells(r, "plaq"),
+            ]
+        )
+    return (
+        "<h2>Learned samplers, one row each</h2><p>Every learned sampler of the experiment "
+        "with its network, parameter count, the volume it was trained on and the training "
+        "seconds behind it (wall time, the ladder below included). Costs are N_LF τ_int of the "
+        "charge (Q_R where recorded, else Q_Z) and of the plaquette; ratio = cost of the best "
+        "point of the baseline with the same non-learned move (plain HMC for a plain learner, "
+        "winding HMC with the winding layer) / cost of the learner; &ge; and &le; mark bounds "
+        "coming from frozen chain sets.</p>" + html_table(header, rows, text_cols=(0, 2, 3, 6))
+    )
+
+
+def _cost_cells(r: pd.Series, prefix: str) -> list[str]:
+    cost = fmt_err(r[f"{prefix}_cost_lf"], r[f"{prefix}_cost_lf_err"], bound(r[f"{prefix}_frozen"]))
+    ratio = fmt_ratio(r[f"{prefix}_ratio"], r[f"{prefix}_ratio_err"], r[f"{prefix}_ratio_kind"])
+    if ratio and isinstance(r[f"{prefix}_baseline_point"], str):
+        ratio += f" ({r[f'{prefix}_baseline_point']})"
+    return [cost, ratio]
