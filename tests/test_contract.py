@@ -1,4 +1,4 @@
-"""The package's contracts: layering of imports, the theory protocol, one L2HMC kind per theory.
+"""The package's contracts: layering of imports, the theory protocol, one adapter per theory.
 
 Static checks read the source with ``ast`` (no imports of the scanned modules), so they see
 lazy imports inside functions as well; each scanner is first shown a violation it must catch.
@@ -15,11 +15,13 @@ import pytest
 import torch
 
 from dlhmc.lattice.su3 import SU3Theory
+from dlhmc.lattice.su3_links import SU3Links
 from dlhmc.lattice.u1 import U1Theory, plaquette_angles
 from dlhmc.lattice.u1_instanton import lattice_instanton
-from dlhmc.samplers.l2hmc_groups import EuclideanKind, LinkKind, SU3Kind, U1Kind
-from dlhmc.theory import GaugeTheory, Theory
-from dlhmc.toy.gmm import GaussianMixture
+from dlhmc.lattice.u1_links import U1Links
+from dlhmc.samplers.adapters import adapter_for
+from dlhmc.theory import GaugeTheory, LinkAdapter, Theory
+from dlhmc.toy.gmm import Coordinates, GaussianMixture
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dlhmc"
 MAX_LINES = 400
@@ -85,15 +87,27 @@ def test_no_library_module_imports_the_command_layer():
     assert offenders == []
 
 
-@pytest.mark.parametrize("package", ["group", "samplers/l2hmc_groups.py"])
-def test_group_helpers_and_l2hmc_kinds_do_not_import_the_lattice(package):
-    """Groups sit below lattices; the L2HMC kinds get lattice physics from the theory."""
+# Lower layers never import higher ones: the group maths, the theory contract and the
+# lattices sit below the learned families, the samplers and the training loop.
+BELOW = {
+    "group": ("dlhmc.lattice", "dlhmc.families", "dlhmc.samplers", "dlhmc.training"),
+    "theory.py": ("dlhmc.lattice", "dlhmc.families", "dlhmc.samplers", "dlhmc.training"),
+    "lattice": ("dlhmc.families", "dlhmc.samplers", "dlhmc.training", "dlhmc.nets"),
+    "nets": ("dlhmc.families", "dlhmc.samplers", "dlhmc.training"),
+    "families": ("dlhmc.samplers", "dlhmc.training"),
+    "samplers": ("dlhmc.training", "dlhmc.settings", "dlhmc.inference"),
+}
+
+
+@pytest.mark.parametrize("package", BELOW)
+def test_no_import_climbs_back_up_the_layers(package):
     root = SRC / package
     paths = sorted(root.rglob("*.py")) if root.is_dir() else [root]
     offenders = [
-        str(path.relative_to(SRC))
+        f"{path.relative_to(SRC)} -> {target}"
         for path in paths
-        if reaches(imported_modules(path.read_text(), module_name(path)), "dlhmc.lattice")
+        for target in BELOW[package]
+        if reaches(imported_modules(path.read_text(), module_name(path)), target)
     ]
     assert offenders == []
 
@@ -129,9 +143,9 @@ def parameters(func) -> list[str]:
 
 
 THEORIES = {
-    "U1": (lambda: U1Theory((4, 4), 1.0), GaugeTheory, U1Kind),
-    "SU3": (lambda: SU3Theory((2, 2, 2, 2), 5.0), GaugeTheory, SU3Kind),
-    "GMM": (lambda: GaussianMixture(), Theory, EuclideanKind),
+    "U1": (lambda: U1Theory((4, 4), 1.0), GaugeTheory, U1Links),
+    "SU3": (lambda: SU3Theory((2, 2, 2, 2), 5.0), GaugeTheory, SU3Links),
+    "GMM": (lambda: GaussianMixture(), Theory, Coordinates),
 }
 
 
@@ -205,32 +219,32 @@ def test_callers_use_only_what_the_protocol_declares():
     assert undeclared == set()
 
 
-# ---- each theory names its L2HMC kind ---------------------------------------------------------
+# ---- each theory has its adapter ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", THEORIES)
-def test_l2hmc_kind_is_the_theorys_own(name):
-    make, _, kind_class = THEORIES[name]
+def test_adapter_is_the_theorys_own(name):
+    make, _, adapter_class = THEORIES[name]
     theory = make()
-    kind = theory.l2hmc_kind()
-    assert type(kind) is kind_class and isinstance(kind, LinkKind)
-    # The kind's units times their components are exactly the momentum coordinates.
-    assert kind.n_units * kind.components == math.prod(theory.momentum_shape(1))
-    assert kind.lattice == tuple(theory.lattice)
+    adapter = adapter_for(theory)
+    assert type(adapter) is adapter_class and isinstance(adapter, LinkAdapter)
+    # The adapter's units times their components are exactly the momentum coordinates.
+    assert adapter.n_units * adapter.components == math.prod(theory.momentum_shape(1))
+    assert adapter.lattice == tuple(theory.lattice)
 
 
-def test_a_subclass_keeps_its_parents_kind():
+def test_a_subclass_keeps_its_parents_adapter():
     class Renamed(U1Theory):
         pass
 
-    assert type(Renamed((4, 4), 1.0).l2hmc_kind()) is U1Kind
+    assert type(adapter_for(Renamed((4, 4), 1.0))) is U1Links
 
 
 @pytest.mark.parametrize("lattice", [(4, 4), (3, 5)])
 @pytest.mark.parametrize("winding", [1, -2])
-def test_u1_kind_translates_by_the_lattice_instanton(lattice, winding):
-    """The kind's winding field is the lattice's instanton: every plaquette angle moves by
+def test_u1_adapter_translates_by_the_lattice_instanton(lattice, winding):
+    """The adapter's winding field is the lattice's instanton: every plaquette angle moves by
     ``2 pi winding / V`` modulo ``2 pi``."""
-    field = U1Theory(lattice, 1.0).l2hmc_kind().winding_field(winding)
+    field = adapter_for(U1Theory(lattice, 1.0)).winding_field(winding)
     assert torch.equal(field, lattice_instanton(lattice, winding))
     x = U1Theory(lattice, 1.0).hot_start(2, torch.Generator().manual_seed(5))
     step = plaquette_angles(x + field) - plaquette_angles(x) - 2 * math.pi * winding / math.prod(
@@ -246,9 +260,9 @@ def test_lattice_instanton_is_cast_after_wrapping():
 
 
 @pytest.mark.parametrize("name", ["SU3", "GMM"])
-def test_kinds_without_an_instanton_refuse_a_winding(name):
+def test_adapters_without_an_instanton_refuse_a_winding(name):
     with pytest.raises(ValueError, match="winding"):
-        THEORIES[name][0]().l2hmc_kind().winding_field(1)
+        adapter_for(THEORIES[name][0]()).winding_field(1)
 
 
 # ---- library errors are ValueError ------------------------------------------------------------

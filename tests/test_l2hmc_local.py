@@ -68,8 +68,8 @@ def test_layers_are_gauge_covariant(lattice, period, winding, inverse):
     assert angle_diff(gx, x).abs().max() > 1.0  # g is not the identity on links
     with torch.no_grad():
         for k in range(dyn.config.nlf):
-            out = dyn._layer(k, x, v, theory.force(x), dyn.layers.features(x), inverse)
-            out_g = dyn._layer(k, gx, v, theory.force(gx), dyn.layers.features(gx), inverse)
+            out = dyn.layer(theory, k, x, v, theory.force(x), dyn.layers.features(x), inverse)
+            out_g = dyn.layer(theory, k, gx, v, theory.force(gx), dyn.layers.features(gx), inverse)
             assert angle_diff(out[0], x).abs().max() > 1e-2  # the layer moves the links
             assert angle_diff(out_g[0], gauge_transform(out[0], a)).abs().max() < 1e-12
             for mine, theirs in zip(out[1:], out_g[1:], strict=True):

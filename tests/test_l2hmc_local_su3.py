@@ -7,6 +7,7 @@ float64 momenta and weights).
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -15,8 +16,9 @@ from l2hmc_helpers import randomize
 from dlhmc.analysis.autocorr import gamma_method
 from dlhmc.group import su3
 from dlhmc.lattice.su3 import SU3Theory, gauge_transform, link_loops, link_staples
+from dlhmc.samplers import l2hmc
 from dlhmc.samplers.integrators import integrate
-from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
+from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, momentum_update
 
 LATTICES = [(2, 2, 2, 2), (2, 2, 2, 4)]
 
@@ -72,8 +74,8 @@ def test_layers_are_gauge_covariant(lattice, inverse):
     assert max_diff(gx, x) > 0.5 and max_diff(gv, v) > 0.5
     with torch.no_grad():
         for k in range(dyn.config.nlf):
-            out = dyn._layer(k, x, v, theory.force(x), dyn.layers.features(x), inverse)
-            out_g = dyn._layer(k, gx, gv, theory.force(gx), dyn.layers.features(gx), inverse)
+            out = dyn.layer(theory, k, x, v, theory.force(x), dyn.layers.features(x), inverse)
+            out_g = dyn.layer(theory, k, gx, gv, theory.force(gx), dyn.layers.features(gx), inverse)
             assert max_diff(out[0], x) > 1e-2  # the layer moves the links
             assert out[4].abs().min() > 1e-3  # and has a Jacobian
             assert max_diff(out_g[0], gauge_transform(out[0], g)) < 1e-12
@@ -151,7 +153,7 @@ def layer_in_coordinates(dyn, x, v, inverse):
     n = v.numel()
 
     def run(links, momenta):
-        return dyn._layer(0, links, momenta, theory.force(links), dyn.layers.features(links),
+        return dyn.layer(theory, 0, links, momenta, theory.force(links), dyn.layers.features(links),
                           inverse)
 
     with torch.no_grad():
@@ -177,21 +179,24 @@ def test_log_jacobian_is_log_det_of_autograd_jacobian(inverse):
     force, features = theory.force(x), local.features(x)
     eps_v, eps_x = dyn.eps_v[0].detach(), dyn.eps_x[0].detach()
 
+    def v_update(w):
+        return momentum_update(w, force, local.v_terms(0, force, features), eps_v, inverse)
+
     jac = torch.autograd.functional.jacobian(
-        lambda w: local.v_update(0, w.view(v.shape), force, features, eps_v, inverse)[0].flatten(),
+        lambda w: v_update(w.view(v.shape))[0].flatten(),
         v.flatten(), vectorize=True,
     )
-    logdet = local.v_update(0, v, force, features, eps_v, inverse)[1].item()
+    logdet = v_update(v)[1].item()
     assert abs(logdet) > 1e-2
     assert logdet == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-10)
 
     for j in (0, 5):
         with torch.no_grad():
-            x1 = local.x_update(theory, 0, j, x, v, eps_x, inverse)
+            x1 = local.x_update(theory, 0, j, x, v, eps_x, inverse, None, None)[0]
 
         def sub_update(omega, j=j, x1=x1):
             links = su3.expi_components(omega.view(v.shape)) @ x
-            moved = local.x_update(theory, 0, j, links, v, eps_x, inverse)
+            moved = local.x_update(theory, 0, j, links, v, eps_x, inverse, None, None)[0]
             return 2 * su3.trace_im(moved @ x1.mH).flatten()
 
         jac = torch.autograd.functional.jacobian(sub_update, torch.zeros_like(v).flatten(),
@@ -249,13 +254,13 @@ def strong_coupling_run(base, lattice, chains, steps, burn_in, seed, drop_logdet
     theory = SU3Theory(lattice, base.theory.beta)
     dyn = L2HMCDynamics(theory, base.config)
     dyn.load_state_dict(base.state_dict())
-    if drop_logdet:  # only for the manual check that the test can fail
-        v_update = dyn.layers.v_update
-        dyn.layers.v_update = lambda *a: (v_update(*a)[0], 0.0)
+    update = l2hmc.momentum_update
+    dropped = (lambda *a: (update(*a)[0], 0.0)) if drop_logdet else update
     gen = torch.Generator().manual_seed(seed)
     state = dyn.init(theory.hot_start(chains, gen))
     plaq, accept, logdet = [], [], []
-    with torch.no_grad():
+    # drop_logdet: only for the manual check that the test can fail
+    with torch.no_grad(), mock.patch.object(l2hmc, "momentum_update", dropped):
         for step in range(steps):
             state, info = dyn.step(state, gen)
             if step >= burn_in:

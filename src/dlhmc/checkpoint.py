@@ -6,17 +6,20 @@ None, lists, dicts), written with ``torch.save`` and read back with
 directory cannot execute code, and no class of ours has to stay importable for old
 checkpoints to load.
 
-Layout (``FORMAT = 1``)::
+Layout (``FORMAT = 2``)::
 
     format, step, world_size, metrics_rows
     config      resolved training settings (plain dict, also in RUN_DIR/config.yaml)
     l2hmc       L2HMCConfig.to_dict()
-    model       dynamics.state_dict()
+    model       dynamics.state_dict(): log_eps_v, log_eps_x, the family's layers.*
     optimizer   Adam state_dict
     scheduler   LambdaLR state_dict (the schedule itself is rebuilt from ``config``)
     chains      [world_size, batch, ...] chain buffer of every rank, rank order
     rng         {"chain": uint8 [world_size, n], "torch": uint8 [world_size, m]}
     timing      {"training_seconds": this run, "previous_training_seconds": the ladder below}
+
+Older formats are brought to this layout on loading, in one place (:func:`migrate`), so
+no other module knows what an older checkpoint looked like.
 
 Only ``timing`` depends on the wall clock; a resumed run reproduces every other
 entry of an uninterrupted run exactly (on CPU).  Every rank's chains and RNG
@@ -43,7 +46,7 @@ import torch
 
 from dlhmc.atomic import atomic_path
 
-FORMAT = 1
+FORMAT = 2
 FILENAME = "checkpoint.pt"
 
 
@@ -67,8 +70,42 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         raise
     except Exception as err:  # truncated, foreign, or holding objects weights_only refuses
         raise ValueError(f"not a readable dlhmc checkpoint ({type(err).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in (*MIGRATIONS, FORMAT):
         raise ValueError(f"not a dlhmc checkpoint (format {FORMAT})")
+    return migrate(state)
+
+
+def _format1_model(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 stored each family's layers under the family's own prefix (dense: ``vnets.*``
+    and ``xnets.*`` at the top, local: ``local.*``), and a checkpoint written before the
+    ``network`` setting existed is a dense one.  Format 2 stores them under ``layers.``, the
+    module that holds them, whatever the family."""
+    l2hmc = state.get("l2hmc")
+    model = state.get("model")
+    if not isinstance(l2hmc, dict) or not isinstance(model, dict):
+        return {**state, "format": 2}  # validate() names what is missing
+    l2hmc = {"network": "dense", **l2hmc}
+    prefix = "local." if l2hmc["network"] == "local" else ""
+    moved = {}
+    for key, value in model.items():
+        if key.startswith("log_eps_"):
+            moved[key] = value
+        elif key.startswith(prefix):
+            moved["layers." + key[len(prefix):]] = value
+        else:
+            raise ValueError(f"model: parameter {key} does not belong to network "
+                             f"{l2hmc['network']} (format 1)")
+    return {**state, "format": 2, "l2hmc": l2hmc, "model": moved}
+
+
+# format -> the function that brings it one format up
+MIGRATIONS = {1: _format1_model}
+
+
+def migrate(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` in the current layout: each migration takes one format to the next."""
+    while state["format"] != FORMAT:
+        state = MIGRATIONS[state["format"]](state)
     return state
 
 
@@ -76,7 +113,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, incomplete, mistyped or non-finite."""
 
 
-# key -> what it must be; the keys of the FORMAT 1 layout above.
+# key -> what it must be; the keys of the FORMAT 2 layout above.
 _DICTS = ("config", "l2hmc", "model", "optimizer", "scheduler", "rng", "timing")
 _COUNTS = {"step": 0, "world_size": 1, "metrics_rows": 0}
 
@@ -97,7 +134,7 @@ def load_valid(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Check the FORMAT 1 layout: keys, types, restorable RNG states and finite tensors.
+    """Check the FORMAT 2 layout: keys, types, restorable RNG states and finite tensors.
 
     Raises :class:`CheckpointError` ``"<path>: <key>: <what is wrong>"``.  Why each part:
     ``infer`` needs ``model``, ``l2hmc`` and ``config``; a resume needs all of it, and the

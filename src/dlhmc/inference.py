@@ -253,6 +253,4 @@ def model_attrs(dynamics: L2HMCDynamics, state: dict[str, Any]) -> dict[str, Any
         "train_lattice": np.asarray(state["config"]["lattice"], dtype=np.int64),
         "winding": int(config.winding),
     }
-    if config.network == "local":
-        attrs["local_period"] = int(config.local_period)
-    return attrs
+    return {**attrs, **dynamics.family.chain_attrs(config)}

@@ -16,13 +16,12 @@ leapfrog reads the same for every group.
 
 from __future__ import annotations
 
+import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
-
-if TYPE_CHECKING:
-    from dlhmc.samplers.l2hmc_groups import LinkKind
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,6 @@ class Theory(Protocol):
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-chain observables written to chain files (``plaq``, ``charge``, ...)."""
 
-    def l2hmc_kind(self) -> LinkKind:
-        """How L2HMC reads and moves these variables (networks' features, x update, Jacobian)."""
-
 
 @runtime_checkable
 class GaugeTheory(Theory, Protocol):
@@ -107,3 +103,60 @@ class GaugeTheory(Theory, Protocol):
     @classmethod
     def exact_plaquette(cls, lattice: tuple[int, ...], beta: float) -> ExactValue | None:
         """The exact average plaquette where theory provides one, else ``None``."""
+
+
+class LinkAdapter(ABC):
+    """How a learned transformation reads and moves the variables of one theory.
+
+    The ``dense`` L2HMC family is written once for every theory: its masks select halves of
+    the *units* (the links ``(mu, n)``, or the coordinates of the toy), its networks read
+    ``n_features`` real numbers per unit, its momenta have ``components`` real components per
+    unit, and the x update of the active units is the group's own (a circle map for U(1)
+    angles, left multiplication for SU(3) matrices, an affine map for real coordinates).
+    Each theory's adapter lives beside the theory (``dlhmc.lattice.u1_links``, ...) and
+    :data:`dlhmc.samplers.adapters.ADAPTERS` names it, so a new group adds its adapter and
+    one registry line, never a branch in the sampler.
+    """
+
+    n_features: int
+    components: int
+    scales_x: bool  # whether the x update has a scaling ``s_x`` (and so a Jacobian)
+    conv_front: bool = False  # whether the dense networks may read links through convolutions
+
+    def __init__(self, theory: Theory):
+        self.theory = theory
+        self.unit_shape = self.units_of(theory)
+        self.n_units = math.prod(self.unit_shape)
+        self.lattice = tuple(theory.lattice)
+
+    @staticmethod
+    @abstractmethod
+    def units_of(theory: Theory) -> tuple[int, ...]:
+        """Shape of the maskable units of ``theory`` (links ``(mu, n)``, or coordinates)."""
+
+    def parity(self) -> torch.Tensor:
+        """Checkerboard colour of each unit: ``(mu + sum_i n_i) mod 2`` for a link ``(mu, n)``."""
+        grids = torch.meshgrid(*(torch.arange(n) for n in self.unit_shape), indexing="ij")
+        return (sum(grids) % 2).flatten()
+
+    @abstractmethod
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Real network inputs ``[B, n_units, n_features]``."""
+
+    @abstractmethod
+    def update_x(self, x, v, s, t, q, eps, index, inverse: bool, translation=None):
+        """Move the active units; returns the new links and ``log|dx'/dx|`` per chain.
+
+        ``s, t, q`` are compact network outputs for the active units only and ``index``
+        their positions in the flattened momentum; ``translation`` is the winding field
+        (adapters without one never receive it).
+        """
+
+    def winding_field(self, winding: int) -> torch.Tensor:
+        """Constant link translation that changes the topological charge by ``winding``.
+
+        Only U(1) has one: a non-abelian link cannot be shifted by a constant field that moves
+        every plaquette alike, so other theories refuse a winding.
+        """
+        raise ValueError(f"winding: no topological translation for {self.theory.name} "
+                         "(U1 only); use winding 0")

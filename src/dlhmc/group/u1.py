@@ -84,3 +84,19 @@ def cos_sin(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     if dim not in (0, -1):
         raise ValueError(f"cos_sin: dim must be 0 or -1, got {dim}")
     return _CosSin.apply(x, dim)
+
+
+def circle_map(y: torch.Tensor, log_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The non-compact projection ``h(y) = 2 atan(exp(log_scale) tan(y / 2))`` and ``log h'(y)``.
+
+    Scaling an angle by ``exp(s)`` would not respect the circle; scaling ``tan(y/2)`` maps
+    ``(-pi, pi)`` onto itself smoothly and fixes ``pi``, so ``h`` is a diffeomorphism of the
+    circle (its inverse is ``h`` with ``-log_scale``) with the analytic derivative
+    ``h'(y) = exp(s) / (cos^2(y/2) + exp(2 s) sin^2(y/2))``.  Computed through ``atan2`` of the
+    scaled half-angle sine and cosine: ``cos(y/2) > 0`` on ``[-pi, pi)``, so this is the branch
+    of ``atan`` and cheaper.  Both L2HMC families and the flows move U(1) variables with it.
+    """
+    cos_half = torch.cos(0.5 * y)
+    sin_half = torch.exp(log_scale) * torch.sin(0.5 * y)
+    mapped = 2.0 * torch.atan2(sin_half, cos_half)
+    return mapped, log_scale - torch.log(cos_half.square() + sin_half.square())

@@ -358,16 +358,6 @@ class SU3Theory:
         the bare clover charge of rough links away from an integer."""
         return self.clover_charge(self.flow(x))
 
-    def l2hmc_kind(self):
-        """Links moved by left multiplication with a group element (:class:`SU3Kind`); the
-        staples and plaquettes of the ``local`` layers are the lattice's, handed to the kind.
-
-        Imported here so that HMC users of the lattice never load the network code.
-        """
-        from dlhmc.samplers.l2hmc_groups import SU3Kind
-
-        return SU3Kind(self, link_staples, plaquette_matrix, link_loops)
-
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``: average plaquette; ``charge``: clover charge after Wilson flow."""
         with torch.no_grad():

@@ -24,7 +24,6 @@ import math
 import torch
 
 from dlhmc.group.u1 import TWO_PI, wrap_
-from dlhmc.lattice.u1_instanton import lattice_instanton
 from dlhmc.theory import ExactValue
 
 DTYPES = {"double": torch.float64, "single": torch.float32}
@@ -216,15 +215,6 @@ class U1Theory:
 
     def charge_real(self, x: torch.Tensor) -> torch.Tensor:
         return charge_real(x)
-
-    def l2hmc_kind(self):
-        """Angles moved through the compact projection of physics.md (:class:`U1Kind`).
-
-        Imported here so that HMC users of the lattice never load the network code.
-        """
-        from dlhmc.samplers.l2hmc_groups import U1Kind
-
-        return U1Kind(self, lattice_instanton, plaquette_angles)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``plaq``, ``charge`` (``Q_Z``) and ``charge_real`` (``Q_R``) from one plaquette pass."""

@@ -66,13 +66,17 @@ class Info:
 
 
 class Kernel(Protocol):
-    """The face every sampler shows to ``run_chains``."""
+    """The face every sampler shows to ``run_chains``: the theory whose observables it
+    records, the state of fresh links and one transition.  ``record_layers`` asks a layered
+    sampler (L2HMC) for its per-layer records in ``Info.layers``; a sampler without layers
+    leaves them ``None``."""
 
     theory: Theory
 
     def init(self, x: torch.Tensor) -> State: ...
 
-    def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]: ...
+    def step(self, state: State, generator: torch.Generator,
+             record_layers: bool = False) -> tuple[State, Info]: ...
 
 
 def acceptance(log_ratio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,7 +161,7 @@ def run_chains(
             measured = step - n_therm
             if measured in layer_steps:
                 state, info = kernel.step(state, generator, record_layers=True)
-                for name, value in info.layers.items():
+                for name, value in (info.layers or {}).items():
                     mean = value.to(torch.float64).mean(dim=1)
                     layer_sums[name] = layer_sums.get(name, 0) + mean
                 recorded += 1

@@ -59,8 +59,10 @@ class HMC:
     def init(self, x: torch.Tensor) -> State:
         return State(x=x, action=self.theory.action(x), force=self.theory.force(x))
 
-    def step(self, state: State, generator: torch.Generator) -> tuple[State, Info]:
-        """One trajectory for every chain of the batch; each chain accepts on its own.
+    def step(self, state: State, generator: torch.Generator,
+             record_layers: bool = False) -> tuple[State, Info]:
+        """One trajectory for every chain of the batch; each chain accepts on its own
+        (``record_layers`` asks for nothing: HMC has no layers to record).
 
         Draws the momenta, then one uniform per chain (this order fixes the chains of a seed),
         then the instanton hits' numbers.  Chains whose links a hit changed get their cached

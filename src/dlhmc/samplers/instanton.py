@@ -29,6 +29,7 @@ import torch
 from dlhmc.group.u1 import TWO_PI, wrap_
 from dlhmc.groups import groups_with
 from dlhmc.lattice.u1_instanton import check_instanton_size, instanton_field, patch_extents
+from dlhmc.samplers.base import acceptance, metropolis
 from dlhmc.samplers.integrators import integrate
 
 
@@ -173,12 +174,11 @@ def instanton_hits(
             index = patch.index(theory.lattice, corner // nx, corner % nx)
         gathered = links.gather(1, index)
         dS = _action_change(theory.beta, gathered[:, :n_plaq_links], patch.flux, sign)
-        accept_prob = torch.exp(torch.clamp(-dS, max=0.0)).nan_to_num(0.0)
-        u = torch.rand(batch, generator=generator, device=x.device, dtype=dS.dtype)
-        accepted = u < accept_prob
+        accept_prob, _ = acceptance(-dS)
         old = gathered[:, n_plaq_links:]
         new = wrap_(old + sign.unsqueeze(1) * patch.values)
-        links.scatter_(1, index[:, n_plaq_links:], torch.where(accepted.unsqueeze(1), new, old))
+        chosen, accepted = metropolis(accept_prob, new, old, generator)
+        links.scatter_(1, index[:, n_plaq_links:], chosen)
         action = torch.where(accepted, action + dS, action)
         n_accepted += accepted
     return links.view_as(x), action, n_accepted

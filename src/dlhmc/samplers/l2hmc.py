@@ -13,13 +13,12 @@ Drawing ``d`` uniformly per chain and per trajectory makes the map an involution
 ``(x, v, d)``, so the Metropolis-Hastings test with ``exp(-dH + sum log|J|)`` is exact
 whatever the networks are: training can only change efficiency, never the target.
 
-The networks and updates of a layer are a family's, behind one contract (``features(x)``
-and ``layer(...)``, chosen once by ``network``): ``dense``, the paper's MLPs over every
-unit (:mod:`dlhmc.samplers.l2hmc_dense`), or ``local``, gauge-covariant sub-updates in
-place of steps 2-3 whose weights run on any volume (U(1): plaquette-coupled,
-:mod:`dlhmc.samplers.l2hmc_local`; SU(3): left multiplication built from frozen loops,
-:mod:`dlhmc.samplers.l2hmc_local_su3`).  The step sizes, the winding translation, the
-directions and the MH test are this module's, the same for every family.
+The layer is written once here (:func:`leapfrog_layer`); the networks and the link
+sub-updates are a family's, behind one contract (:mod:`dlhmc.families.contract`), chosen
+once by ``network`` from :data:`dlhmc.families.FAMILIES`: ``dense``, the paper's MLPs over
+every unit, or ``local``, gauge-covariant sub-updates whose weights run on any volume.  The
+momentum update, the step sizes, the winding translation, the directions and the MH test are
+this module's, the same for every family.
 
 ``winding`` (U(1) only, a deviation from physics.md documented in docs/results.md): the
 x updates of the middle layer also add ``d * winding`` lattice instantons, a constant
@@ -40,29 +39,24 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from dlhmc.families import FAMILIES, family
 from dlhmc.nets import ACTIVATIONS
+from dlhmc.samplers.adapters import adapter_for
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
-from dlhmc.samplers.l2hmc_local import PERIODS
 from dlhmc.theory import Theory
-
-MASKS = ("checkerboard", "random")
-# dense: the paper's MLPs over all links; local: gauge-covariant convolutional layers
-# (dlhmc.samplers.l2hmc_local), whose weights run on any volume.
-NETWORKS = ("dense", "local")
 
 
 @dataclass(frozen=True)
 class L2HMCConfig:
     """Architecture of the sampler; stored in checkpoints via ``to_dict``.
 
-    ``hidden`` are the widths of each network's hidden layers: MLP units for
-    ``network: dense``, channels per site of the 3x3 convolutions (U(1)) or of the
-    nearest-neighbour stencils (SU(3)) for ``network: local``
-    (whose masks are fixed, so ``mask`` must stay ``checkerboard`` and ``conv_channels``
-    empty there).  ``local_period`` (2 or 4, ``network: local`` only) is the period of
-    the local U(1) link masks, see :mod:`dlhmc.samplers.l2hmc_local` (SU(3) masks are
-    the checkerboard and do not read it).  Checkpoints from before ``network`` existed
-    load as ``dense``.  These defaults are those of ``dlhmc train``:
+    ``network`` names the family (:data:`dlhmc.families.FAMILIES`).  ``hidden`` are the
+    widths of each network's hidden layers: MLP units for ``network: dense``, channels per
+    site of the 3x3 convolutions (U(1)) or of the nearest-neighbour stencils (SU(3)) for
+    ``network: local``.  Some fields belong to one family (its ``options``: ``mask``,
+    ``mask_seed``, ``conv_channels`` to dense, ``local_period`` to local, the period of the
+    U(1) link masks); every other family must leave them at their defaults, so that no
+    setting is silently ignored.  These defaults are those of ``dlhmc train``:
     :class:`dlhmc.settings.TrainSettings` takes them from here.
     """
 
@@ -89,28 +83,25 @@ class L2HMCConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, "
                              f"got {self.activation!r}")
-        if self.mask not in MASKS:
-            raise ValueError(f"mask: expected one of {', '.join(MASKS)}, got {self.mask!r}")
         if not (self.eps_init > 0 and math.isfinite(self.eps_init)):
             raise ValueError(f"eps_init: expected a positive step size, got {self.eps_init}")
         if isinstance(self.winding, bool) or int(self.winding) != self.winding:
             raise ValueError(f"winding: expected an integer, got {self.winding!r}")
         object.__setattr__(self, "winding", int(self.winding))
-        if self.network not in NETWORKS:
-            raise ValueError(f"network: expected one of {', '.join(NETWORKS)}, "
-                             f"got {self.network!r}")
-        if self.network == "local" and (self.mask != "checkerboard" or self.conv_channels):
-            raise ValueError("network: local layers have their own masks and convolutions; "
-                             "mask and conv_channels are for network dense")
-        if self.local_period not in PERIODS or (self.network == "dense" and self.local_period != 4):
-            raise ValueError(f"local_period: expected one of {PERIODS} with network local, "
-                             f"got {self.local_period!r} with network {self.network}")
+        own = family(self.network)
+        for other in FAMILIES.values():
+            for option in (o for o in other.options if o not in own.options):
+                default = _DEFAULTS[option]
+                if getattr(self, option) != default:
+                    raise ValueError(f"{option}: a setting of network {other.name}, not of "
+                                     f"network {self.network}; leave it at {default!r}")
+        own.check_config(self)
 
     @property
     def any_volume(self) -> bool:
         """Whether the weights fit every lattice of the group: the local networks are
         convolutions over gauge-invariant maps, the dense ones read every link of one volume."""
-        return self.network == "local"
+        return family(self.network).any_volume
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -125,6 +116,9 @@ class L2HMCConfig:
         if unknown:
             raise ValueError(f"unknown L2HMC config keys: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+
+_DEFAULTS = {f.name: f.default for f in fields(L2HMCConfig)}
 
 
 @dataclass(frozen=True)
@@ -149,32 +143,17 @@ class Proposal:
 
 
 def check_network(theory: Theory, config: L2HMCConfig) -> None:
-    """Raise ``ValueError`` where the networks of ``config`` cannot be built for ``theory``,
-    without building the (possibly large) dense ones.
-
-    The local layers are small, so they are built here: their masks must give every moving
-    link a plaquette of its own on this lattice (``lattice: ...``), and only some groups have
-    them (``network: ...``).  Dense networks fit any lattice of their group.
-    """
-    if config.network == "local":
-        theory.l2hmc_kind().local_layers(config)
+    """Raise ``ValueError`` where the layers of ``config`` cannot be built for ``theory``,
+    without building the (possibly large) networks: the family must support the group
+    (``network: ...``) and its masks must fit the lattice (``lattice: ...``)."""
+    own = family(config.network)
+    if theory.name not in own.groups:
+        raise ValueError(f"network: {config.network} is not yet implemented for {theory.name}")
+    own.check(theory, config)
 
 
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.empty((), dtype=dtype).real.dtype
-
-
-# Where the family's module sits.  Its state-dict keys are stored under the family's own
-# ``state_prefix`` instead (dense: ``vnets.*``, ``xnets.*``; local: ``local.*``), the layout
-# checkpoints have always had, so old and new checkpoints load into either code.
-LAYERS = "layers."
-
-
-def _stored_layout(module, state_dict, prefix, local_metadata):
-    """State-dict hook: rename ``layers.*`` to the family's ``state_prefix``, in order."""
-    current, stored = prefix + LAYERS, prefix + module.layers.state_prefix
-    for key in [k for k in state_dict if k.startswith(current)]:
-        state_dict[stored + key[len(current):]] = state_dict.pop(key)
 
 
 def _merge(parts: list[tuple[torch.Tensor, torch.Tensor]], dim: int = 0) -> torch.Tensor:
@@ -184,20 +163,66 @@ def _merge(parts: list[tuple[torch.Tensor, torch.Tensor]], dim: int = 0) -> torc
     return value.index_select(dim, torch.argsort(index))
 
 
+def momentum_update(v, force, terms, eps, inverse: bool):
+    """``v' = v exp(eps/2 s_v) - eps/2 (F exp(eps q_v) + t_v)`` (or its inverse) and
+    ``log|J| = sum eps/2 s_v`` over every momentum component (negated for the inverse).
+
+    ``terms = (s_v, t_v, q_v)`` from the family's networks, which read only the links and
+    the force, never ``v``: so the update is affine in ``v`` with a diagonal Jacobian.
+    """
+    s, t, q = terms
+    half = 0.5 * eps
+    # kick / half = F exp(eps q) + t (2 (eps / 2) is eps exactly); addcmul fuses the products.
+    kick = torch.addcmul(t, force, torch.exp(2.0 * half * q))
+    log_scale = half * s
+    logdet = log_scale.expand_as(v).flatten(1).sum(1)
+    if inverse:
+        return torch.addcmul(v, kick, half) * torch.exp(-log_scale), -logdet
+    return torch.addcmul(v * torch.exp(log_scale), kick, half, value=-1.0), logdet
+
+
+def leapfrog_layer(layers, theory, k, x, v, force, features, log_eps_v, log_eps_x,
+                   inverse: bool, translation=None):
+    """Layer ``k`` (or its inverse): momentum half-update, the family's link sub-updates in
+    order (reversed for the inverse), momentum half-update at the new links.
+
+    ``force`` and ``features`` belong to ``x`` and are returned for the new links, so that
+    each configuration along the trajectory is evaluated once.  ``log_eps_v``, ``log_eps_x``
+    are the log step sizes of every layer; each update takes its own ``exp`` (so the
+    gradients of the step sizes are the sum over updates).  ``translation`` (the winding
+    field) is added to the shift of every link sub-update.
+    """
+    v, logdet = momentum_update(v, force, layers.v_terms(k, force, features),
+                                torch.exp(log_eps_v)[k], inverse)
+    n = layers.n_sub_updates
+    carry = features
+    for j in range(n - 1, -1, -1) if inverse else range(n):
+        x, ld, carry = layers.x_update(theory, k, j, x, v, torch.exp(log_eps_x)[k], inverse,
+                                       translation, carry)
+        logdet = logdet + ld
+    force, features = theory.force(x), layers.features(x)
+    v, ld = momentum_update(v, force, layers.v_terms(k, force, features),
+                            torch.exp(log_eps_v)[k], inverse)
+    return x, v, force, features, logdet + ld
+
+
 class L2HMCDynamics(nn.Module):
-    """The trainable sampler.  ``theory`` is a plain attribute: replace it with
-    ``theory.with_beta(b)`` to move along an annealing schedule or a beta ladder.
+    """The trainable sampler: a family's layers, the step sizes and the winding translation.
+
+    ``theory`` is the theory it was built for (lattice, device, precision); proposals at
+    another coupling of the same lattice take that theory as an argument
+    (:meth:`propose`), so an annealing schedule or a beta ladder never mutates the sampler.
     """
 
     def __init__(self, theory: Theory, config: L2HMCConfig):
         super().__init__()
+        check_network(theory, config)
         self.theory = theory
         self.config = config
-        self.kind = theory.l2hmc_kind()
-        # The one place the family is chosen; both build their networks before anything
-        # else draws from the global RNG, so a seed gives the same weights as ever.
-        self.layers = (self.kind.local_layers(config) if config.network == "local"
-                       else self.kind.dense_layers(config))
+        self.family = family(config.network)
+        adapter = adapter_for(theory)
+        # Built before anything else draws from the global RNG: a seed fixes the weights.
+        self.layers = self.family.build(theory, adapter, config)
         log_eps = math.log(config.eps_init)
         self.log_eps_v = nn.Parameter(torch.full((config.nlf,), log_eps))
         self.log_eps_x = nn.Parameter(torch.full((config.nlf,), log_eps))
@@ -205,21 +230,9 @@ class L2HMCDynamics(nn.Module):
         # updates of one layer, so no intermediate state carries a fractional instanton
         # (whose one plaquette near pi would kick the momenta through the force).
         self.winding_layer = config.nlf // 2
-        translation = self.kind.winding_field(config.winding) if config.winding else None
+        translation = adapter.winding_field(config.winding) if config.winding else None
         self.register_buffer("translation", translation, persistent=False)
-        self._register_state_dict_hook(_stored_layout)
         self.to(device=theory.device, dtype=_real_dtype(theory.dtype))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Read the stored layout (:func:`_stored_layout`) back under ``layers.``."""
-        stored = prefix + self.layers.state_prefix
-        owned = {name for name, _ in self.layers.named_children()}
-        owned |= {name for name, _ in self.layers.named_parameters(recurse=False)}
-        owned |= {name for name, _ in self.layers.named_buffers(recurse=False)}
-        for key in [k for k in state_dict if k.startswith(stored)]:
-            if key[len(stored):].split(".")[0] in owned:
-                state_dict[prefix + LAYERS + key[len(stored):]] = state_dict.pop(key)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def eps_v(self) -> torch.Tensor:
@@ -229,37 +242,38 @@ class L2HMCDynamics(nn.Module):
     def eps_x(self) -> torch.Tensor:
         return torch.exp(self.log_eps_x)
 
-    def _layer(self, k, x, v, force, features, inverse):
-        """Layer ``k`` of the family (or its inverse), with the step sizes (``self``'s
-        ``eps_v``, ``eps_x``) and, in the middle layer, the winding translation."""
+    def layer(self, theory, k, x, v, force, features, inverse):
+        """Layer ``k`` of this sampler (or its inverse) at ``theory``: :func:`leapfrog_layer`."""
         translation = self.translation if k == self.winding_layer else None
-        return self.layers.layer(self.theory, k, x, v, force, features, self, inverse,
-                                 translation)
+        return leapfrog_layer(self.layers, theory, k, x, v, force, features, self.log_eps_v,
+                              self.log_eps_x, inverse, translation)
 
-    def _monitor(self, x, v, logdet):
-        theory = self.theory
+    @staticmethod
+    def _monitor(theory, x, v, logdet):
         return {
             "plaq": theory.plaquette(x),
             "energy": theory.action(x) + theory.kinetic_energy(v) - logdet,
             "charge_real": theory.charge_real(x),
         }
 
-    def trajectory(self, x, v, direction: int, record_layers: bool = False):
+    def trajectory(self, x, v, direction: int, record_layers: bool = False,
+                   theory: Theory | None = None):
         """All ``N_LF`` layers forward (``direction = +1``) or their inverses in reverse order.
 
         Returns ``(x', v', sum log|J|, layers)``; ``layers`` is ``None`` unless recorded.
         """
+        theory = self.theory if theory is None else theory
         inverse = direction < 0
         order = range(self.config.nlf - 1, -1, -1) if inverse else range(self.config.nlf)
         features = self.layers.features(x)
-        force = self.theory.force(x)
+        force = theory.force(x)
         sumlogdet = x.new_zeros(x.shape[0], dtype=v.dtype)
-        records = [self._monitor(x, v, sumlogdet)] if record_layers else None
+        records = [self._monitor(theory, x, v, sumlogdet)] if record_layers else None
         for k in order:
-            x, v, force, features, logdet = self._layer(k, x, v, force, features, inverse)
+            x, v, force, features, logdet = self.layer(theory, k, x, v, force, features, inverse)
             sumlogdet = sumlogdet + logdet
             if record_layers:
-                records.append(self._monitor(x, v, sumlogdet))
+                records.append(self._monitor(theory, x, v, sumlogdet))
         layers = None
         if record_layers:
             layers = {key: torch.stack([r[key] for r in records]) for key in records[0]}
@@ -268,12 +282,14 @@ class L2HMCDynamics(nn.Module):
     # -- proposals and transitions -----------------------------------------------------
 
     def propose(self, x: torch.Tensor, generator: torch.Generator,
-                record_layers: bool = False, action: torch.Tensor | None = None) -> Proposal:
+                record_layers: bool = False, action: torch.Tensor | None = None,
+                theory: Theory | None = None) -> Proposal:
         """Draw ``v`` and ``d`` per chain and run the trajectory; differentiable in the
         network parameters and step sizes (this is what training back-propagates through).
-        ``action`` is the action of ``x`` when the caller has it cached.
+        ``action`` is the action of ``x`` when the caller has it cached; ``theory`` the target
+        when it is not the sampler's own (the couplings of an annealing schedule).
         """
-        theory = self.theory
+        theory = self.theory if theory is None else theory
         batch = x.shape[0]
         v = theory.sample_momentum(batch, generator)
         direction = torch.randint(0, 2, (batch,), generator=generator, device=x.device) * 2 - 1
@@ -282,7 +298,7 @@ class L2HMCDynamics(nn.Module):
         for sign in (1, -1):
             index = (direction == sign).nonzero().squeeze(1)
             if index.numel():
-                sub = self.trajectory(x[index], v[index], sign, record_layers)
+                sub = self.trajectory(x[index], v[index], sign, record_layers, theory)
                 outs.append((index, sub))
         x1 = _merge([(i, o[0]) for i, o in outs])
         v1 = _merge([(i, o[1]) for i, o in outs])

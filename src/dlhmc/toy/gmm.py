@@ -15,6 +15,34 @@ from __future__ import annotations
 
 import torch
 
+from dlhmc.theory import LinkAdapter
+
+
+class Coordinates(LinkAdapter):
+    """Real coordinates ``x[B, n]`` as the dense L2HMC family moves them:
+    ``x' = x exp(eps s) + eps (v exp(eps q) + t)``, an affine map with ``log|J| = eps s``."""
+
+    n_features = 1
+    components = 1
+    scales_x = True
+
+    @staticmethod
+    def units_of(theory) -> tuple[int, ...]:
+        return tuple(theory.lattice)
+
+    def features(self, x):
+        return x.flatten(1).unsqueeze(-1)
+
+    def update_x(self, x, v, s, t, q, eps, index, inverse, translation=None):
+        coords = x.flatten(1)
+        x = coords.index_select(1, index)
+        shift = eps * (v.flatten(1).index_select(1, index) * torch.exp(eps * q) + t)
+        if inverse:
+            new, log_jac = (x - shift) * torch.exp(-eps * s), -eps * s
+        else:
+            new, log_jac = x * torch.exp(eps * s) + shift, eps * s
+        return coords.index_copy(1, index, new).view(v.shape), log_jac.sum(1)
+
 
 class GaussianMixture:
     """Mixture of Gaussians with means ``centers[i]`` and common width ``sigma``."""
@@ -91,12 +119,6 @@ class GaussianMixture:
         """
         axis = self.centers[-1] - self.centers[0]
         return (x - self.centers[0]) @ axis / axis.square().sum().clamp_min(1e-300)
-
-    def l2hmc_kind(self):
-        """Real coordinates, scaled and shifted (:class:`EuclideanKind`)."""
-        from dlhmc.samplers.l2hmc_groups import EuclideanKind
-
-        return EuclideanKind(self)
 
     def observables(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"mode": self.mode(x).to(self.dtype), "charge_real": self.charge_real(x)}

@@ -25,6 +25,7 @@ import yaml
 from dlhmc import checkpoint as ckpt
 from dlhmc import limits
 from dlhmc.atomic import write_text
+from dlhmc.families import FAMILIES
 from dlhmc.settings import RunOptions, TrainSettings
 
 METRICS_FILE = "metrics.csv"
@@ -48,8 +49,8 @@ METRIC_COLUMNS = (
 # lattice is not among them: local networks run on any volume, and dense ones are refused by
 # the shapes of their weights (check_weights).
 ARCHITECTURE = (
-    "group", "nlf", "hidden", "activation", "mask", "mask_seed", "conv_channels", "winding",
-    "network", "local_period",
+    "group", "nlf", "hidden", "activation", "winding", "network",
+    *(option for fam in FAMILIES.values() for option in fam.options),
 )  # fmt: skip
 
 

@@ -148,11 +148,10 @@ class Trainer:
         settings = self.settings
         beta_t = self.schedule.gamma(self.step) * self.theory.beta
         theory_t = self.theory if beta_t == self.theory.beta else self.theory.with_beta(beta_t)
-        self.dynamics.theory = theory_t
         lr = self.optimizer.param_groups[0]["lr"]
 
         self.optimizer.zero_grad(set_to_none=True)
-        proposal = self.dynamics.propose(self.x, self.generator)
+        proposal = self.dynamics.propose(self.x, self.generator, theory=theory_t)
         loss, stats = loss_terms(theory_t, self.x, proposal, settings.plaq_weight)
         loss.backward()
         dist.average_gradients(self.dynamics)

@@ -45,10 +45,13 @@ mask period) is not read: the SU(3) masks are the checkerboard.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from dlhmc.group import su3
+from dlhmc.lattice.su3 import link_loops, link_staples, plaquette_matrix
 from dlhmc.nets.local import StencilNet
 
 DIRECTIONS = 4
@@ -96,28 +99,25 @@ def dots(a: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     return (vectors @ a.unsqueeze(-1)).squeeze(-1)
 
 
-def components_sum(log_scale: torch.Tensor) -> torch.Tensor:
-    """``log|J|`` per chain of scaling each link's 8 components by ``exp(log_scale)``."""
-    return 8.0 * log_scale.flatten(1).sum(1)
+@dataclass(frozen=True)
+class FrozenPlaquettes:
+    """The plaquettes of the three planes without ``mu``, for both sub-updates of ``mu``."""
+
+    mu: int
+    plaquettes: torch.Tensor
 
 
-class LocalSU3Leapfrog(nn.Module):
+class LocalSU3Layers(nn.Module):
     """Networks and updates of the ``local`` family on an ``Nt x Nx x Ny x Nz`` SU(3) torus.
 
     Only the masks depend on the lattice (non-persistent buffers): the same state dict
-    loads into a model for any even volume.  ``staples(x, mu, sites)``,
-    ``plaquette(x, mu, nu)`` and ``loops(x)`` come from the theory, which owns the lattice
-    geometry (:func:`dlhmc.lattice.su3.link_staples`,
-    :func:`dlhmc.lattice.su3.plaquette_matrix`, :func:`dlhmc.lattice.su3.link_loops`).
+    loads into a model for any even volume.
     """
 
-    # Checkpoints keep the keys of the family's first home, ``L2HMCDynamics.local``.
-    state_prefix = "local."
-
-    def __init__(self, lattice: tuple[int, ...], config, staples, plaquette, loops):
+    def __init__(self, lattice: tuple[int, ...], config):
         super().__init__()
-        self.staples, self.plaquette, self.loops = staples, plaquette, loops
         self.subs, masks = parity_masks(tuple(lattice))
+        self.n_sub_updates = len(self.subs)
         self.register_buffer("moving", masks, persistent=False)
         # Flat indices of the moving sites: the loops and exponentials are evaluated there only.
         sites = torch.stack([m.flatten().nonzero().squeeze(1) for m in masks])
@@ -133,12 +133,16 @@ class LocalSU3Leapfrog(nn.Module):
             for _ in range(config.nlf)
         )
 
+    @staticmethod
+    def check_lattice(lattice: tuple[int, ...], config) -> None:
+        parity_masks(lattice)
+
     # -- momentum updates ----------------------------------------------------------------
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the momentum networks read of the links: the plaquette traces of the six
         planes ``[B, *lattice, 12]`` and ``TA(U_mu S_a)`` ``[B, 4, *lattice, 6, 8]``."""
-        closed = self.loops(x)
+        closed = link_loops(x)
         plaquettes = torch.stack(
             [closed[:, mu, ..., a, :, :] for (mu, _), a in zip(PLANES, PLANE_STAPLE, strict=True)],
             dim=-3,
@@ -152,32 +156,27 @@ class LocalSU3Leapfrog(nn.Module):
         per_link = torch.cat((force.square().sum(-1, keepdim=True), dots(force, loops)), dim=-1)
         return torch.cat((maps, per_link.movedim(1, -2).flatten(-2)), dim=-1)
 
-    def v_update(self, k, v, force, features, eps, inverse):
-        """Momentum update of layer ``k`` (or its inverse); returns ``v'`` and ``log|J|``."""
+    def v_terms(self, k, force, features):
+        """``s_v, q_v`` per link (broadcast over its 8 components: a scalar times the whole
+        adjoint vector is covariant) and ``t_v = sum_a c_a TA(U_mu(n) S_a(n))``."""
         s, c, q = self.vnets[k](self.v_inputs(force, features))
         s, q = s.movedim(-1, 1).unsqueeze(-1), q.movedim(-1, 1).unsqueeze(-1)
         c = c.unflatten(-1, (DIRECTIONS, N_STAPLES)).movedim(-2, 1)
-        half_eps = 0.5 * eps
-        kick = torch.addcmul(combine(c, features[1]), force, torch.exp(eps * q))
-        log_scale = half_eps * s
-        logdet = components_sum(log_scale)
-        if inverse:
-            return (v + half_eps * kick) * torch.exp(-log_scale), -logdet
-        return v * torch.exp(log_scale) - half_eps * kick, logdet
+        return s, combine(c, features[1]), q
 
     # -- link sub-updates ----------------------------------------------------------------
 
     def frozen_plaquettes(self, x: torch.Tensor, mu: int) -> torch.Tensor:
         """The plaquettes at every site of the three planes without ``mu``,
         ``[B, *lattice, 3, 3, 3]``: the same for both sub-updates of direction ``mu``."""
-        return torch.stack([self.plaquette(x, a, b) for a, b in PLANES if mu not in (a, b)],
+        return torch.stack([plaquette_matrix(x, a, b) for a, b in PLANES if mu not in (a, b)],
                            dim=-3)
 
     def x_loops(self, j: int, x: torch.Tensor, plaquettes: torch.Tensor) -> torch.Tensor:
         """The nine loops, made of frozen links, closed at the moving sites of sub-update
         ``j``: ``[B, n_moving, 9, 3, 3]`` (``plaquettes``: :meth:`frozen_plaquettes`)."""
         mu, sites = self.subs[j][0], self.sites[j]
-        staples = self.staples(x, mu, sites)
+        staples = link_staples(x, mu, sites)
         upper, lower = staples[..., 0::2, :, :], staples[..., 1::2, :, :]
         chairs = torch.stack([upper[..., a, :, :].mH @ upper[..., b, :, :] for a, b in CHAIRS],
                              dim=-3)
@@ -207,11 +206,17 @@ class LocalSU3Leapfrog(nn.Module):
                           moving, direction.expand(*moving.shape[:-1], DIRECTIONS)), dim=-1)
         return vectors, maps
 
-    def x_update(self, theory, k, j, x, v, eps, inverse, plaquettes=None):
+    def x_update(self, theory, k, j, x, v, eps, inverse, translation, carry):
         """Sub-update ``j`` of layer ``k`` (or its inverse): left multiplication of the moving
-        links by a group element built from frozen loops and ``v`` (unit Jacobian)."""
+        links by a group element built from frozen loops and ``v`` (unit Jacobian).
+
+        The two sub-updates of a direction are consecutive and leave the plaquettes of the
+        other three planes alone: ``carry`` holds them for the second.
+        ``translation`` is always ``None`` (SU(3) refuses a winding)."""
         mu, sites = self.subs[j][0], self.sites[j]
-        vectors, maps = self.x_inputs(j, x, v, plaquettes)
+        if not (isinstance(carry, FrozenPlaquettes) and carry.mu == mu):
+            carry = FrozenPlaquettes(mu, self.frozen_plaquettes(x, mu))
+        vectors, maps = self.x_inputs(j, x, v, carry.plaquettes)
         _, c, q = self.xnets[k](maps)
         c, q = (h.flatten(1, -2).index_select(1, sites) for h in (c, q))
         v_mu = v[:, mu].flatten(1, -2).index_select(1, sites)
@@ -219,22 +224,5 @@ class LocalSU3Leapfrog(nn.Module):
         links = x[:, mu].flatten(1, -3)
         moved = theory.evolve_links(links.index_select(1, sites), omega, -eps if inverse else eps)
         link = links.index_copy(1, sites, moved).view_as(x[:, mu])
-        return torch.cat((x[:, :mu], link.unsqueeze(1), x[:, mu + 1:]), dim=1)
-
-    def layer(self, theory, k, x, v, force, features, steps, inverse, translation=None):
-        """One local leapfrog layer (or its inverse), with the signature of the U(1) one;
-        ``translation`` is always ``None`` (SU(3) refuses a winding)."""
-        eps_v, eps_x = steps.eps_v[k], steps.eps_x[k]
-        v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
-        order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
-        # The two sub-updates of a direction are consecutive and leave the plaquettes of
-        # the other three planes alone: computed once per direction.
-        plaquettes = {}
-        for j in order:
-            mu = self.subs[j][0]
-            if mu not in plaquettes:
-                plaquettes = {mu: self.frozen_plaquettes(x, mu)}
-            x = self.x_update(theory, k, j, x, v, eps_x, inverse, plaquettes[mu])
-        force, features = theory.force(x), self.features(x)
-        v, ld = self.v_update(k, v, force, features, eps_v, inverse)
-        return x, v, force, features, logdet + ld
+        x = torch.cat((x[:, :mu], link.unsqueeze(1), x[:, mu + 1:]), dim=1)
+        return x, x.new_zeros(x.shape[0], dtype=v.dtype), carry

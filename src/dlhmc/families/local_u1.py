@@ -59,7 +59,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlhmc.group.u1 import wrap
+from dlhmc.group.u1 import circle_map, wrap
+from dlhmc.lattice.u1 import plaquette_angles
 from dlhmc.nets.local import (
     N_LOOP_FEATURES,
     LocalNet,
@@ -68,7 +69,6 @@ from dlhmc.nets.local import (
     loop_incidence,
 )
 
-PERIODS = (2, 4)
 # Orientation of the moving link x_mu(n) in its active plaquette P(n).
 SIGNS = (1.0, -1.0)
 
@@ -103,24 +103,19 @@ def link_masks(lattice: tuple[int, int], period: int
     return subs, masks
 
 
-class LocalU1Leapfrog(nn.Module):
+class LocalU1Layers(nn.Module):
     """Networks and updates of the ``local`` family on an ``Nt x Nx`` U(1) torus.
 
     Only the masks depend on the lattice, and they are not saved with the weights
     (non-persistent buffers): the same state dict loads into a model for any volume.
     ``config.hidden`` are the channel widths of every network's 3x3 convolutions,
-    ``config.local_period`` the period of the link masks.  ``plaquette_angles`` (links to
-    unwrapped plaquette angles ``[B, Nt, Nx]``) comes from the theory, which owns the lattice
-    geometry.
+    ``config.local_period`` the period of the link masks.
     """
 
-    # Checkpoints keep the keys of the family's first home, ``L2HMCDynamics.local``.
-    state_prefix = "local."
-
-    def __init__(self, lattice: tuple[int, int], config, plaquette_angles):
+    def __init__(self, lattice: tuple[int, int], config):
         super().__init__()
-        self.plaquette_angles = plaquette_angles
         self.subs, masks = link_masks(tuple(lattice), config.local_period)
+        self.n_sub_updates = len(self.subs)
         keep = torch.stack([loop_incidence(m.double()) == 0 for m in masks])
         self.register_buffer("moving", masks, persistent=False)
         # Loop features (cos, then sin, of each loop map) kept for each sub-update.
@@ -134,31 +129,28 @@ class LocalU1Leapfrog(nn.Module):
             LocalNet(x_in, config.hidden, config.activation) for _ in range(config.nlf)
         )
 
+    @staticmethod
+    def check_lattice(lattice: tuple[int, int], config) -> None:
+        link_masks(lattice, config.local_period)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """What the momentum networks read of the links: ``[B, 6, Nt, Nx]`` loop maps."""
-        return loop_features(loop_angles(self.plaquette_angles(x)))
+        return loop_features(loop_angles(plaquette_angles(x)))
 
-    def v_update(self, k, v, force, features, eps, inverse):
-        s, t, q = self.vnets[k](torch.cat((features, force), dim=1))
-        half_eps = 0.5 * eps
-        kick = torch.addcmul(t, force, torch.exp(eps * q))
-        log_scale = half_eps * s
-        if inverse:
-            v = torch.addcmul(v, kick, half_eps) * torch.exp(-log_scale)
-            return v, -log_scale.sum((1, 2, 3))
-        v = torch.addcmul(v * torch.exp(log_scale), kick, half_eps, value=-1.0)
-        return v, log_scale.sum((1, 2, 3))
+    def v_terms(self, k, force, features):
+        return self.vnets[k](torch.cat((features, force), dim=1))
 
     def x_inputs(self, j, x, v):
         """Plaquette angles of ``x`` and the link network's input for sub-update ``j``:
         loops of frozen links only (the rest zeroed), ``v`` and the moving-link indicator."""
-        plaq = self.plaquette_angles(x)
+        plaq = plaquette_angles(x)
         frozen = loop_features(loop_angles(plaq)) * self.keep[j].to(x.dtype)
         indicator = self.moving[j].to(x.dtype).expand(x.shape[0], -1, -1, -1)
         return plaq, torch.cat((frozen, v, indicator), dim=1)
 
-    def x_update(self, k, j, x, v, eps, inverse, translation=None):
-        """Sub-update ``j`` of layer ``k`` (or its inverse); returns ``x'`` and ``log|J|``."""
+    def x_update(self, theory, k, j, x, v, eps, inverse, translation, carry):
+        """Sub-update ``j`` of layer ``k`` (or its inverse): the circle map of each active
+        plaquette plus the momentum shift, moved onto its one moving link."""
         mu, sign = self.subs[j][0], SIGNS[self.subs[j][0]]
         moving = self.moving[j]
         plaq, maps = self.x_inputs(j, x, v)
@@ -172,10 +164,7 @@ class LocalU1Leapfrog(nn.Module):
             y, es = wrap(plaq - sign * shift), -es
         else:
             y = wrap(plaq)
-        cos_half = torch.cos(0.5 * y)
-        sin_half = torch.exp(es) * torch.sin(0.5 * y)
-        mapped = 2.0 * torch.atan2(sin_half, cos_half)
-        log_jac = es - torch.log(cos_half.square() + sin_half.square())
+        mapped, log_jac = circle_map(y, es)
         if inverse:
             link = x[:, mu] - shift + sign * (mapped - y)
         else:
@@ -183,20 +172,4 @@ class LocalU1Leapfrog(nn.Module):
         link = torch.where(moving[mu], wrap(link), x[:, mu])
         links = (link, x[:, 1]) if mu == 0 else (x[:, 0], link)
         logdet = torch.where(moving[mu], log_jac, 0.0).sum((1, 2))
-        return torch.stack(links, dim=1), logdet
-
-    def layer(self, theory, k, x, v, force, features, steps, inverse, translation=None):
-        """One local leapfrog layer (or its inverse), with the signature of the dense one.
-
-        ``steps.eps_v``, ``steps.eps_x`` are the step sizes of every layer (the dynamics
-        owns them: they are shared by the families); layer ``k`` reads its own once.
-        """
-        eps_v, eps_x = steps.eps_v[k], steps.eps_x[k]
-        v, logdet = self.v_update(k, v, force, features, eps_v, inverse)
-        order = range(len(self.subs) - 1, -1, -1) if inverse else range(len(self.subs))
-        for j in order:
-            x, ld = self.x_update(k, j, x, v, eps_x, inverse, translation)
-            logdet = logdet + ld
-        force, features = theory.force(x), self.features(x)
-        v, ld = self.v_update(k, v, force, features, eps_v, inverse)
-        return x, v, force, features, logdet + ld
+        return torch.stack(links, dim=1), logdet, None

@@ -1,0 +1,42 @@
+"""The ``local`` family: gauge-covariant link updates whose weights run on any volume.
+
+Its networks are convolutions (U(1)) or nearest-neighbour stencils (SU(3)) over
+gauge-invariant loops, and every shift they apply transforms like the link it moves
+(physics.md, "Gauge equivariance and local layers"), so a layer commutes with every gauge
+transformation and its parameter count does not depend on the lattice.  The updates are the
+group's own geometry: plaquette-coupled circle maps for U(1) (:mod:`.local_u1`), left
+multiplication by exponentials of frozen loops for SU(3) (:mod:`.local_su3`).
+"""
+
+from __future__ import annotations
+
+from dlhmc.families.local_su3 import LocalSU3Layers
+from dlhmc.families.local_u1 import LocalU1Layers
+
+# Periods of the U(1) link masks: 4 as in the published flows, 2 with half the network
+# evaluations (the frozen 1x2 rectangle carries what the active plaquette's density depends on).
+PERIODS = (2, 4)
+
+
+class LocalFamily:
+    """Local gauge-covariant layers of U(1) and SU(3)."""
+
+    name = "local"
+    layers = {"U1": LocalU1Layers, "SU3": LocalSU3Layers}
+    groups = frozenset(layers)
+    options = ("local_period",)
+    any_volume = True
+
+    def check_config(self, config) -> None:
+        if config.local_period not in PERIODS:
+            raise ValueError(f"local_period: expected one of {PERIODS}, "
+                             f"got {config.local_period!r}")
+
+    def check(self, theory, config) -> None:
+        self.layers[theory.name].check_lattice(tuple(theory.lattice), config)
+
+    def build(self, theory, adapter, config):
+        return self.layers[theory.name](tuple(theory.lattice), config)
+
+    def chain_attrs(self, config) -> dict:
+        return {"local_period": int(config.local_period)}
