@@ -70,7 +70,7 @@ def test_field_bytes_are_those_of_real_fields():
 
 
 @pytest.mark.parametrize(
-    ("lattice", "chains", "kind"),
+    ("lattice", "chains", "command"),
     [
         ((4, 4), 99999999999999999999999, "hmc"),
         ((4, 4), 1000000000000, "infer"),
@@ -79,10 +79,10 @@ def test_field_bytes_are_those_of_real_fields():
         ((10**30, 10**30), 1, "hmc"),
     ],
 )
-def test_absurd_sizes_give_the_memory_error(lattice, chains, kind):
+def test_absurd_sizes_give_the_memory_error(lattice, chains, command):
     from dlhmc.limits import GiB, check_memory, estimate_bytes
 
-    needed = estimate_bytes("U1", lattice, chains, "double", kind, trajectories=10, nlf=2)
+    needed = estimate_bytes("U1", lattice, chains, "double", command, trajectories=10, nlf=2)
     assert needed >= chains * 2 * math.prod(lattice) * 8  # at least the links
     with pytest.raises(ValueError, match=r"^--chains: needed .* GiB, available .* GiB") as info:
         check_memory(needed, "--chains")

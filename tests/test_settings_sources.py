@@ -5,6 +5,7 @@ These tests fail as soon as two of them disagree on a key they share."""
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import yaml
 from workflow_helpers import REPO
 
+from dlhmc import settings as settings_module
 from dlhmc.analysis.captions import REPORT_FIGURES, caption, caption_path
 from dlhmc.groups import GROUP_OPTIONS, GROUPS
 from dlhmc.lattice import PRECISIONS, THEORIES, theory_class
@@ -101,7 +103,7 @@ def test_schema_states_the_settings_choices_and_range(section, field, prop):
     stated = {word: prop[word] for word in RANGE_WORDS if word in prop}
     if option.range is not None:
         assert stated == option.range.schema(), where
-    elif option.kind is int:
+    elif option.value_type is int:
         assert stated == {"type": "integer"}, where
     else:
         assert stated.get("type", "string") == "string", where
@@ -201,6 +203,23 @@ def test_every_figure_has_one_caption_used_by_report_and_workflow():
         assert caption_path(name).is_file() and caption(name), name
         assert f'figure_caption("{name}")' in rules, name
     assert not list((REPO / "workflow" / "report").glob("fig*.rst"))
+
+
+def test_settings_sit_below_training():
+    """Training reads its settings from dlhmc.settings (and the schedules' names with them), so
+    settings must not import training back."""
+    source = (REPO / "src" / "dlhmc" / "settings.py").read_text()
+    imported = [
+        node.module
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module
+    ] + [alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
+         for alias in node.names]  # fmt: skip
+    assert not [m for m in imported if m.startswith("dlhmc.training")]
+    from dlhmc.training import schedules
+
+    assert schedules.DECAYS is settings_module.DECAYS
+    assert schedules.ANNEAL_SCHEDULES is settings_module.ANNEAL_SCHEDULES
 
 
 def test_what_the_workflow_imports_is_torch_free():

@@ -1,12 +1,15 @@
 """Checks of the workflow config that the JSON schema cannot express, naming the key.
 
-Torch-free (Snakemake imports it while planning).  Why these: JSON schema's ``integer`` accepts
-``400.0`` and its ``number`` accepts NaN and infinities, so such values pass ``snakemake -n``,
-plan every job, and fail in the jobs (``dlhmc train --steps 400.0``) or produce paths no rule
-makes (``lattices: [[8.0, 8.0]]`` -> ``8.0x8.0``, a ``MissingInputException`` naming no key).
-Seeds beyond the generators' range and runs too short for the analysis fail the same way, hours
-later; and PyYAML keeps the last of two equal keys silently, so a duplicated ``betas:`` runs
-another ladder than the one the user reads first.
+Torch-free (Snakemake imports it while planning); the commands apply the rules they share with the
+workflow from here too (the largest training seed, the schedule lengths), so each is written once.
+
+Why these: JSON schema's ``integer`` accepts ``400.0`` and its ``number`` accepts NaN and
+infinities, so such values pass ``snakemake -n``, plan every job, and fail in the jobs
+(``dlhmc train --steps 400.0``) or produce paths no rule makes (``lattices: [[8.0, 8.0]]`` ->
+``8.0x8.0``, a ``MissingInputException`` naming no key).  Seeds beyond the generators' range and
+runs too short for the analysis fail the same way, hours later; and PyYAML keeps the last of two
+equal keys silently, so a duplicated ``betas:`` runs another ladder than the one the user reads
+first.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ INTEGER_KEYS = frozenset({
 })  # fmt: skip
 # Training seeds torch's global generator with ``seed`` (``manual_seed`` of the network
 # initialization takes 63 bits), rank r with ``seed + r``, inference with ``seed + 1`` and HMC
-# with ``seed + 2``: every derived seed must stay within the training limit.
+# with ``seed + 2``: every derived seed must stay within the training limit (``dlhmc train``
+# refuses a larger ``--seed`` with this limit too).
 MAX_TRAIN_SEED = 2**63 - 1
 SEED_OFFSETS = 2
 
@@ -84,6 +88,28 @@ def check_values(name, exp) -> list[str]:
                 f"{key}.{section}.trajectories: the analysis needs at least {MIN_TRAJ} "
                 f"trajectories per chain, got {trajectories}"
             )
+    return problems
+
+
+def schedule_problems(
+    steps: int, warmup: int | None, anneal_from: float, anneal_steps: int | None, steps_key: str
+) -> list[tuple[str, str]]:
+    """``(setting, message)`` for a warm-up or annealing that does not end before the last step.
+
+    A warm-up as long as the run never reaches the peak learning rate, and an annealing as long
+    as the run leaves gamma_t below 1 at the last step: the model never sees the target beta.
+    ``None`` is a setting left to its default (a fraction of ``steps``, always shorter);
+    ``steps_key`` names the steps in the messages (``--steps`` or ``train.steps``).
+    """
+    problems = []
+    if warmup is not None and warmup >= steps:
+        problems.append(
+            ("warmup", f"must be smaller than {steps_key} ({steps}), got {warmup}")
+        )
+    if anneal_from < 1.0 and anneal_steps is not None and anneal_steps >= steps:
+        problems.append(
+            ("anneal_steps", f"must be smaller than {steps_key} ({steps}), got {anneal_steps}")
+        )
     return problems
 
 

@@ -2,13 +2,15 @@
 
 Snakemake parses ``workflow/rules/common.smk`` on every call (also for a dry run), so the facts it
 checks a config against live here, free of torch: the number of lattice dimensions of each group
-(2D U(1), 4D SU(3)) and the options that only some groups have.  The theories themselves
-(``dlhmc.lattice``) hold the physics; ``tests/test_settings_sources.py`` checks that both agree.
+(2D U(1), 4D SU(3)), the options that only some groups have, and the rules of those options
+(what ``--integrator auto`` means, which instanton patches fit), which the commands apply too.
+The theories themselves (``dlhmc.lattice``) hold the physics; ``tests/test_settings_sources.py``
+checks that both agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -66,3 +68,37 @@ def unsupported_options(group: str, values: Mapping) -> list[tuple[str, str]]:
         if values.get(option) and option not in GROUPS[group].options:
             found.append((option, f"{what} exists for {', '.join(groups_with(option))} only"))
     return found
+
+
+def resolve_integrator(group: str, integrator: str) -> str:
+    """The integrator ``integrator`` names for ``group``: ``auto`` is the group's own.
+
+    Chain files, HMC file names and command lines state the resolved name, so that a result
+    says which scheme made it whatever the default was when it ran.
+    """
+    return GROUPS[group].integrator if integrator == "auto" else integrator
+
+
+def instanton_size_problem(size: int, extents: Iterable[int]) -> str | None:
+    """Why ``size`` cannot be the patch of an instanton hit on lattices with these extents, or
+    ``None`` when it can.
+
+    A hit spreads a ``2 pi`` flux over ``W x W`` plaquettes (0: the whole torus).  The patch must
+    fit the smallest extent, and ``W = 1`` puts the whole flux into one plaquette, where it is
+    invisible: a plaquette angle is only defined modulo ``2 pi``.
+    """
+    smallest = min(extents)
+    if size != 1 and 0 <= size <= smallest:
+        return None
+    why = ": a 1x1 patch holds its 2 pi flux in one plaquette, which changes nothing"
+    return (
+        f"{size} must be 0 (delocalized) or 2..{smallest} (the smallest lattice extent)"
+        + (why if size == 1 else "")
+    )
+
+
+def check_instanton_size(lattice: Iterable[int], size: int) -> None:
+    """Raise ``ValueError("instanton_size ...")`` for a patch that does not fit ``lattice``."""
+    problem = instanton_size_problem(size, lattice)
+    if problem is not None:
+        raise ValueError(f"instanton_size {problem}")

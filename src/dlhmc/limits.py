@@ -23,7 +23,8 @@ SEED_LIMIT = 2**64
 # Variables recorded per chain and trajectory (plaq, charge, charge_real, accept_prob,
 # accepted, dH, divergent, sumlogdet), kept in memory as float64 until the file is written.
 RECORDS_PER_TRAJECTORY = 8
-KINDS = ("hmc", "infer", "train")
+# The commands whose memory estimate_bytes knows: what each keeps per chain differs.
+COMMANDS = ("hmc", "infer", "train")
 
 
 def check_seed(seed, key: str, world_size: int = 1) -> int:
@@ -64,13 +65,14 @@ def estimate_bytes(
     lattice,
     chains: int,
     precision: str,
-    kind: str,
+    command: str,
     *,
     trajectories: int = 0,
     nlf: int = 1,
     parameters: int = 0,
 ) -> int:
-    """A coarse upper estimate of the memory of a run, in bytes (Python int: never overflows).
+    """A coarse upper estimate of the memory of a run of ``command``, in bytes (Python int:
+    never overflows).
 
     With ``L`` and ``P`` the bytes of one chain's links and momenta (:func:`field_bytes`),
     ``R = chains * trajectories * RECORDS_PER_TRAJECTORY * 8`` the recorded values and ``W =
@@ -88,12 +90,14 @@ def estimate_bytes(
     (``--chains 10^12``, a 10^6 x 10^6 lattice) with one line instead of an allocator
     traceback, not to pack memory tightly.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind of run {kind!r} (expected one of {', '.join(KINDS)})")
+    if command not in COMMANDS:
+        raise ValueError(
+            f"unknown kind of run {command!r} (expected one of the commands {', '.join(COMMANDS)})"
+        )
     links, momenta = field_bytes(group, lattice, precision)
-    per_chain = {"hmc": 4, "infer": 8, "train": 16 * nlf}[kind] * (links + momenta)
-    records = chains * trajectories * RECORDS_PER_TRAJECTORY * 8 if kind != "train" else 0
-    weights = parameters * 8 * {"hmc": 0, "infer": 1, "train": 4}[kind]
+    per_chain = {"hmc": 4, "infer": 8, "train": 16 * nlf}[command] * (links + momenta)
+    records = chains * trajectories * RECORDS_PER_TRAJECTORY * 8 if command != "train" else 0
+    weights = parameters * 8 * {"hmc": 0, "infer": 1, "train": 4}[command]
     return chains * per_chain + records + weights
 
 

@@ -5,9 +5,13 @@ text, range or choices, several values or one).  The argparse options are genera
 fields (``dlhmc.commands.options.add_settings``) and ``tests/test_settings_sources.py`` checks that
 ``workflow/schemas/config.schema.yaml`` states the same defaults, ranges and choices, so a default
 is written once.  The choices themselves are defined where their meaning lives (groups, masks,
-networks, activations, precisions, schedules) and imported here, and so are the defaults of the
+networks, activations, precisions) and imported here, and so are the defaults of the
 sampler's architecture (:class:`~dlhmc.samplers.l2hmc.L2HMCConfig`), so that a model built in
 Python without settings is the model ``dlhmc train`` builds by default.
+
+The names of the learning-rate decays and annealing schedules are the exception: they are
+defined here and :mod:`dlhmc.training.schedules` imports them, because training reads its settings
+from this module and must not be imported by it.
 
 ``TrainSettings`` is everything that determines a trained model (a resume must repeat all of it);
 ``RunOptions`` is how a training run is executed and changes nothing in the model.
@@ -26,13 +30,15 @@ from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.integrators import INTEGRATORS
 from dlhmc.samplers.l2hmc import MASKS, NETWORKS, L2HMCConfig
 from dlhmc.samplers.l2hmc_local import PERIODS
-from dlhmc.training.schedules import ANNEAL_SCHEDULES, DECAYS
 
 # Initial links of HMC chains: uniform (hot) or unit (cold).
 STARTS = ("hot", "cold")
-# Largest seeds: torch generators take 64-bit seeds, and training rank r seeds with seed + r.
+# Largest seed of one generator: torch generators take 64-bit seeds (training, whose ranks seed
+# with seed + r, has its own limit: dlhmc.config_check.MAX_TRAIN_SEED).
 MAX_SEED = 2**64 - 1
-MAX_TRAIN_SEED = 2**63 - 1
+# Learning-rate decays after the warm-up, and the schedules of gamma_t (dlhmc.training.schedules).
+DECAYS = ("cosine", "exp", "none")
+ANNEAL_SCHEDULES = ("linear", "geometric")
 # Defaults of the sampler's architecture (nlf, hidden, mask, network, ...).
 MODEL_DEFAULTS = {f.name: f.default for f in fields(L2HMCConfig)}
 
@@ -41,12 +47,12 @@ MODEL_DEFAULTS = {f.name: f.default for f in fields(L2HMCConfig)}
 class Range:
     """A number's type and bounds, and the messages that say what was expected.
 
-    ``bad`` is the message for text that is not a number of this kind, ``out`` for a number
+    ``bad`` is the message for text that is not a number of this type, ``out`` for a number
     outside the bounds (format fields ``text`` and ``value``).  Floats must also be finite.
     """
 
     name: str
-    kind: type
+    number_type: type  # int or float
     minimum: float | None = None
     exclusive_minimum: float | None = None
     maximum: float | None = None
@@ -54,7 +60,7 @@ class Range:
     out: str = ""
 
     def contains(self, value) -> bool:
-        if self.kind is float and not math.isfinite(value):
+        if self.number_type is float and not math.isfinite(value):
             return False
         if self.minimum is not None and not value >= self.minimum:
             return False
@@ -65,7 +71,7 @@ class Range:
     def parse(self, text: str):
         """The number ``text`` states; ``ValueError`` with the expectation otherwise."""
         try:
-            value = self.kind(text)
+            value = self.number_type(text)
         except ValueError:
             raise ValueError(self.bad.format(text=text)) from None
         if not self.contains(value):
@@ -74,7 +80,7 @@ class Range:
 
     def schema(self) -> dict[str, Any]:
         """The same range in JSON-schema words (as in workflow/schemas/config.schema.yaml)."""
-        words: dict[str, Any] = {"type": "integer" if self.kind is int else "number"}
+        words: dict[str, Any] = {"type": "integer" if self.number_type is int else "number"}
         for key, value in (
             ("minimum", self.minimum),
             ("exclusiveMinimum", self.exclusive_minimum),
@@ -136,7 +142,7 @@ class Option:
     help: str
     range: Range | None = None  # a bounded number
     choices: tuple | None = None  # one of these
-    kind: type = str  # without range or choices: Path, int or str
+    value_type: type = str  # without range or choices: Path, int or str
     nargs: str | None = None  # "+" or "*" for several values
     metavar: str | None = None
 
@@ -213,7 +219,7 @@ class TrainSettings:
     local_period: int = setting(
         MODEL_DEFAULTS["local_period"],
         choices=PERIODS,
-        kind=int,
+        value_type=int,
         help="period of the link masks of network local (2 needs even extents)",
     )
     mask: str = setting(MODEL_DEFAULTS["mask"], choices=MASKS, help="link halves per layer")
@@ -251,7 +257,7 @@ class TrainSettings:
         0.0, range=NONNEGATIVE_FLOAT, help="weight of the plaquette term of the loss"
     )
     init: str | None = setting(
-        None, kind=Path, metavar="OTHER_RUN_DIR", help="warm start: model weights of that run"
+        None, value_type=Path, metavar="OTHER_RUN_DIR", help="warm start: model weights of that run"
     )
 
     def __post_init__(self):
@@ -293,7 +299,9 @@ class TrainSettings:
 class RunOptions:
     """How a training run is executed; none of it changes the trained model."""
 
-    out: Path = setting(kind=Path, metavar="RUN_DIR", help="run directory (resumed if present)")
+    out: Path = setting(
+        value_type=Path, metavar="RUN_DIR", help="run directory (resumed if present)"
+    )
     checkpoint_every: int = setting(
         100, range=POSITIVE_INT, metavar="N", help="checkpoint period in steps"
     )
@@ -301,7 +309,7 @@ class RunOptions:
     no_progress: bool = setting(False, help="no progress bar")
     hash_log: Path | None = setting(
         None,
-        kind=Path,
+        value_type=Path,
         metavar="DIR",
         help="each rank appends per-step SHA-256 of its parameters and chains to DIR/rank<r>.log",
     )
@@ -345,7 +353,7 @@ class HMCSettings:
     device: str = setting("auto", help="auto (CUDA when present), cpu, cuda[:N]")
     precision: str = setting("double", choices=PRECISIONS, help="links")
     start: str = setting("hot", choices=STARTS, help="initial links")
-    out: Path = setting(kind=Path, help="chain file to write (.nc)")
+    out: Path = setting(value_type=Path, help="chain file to write (.nc)")
     no_progress: bool = setting(False, help="no progress bar")
 
 
@@ -353,7 +361,7 @@ class HMCSettings:
 class InferSettings:
     """``dlhmc infer``: chains of a trained sampler at the true target."""
 
-    checkpoint: Path = setting(kind=Path, metavar="RUN_DIR", help="training run")
+    checkpoint: Path = setting(value_type=Path, metavar="RUN_DIR", help="training run")
     chains: int = setting(128, range=POSITIVE_INT, help="independent chains")
     trajectories: int = setting(300, range=POSITIVE_INT, help="measured trajectories")
     therm: int = setting(50, range=NONNEGATIVE_INT, help="discarded trajectories")
@@ -365,7 +373,7 @@ class InferSettings:
         "short trajectories thermalize a large volume slowly",
     )
     seed: int = setting(0, range=NONNEGATIVE_INT, help="sampling seed")
-    out: Path = setting(kind=Path, metavar="CHAINS.nc", help="chain file")
+    out: Path = setting(value_type=Path, metavar="CHAINS.nc", help="chain file")
     beta: float | None = setting(
         None, range=POSITIVE_FLOAT, help="coupling (default: the checkpoint's)"
     )

@@ -41,10 +41,10 @@ def writable(path, key: str, directory: bool = False):
     return _usage(limits.check_writable, path, key, directory)
 
 
-def memory(group, lattice, chains, precision, kind, key, where, extra: int = 0, **sizes) -> None:
-    """Refuse a run whose estimated memory (plus ``extra`` bytes) exceeds what ``where`` has
-    free (one line)."""
-    needed = limits.estimate_bytes(group, lattice, chains, precision, kind, **sizes) + extra
+def memory(group, lattice, chains, precision, command, key, where, extra: int = 0, **sizes) -> None:
+    """Refuse a run of ``command`` whose estimated memory (plus ``extra`` bytes) exceeds what
+    ``where`` has free (one line)."""
+    needed = limits.estimate_bytes(group, lattice, chains, precision, command, **sizes) + extra
     _usage(limits.check_memory, needed, key, where)
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from dlhmc.commands import checks
 from dlhmc.commands.options import OneLineParser, UsageError, add_settings
-from dlhmc.groups import GROUPS
+from dlhmc.groups import resolve_integrator
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.base import run_chains
@@ -41,25 +41,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def integrator_of(args: argparse.Namespace) -> str:
-    """``--integrator``, with ``auto`` resolved to the group's integrator (dlhmc.groups)."""
-    return GROUPS[args.group].integrator if args.integrator == "auto" else args.integrator
-
-
 def _kernel(theory: GaugeTheory, args: argparse.Namespace) -> HMC:
     """The HMC kernel; its own checks (instanton options against the lattice and the group)
     become usage errors naming the option, whose key starts the library's message."""
     try:
-        return HMC(theory, args.nlf, args.eps, integrator_of(args), args.instanton_hits,
-                   args.instanton_size)
+        return HMC(theory, args.nlf, args.eps, resolve_integrator(args.group, args.integrator),
+                   args.instanton_hits, args.instanton_size)
     except ValueError as err:
         key, _, rest = str(err).partition(" ")
         raise UsageError(f"--{key.rstrip(':').replace('_', '-')}: {rest}") from None
 
 
-def validate(args: argparse.Namespace) -> tuple[HMC, torch.device]:
-    """Every check that can fail, before any work, each naming its option: the lattice, the
-    seed, the device, the memory the chains need and that the chain file can be written."""
+def validate(args: argparse.Namespace) -> torch.device:
+    """Every check of the options alone that can fail, before any work, each naming its option:
+    the lattice, the seed, the device, the memory the chains need and that the chain file can be
+    written.  Returns the device the chains run on; the kernel checks the rest as it is built."""
     try:
         theory_class(args.group).check_lattice(tuple(args.lattice))
     except ValueError as err:
@@ -71,13 +67,13 @@ def validate(args: argparse.Namespace) -> tuple[HMC, torch.device]:
     checks.memory(args.group, args.lattice, args.chains, args.precision, "hmc",
                   "--chains, --lattice", device, trajectories=args.trajectories)
     checks.writable(args.out, "--out")
-    theory = make_theory(args.group, args.lattice, args.beta, args.precision, device)
-    return _kernel(theory, args), device
+    return device
 
 
 def run(args: argparse.Namespace) -> int:
-    kernel, device = validate(args)
-    theory = kernel.theory
+    device = validate(args)
+    theory = make_theory(args.group, args.lattice, args.beta, args.precision, device)
+    kernel = _kernel(theory, args)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     total = args.therm + args.trajectories
     bar = tqdm(
@@ -104,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "sampler": "hmc",
         "nlf": args.nlf,
         "eps": args.eps,
-        "integrator": integrator_of(args),
+        "integrator": resolve_integrator(args.group, args.integrator),
         "force_evaluations": kernel.force_evaluations,
         "instanton_hits": kernel.instanton_hits,
         "instanton_size": kernel.instanton_size,

@@ -74,8 +74,8 @@ def add_settings(parser: argparse.ArgumentParser, cls, *, with_defaults: bool = 
         else:
             if opt.range is not None:
                 kwargs["type"] = arg_type(opt.range)
-            elif opt.kind is not str:  # text stays text, as argparse gives it
-                kwargs["type"] = opt.kind
+            elif opt.value_type is not str:  # text stays text, as argparse gives it
+                kwargs["type"] = opt.value_type
             if opt.choices is not None:  # checked after the type: choices may be numbers
                 kwargs["choices"] = opt.choices
             if opt.nargs is not None:

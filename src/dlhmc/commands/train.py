@@ -18,10 +18,11 @@ import yaml
 from dlhmc import devices, distributed
 from dlhmc.commands import checks
 from dlhmc.commands.options import UsageError, add_settings, option_error
+from dlhmc.config_check import MAX_TRAIN_SEED, schedule_problems
 from dlhmc.groups import unsupported_options
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.l2hmc import check_network
-from dlhmc.settings import MAX_TRAIN_SEED, RunOptions, TrainSettings, defaults, required
+from dlhmc.settings import RunOptions, TrainSettings, defaults, required
 from dlhmc.training.rundir import TrainingError
 from dlhmc.training.trainer import train
 
@@ -118,11 +119,9 @@ def resolve(
             raise UsageError("--init: must be another run directory than --out")
         merged["init"] = str(init)
     settings = TrainSettings.from_dict(merged)
-    if settings.warmup >= settings.steps:
-        raise UsageError(f"--warmup: {settings.warmup} must be smaller than --steps")
-    if settings.anneal_from < 1.0 and settings.anneal_steps >= settings.steps:
-        # gamma_t would still be below 1 at the last step: the model never sees the target beta.
-        raise UsageError(f"--anneal-steps: {settings.anneal_steps} must be smaller than --steps")
+    for name, message in schedule_problems(settings.steps, settings.warmup, settings.anneal_from,
+                                           settings.anneal_steps, "--steps"):
+        raise UsageError(f"--{name.replace('_', '-')}: {message}")
     # The local masks below are built on the host for this lattice: one chain's links must fit.
     checks.memory(settings.group, settings.lattice, 1, settings.precision, "hmc", "--lattice",
                   "cpu")

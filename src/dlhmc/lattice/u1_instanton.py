@@ -13,16 +13,7 @@ from __future__ import annotations
 import torch
 
 from dlhmc.group.u1 import TWO_PI, wrap
-
-
-def check_instanton_size(lattice: tuple[int, int], size: int) -> None:
-    if size == 1:
-        raise ValueError("instanton_size must be 0 (delocalized) or >= 2: a 1x1 patch "
-                         "holds its 2 pi flux in one plaquette, which changes nothing")
-    if not 0 <= size <= min(lattice):
-        nt, nx = lattice
-        raise ValueError(f"instanton_size {size} does not fit the {nt}x{nx} lattice "
-                         f"(0 or 2..{min(nt, nx)})")
+from dlhmc.groups import check_instanton_size
 
 
 def patch_extents(lattice: tuple[int, int], size: int) -> tuple[int, int]:

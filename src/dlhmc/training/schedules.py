@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-DECAYS = ("cosine", "exp", "none")
-ANNEAL_SCHEDULES = ("linear", "geometric")
+from dlhmc.settings import ANNEAL_SCHEDULES, DECAYS
 
 
 @dataclass(frozen=True)
