@@ -170,15 +170,15 @@ def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
         fail("chains", f"expected a tensor [world_size={world}, batch, ...]")
     if not all_finite(chains):
         fail("chains", "non-finite values")
-    for kind, restore in (("chain", _restore_chain_rng), ("torch", _restore_cpu_rng)):
-        states = state["rng"].get(kind)
+    for generator, restore in (("chain", _restore_chain_rng), ("torch", _restore_cpu_rng)):
+        states = state["rng"].get(generator)
         if not isinstance(states, torch.Tensor) or states.dtype != torch.uint8:
-            fail(f"rng.{kind}", "expected a uint8 tensor [world_size, n]")
+            fail(f"rng.{generator}", "expected a uint8 tensor [world_size, n]")
         if states.dim() != 2 or states.shape[0] != world:
-            fail(f"rng.{kind}", f"expected shape [world_size={world}, n], got {list(states.shape)}")
+            fail(f"rng.{generator}", f"expected shape [world_size={world}, n], got {list(states.shape)}")
         for rank in range(world):
             if not restore(states[rank].clone()):
-                fail(f"rng.{kind}", f"rank {rank}'s generator state cannot be restored")
+                fail(f"rng.{generator}", f"rank {rank}'s generator state cannot be restored")
     for key in ("training_seconds", "previous_training_seconds"):
         value = state["timing"].get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -206,13 +206,13 @@ def _check_config(config: dict[str, Any], fail) -> None:
     """The required settings are there with their types, so rebuilding the theory and the
     settings object cannot fail with a ``TypeError`` later (a checkpoint may be hand-edited
     or written by another version)."""
-    for key, kind in _CONFIG_TYPES.items():
+    for key, expected in _CONFIG_TYPES.items():
         value = config.get(key)
-        ok = isinstance(value, (list, tuple)) if kind is list else isinstance(value, kind)
-        if kind is float:
+        ok = isinstance(value, (list, tuple)) if expected is list else isinstance(value, expected)
+        if expected is float:
             ok = isinstance(value, (int, float)) and math.isfinite(value)
         if isinstance(value, bool) or not ok:
-            fail(f"config.{key}", f"expected {kind.__name__}, got {value!r}")
+            fail(f"config.{key}", f"expected {expected.__name__}, got {value!r}")
 
 
 # A CUDA (Philox) generator state: seed and offset, 8 bytes each.

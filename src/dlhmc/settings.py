@@ -24,12 +24,14 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from dlhmc.families import NETWORKS
+from dlhmc.families.dense import MASKS
+from dlhmc.families.local import PERIODS
 from dlhmc.groups import GROUPS, groups_with
 from dlhmc.lattice import PRECISIONS
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.integrators import INTEGRATORS
-from dlhmc.samplers.l2hmc import MASKS, NETWORKS, L2HMCConfig
-from dlhmc.samplers.l2hmc_local import PERIODS
+from dlhmc.samplers.l2hmc import L2HMCConfig
 
 # Initial links of HMC chains: uniform (hot) or unit (cold).
 STARTS = ("hot", "cold")
@@ -214,7 +216,7 @@ class TrainSettings:
         MODEL_DEFAULTS["network"],
         choices=NETWORKS,
         help="dense: the paper's networks over every link of one volume; local: gauge-covariant "
-        "convolutions whose weights run on any volume (U1 only)",
+        "convolutions whose weights run on any volume (U1 and SU3)",
     )
     local_period: int = setting(
         MODEL_DEFAULTS["local_period"],

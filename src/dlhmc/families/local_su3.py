@@ -1,6 +1,6 @@
 """Local, gauge-covariant L2HMC leapfrog layers for 4D SU(3) (config ``network: local``).
 
-A layer is, as for U(1) (:mod:`dlhmc.samplers.l2hmc_local`): momentum update, link
+A layer is, as for U(1) (:mod:`dlhmc.families.local_u1`): momentum update, link
 sub-updates covering every link once, momentum update.  Momenta and forces are the 8
 components ``omega^a`` of ``P = omega^a T^a``; under ``U_mu(n) -> G(n) U_mu(n) G(n+mu)^dagger``
 they rotate in the adjoint at the base site ``n`` (physics.md, "Gauge equivariance").
