@@ -175,7 +175,8 @@ def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
         if not isinstance(states, torch.Tensor) or states.dtype != torch.uint8:
             fail(f"rng.{generator}", "expected a uint8 tensor [world_size, n]")
         if states.dim() != 2 or states.shape[0] != world:
-            fail(f"rng.{generator}", f"expected shape [world_size={world}, n], got {list(states.shape)}")
+            fail(f"rng.{generator}",
+                 f"expected shape [world_size={world}, n], got {list(states.shape)}")
         for rank in range(world):
             if not restore(states[rank].clone()):
                 fail(f"rng.{generator}", f"rank {rank}'s generator state cannot be restored")

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GroupFacts:
-    """One gauge group as the workflow sees it."""
+    """One gauge group as the workflow sees it, and where its code lives.
 
+    ``theory`` and ``adapter`` name (``"module:Class"``, imported on demand) the lattice theory
+    and the :class:`~dlhmc.theory.LinkAdapter` of the learned samplers: this entry is the one
+    registry line of a group, read by :mod:`dlhmc.lattice` and :mod:`dlhmc.samplers.adapters`.
+    """
+
+    theory: str
+    adapter: str
     dims: int
     extents: str  # the names of the lattice extents, for messages and help texts
     options: frozenset[str]  # group-specific options this group supports
@@ -43,10 +50,12 @@ GROUP_OPTIONS = {
 # volumes we run (SU(3) Omelyan eps 0.2 at beta 6: ~89 % on 4^4, ~77 % on 6^4).
 GROUPS = {
     "U1": GroupFacts(
+        theory="dlhmc.lattice.u1:U1Theory", adapter="dlhmc.lattice.u1_links:U1Links",
         dims=2, extents="Nt Nx", options=frozenset(GROUP_OPTIONS), integrator="leapfrog",
         therm_steps=(10, 0.1),
     ),
     "SU3": GroupFacts(
+        theory="dlhmc.lattice.su3:SU3Theory", adapter="dlhmc.lattice.su3_links:SU3Links",
         dims=4, extents="Nt Nx Ny Nz", options=frozenset(), integrator="omelyan",
         therm_steps=(5, 0.2),
     ),

@@ -6,13 +6,12 @@ import importlib
 
 import torch
 
+from dlhmc.groups import GROUPS
 from dlhmc.theory import GaugeTheory
 
-# name -> "module:Class"; imported on demand so that U(1) users never load SU(3) code.
-THEORIES = {
-    "U1": "dlhmc.lattice.u1:U1Theory",
-    "SU3": "dlhmc.lattice.su3:SU3Theory",
-}
+# name -> "module:Class" (the groups' registry, dlhmc.groups.GROUPS); imported on demand so
+# that U(1) users never load SU(3) code.
+THEORIES = {name: facts.theory for name, facts in GROUPS.items()}
 
 PRECISIONS = ("double", "single")
 

@@ -2,7 +2,8 @@
 
 Each adapter lives beside its theory (the lattice modules, the toy), which owns the group's
 maths; the samplers look it up here, so no lattice module imports a sampler and a new gauge
-group is its ``group/`` and ``lattice/`` modules plus one line below.  Imported on demand, as
+group is its ``group/`` and ``lattice/`` modules plus its entry in :data:`dlhmc.groups.GROUPS`
+(the toy's is written below).  Imported on demand, as
 :data:`dlhmc.lattice.THEORIES`, so that HMC users never load the network code.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import importlib
 
+from dlhmc.groups import GROUPS
 from dlhmc.theory import LinkAdapter, Theory
 
-# theory name -> "module:Class"
+# theory name -> "module:Class": every gauge group's own (its line in dlhmc.groups.GROUPS) and
+# the toy's real coordinates.
 ADAPTERS = {
-    "U1": "dlhmc.lattice.u1_links:U1Links",
-    "SU3": "dlhmc.lattice.su3_links:SU3Links",
+    **{name: facts.adapter for name, facts in GROUPS.items()},
     "GMM": "dlhmc.toy.gmm:Coordinates",
 }
 

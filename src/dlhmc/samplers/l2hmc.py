@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from dlhmc.families import FAMILIES, family
+from dlhmc.families import families, family
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.adapters import adapter_for
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
@@ -89,7 +89,7 @@ class L2HMCConfig:
             raise ValueError(f"winding: expected an integer, got {self.winding!r}")
         object.__setattr__(self, "winding", int(self.winding))
         own = family(self.network)
-        for other in FAMILIES.values():
+        for other in families():
             for option in (o for o in other.options if o not in own.options):
                 default = _DEFAULTS[option]
                 if getattr(self, option) != default:

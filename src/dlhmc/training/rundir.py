@@ -25,7 +25,7 @@ import yaml
 from dlhmc import checkpoint as ckpt
 from dlhmc import limits
 from dlhmc.atomic import write_text
-from dlhmc.families import FAMILIES
+from dlhmc.families import families
 from dlhmc.settings import RunOptions, TrainSettings
 
 METRICS_FILE = "metrics.csv"
@@ -50,7 +50,7 @@ METRIC_COLUMNS = (
 # the shapes of their weights (check_weights).
 ARCHITECTURE = (
     "group", "nlf", "hidden", "activation", "winding", "network",
-    *(option for fam in FAMILIES.values() for option in fam.options),
+    *(option for fam in families() for option in fam.options),
 )  # fmt: skip
 
 
