@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from dlhmc.families.adapters import adapter_for
 from dlhmc.lattice.su3 import SU3Theory
 from dlhmc.lattice.su3_links import SU3Links
 from dlhmc.lattice.u1 import U1Theory, plaquette_angles
 from dlhmc.lattice.u1_instanton import lattice_instanton
 from dlhmc.lattice.u1_links import U1Links
-from dlhmc.samplers.adapters import adapter_for
 from dlhmc.theory import GaugeTheory, LinkAdapter, Theory
 from dlhmc.toy.gmm import Coordinates, GaussianMixture
 

@@ -11,10 +11,10 @@ from l2hmc_helpers import randomize
 
 from dlhmc import checkpoint as ckpt
 from dlhmc.families import FAMILIES, families, family
+from dlhmc.families.adapters import ADAPTERS, adapter_for
 from dlhmc.families.contract import FamilyLayers, LayerFamily
 from dlhmc.lattice.su3 import SU3Theory
 from dlhmc.lattice.u1 import U1Theory
-from dlhmc.samplers.adapters import ADAPTERS, adapter_for
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
 from dlhmc.theory import LinkAdapter
 from dlhmc.toy.gmm import GaussianMixture

@@ -20,7 +20,7 @@ class GroupFacts:
 
     ``theory`` and ``adapter`` name (``"module:Class"``, imported on demand) the lattice theory
     and the :class:`~dlhmc.theory.LinkAdapter` of the learned samplers: this entry is the one
-    registry line of a group, read by :mod:`dlhmc.lattice` and :mod:`dlhmc.samplers.adapters`.
+    registry line of a group, read by :mod:`dlhmc.lattice` and :mod:`dlhmc.families.adapters`.
     """
 
     theory: str

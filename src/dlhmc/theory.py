@@ -114,7 +114,7 @@ class LinkAdapter(ABC):
     unit, and the x update of the active units is the group's own (a circle map for U(1)
     angles, left multiplication for SU(3) matrices, an affine map for real coordinates).
     Each theory's adapter lives beside the theory (``dlhmc.lattice.u1_links``, ...) and
-    :data:`dlhmc.samplers.adapters.ADAPTERS` names it, so a new group adds its adapter and
+    :data:`dlhmc.families.adapters.ADAPTERS` names it, so a new group adds its adapter and
     one registry line, never a branch in the sampler.
     """
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlhmc.families.adapters import ADAPTERS
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
 
 MASKS = ("checkerboard", "random")
@@ -137,7 +138,7 @@ class DenseFamily:
     """The paper's design: per-layer MLPs over every unit, for every adapter."""
 
     name = "dense"
-    groups = frozenset({"U1", "SU3", "GMM"})
+    groups = frozenset(ADAPTERS)  # every theory with an adapter
     options = ("mask", "mask_seed", "conv_channels")
     any_volume = False
 

@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from dlhmc.families import families, family
+from dlhmc.families.adapters import adapter_for
 from dlhmc.nets import ACTIVATIONS
-from dlhmc.samplers.adapters import adapter_for
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
 from dlhmc.theory import Theory
 
