@@ -25,6 +25,7 @@ from dlhmc.samplers.l2hmc import L2HMCDynamics
 from dlhmc.settings import RunOptions, TrainSettings
 from dlhmc.theory import GaugeTheory
 from dlhmc.training import rundir
+from dlhmc.training.events import EventLog
 from dlhmc.training.loss import loss_terms, plaquette_from_action
 from dlhmc.training.schedules import Schedule
 
@@ -257,6 +258,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         metrics = open(metrics_path, "a") if ctx.is_main else None
+        events = EventLog(self.run_dir, self.step) if ctx.is_main else None
         t_start = time.perf_counter()
         try:
             while self.step < settings.steps:
@@ -270,6 +272,7 @@ class Trainer:
                 if metrics is not None:
                     metrics.write(rundir.format_row(row) + "\n")
                     metrics.flush()
+                    events.write(row)
                     if row["skipped"]:
                         bar.write(
                             f"dlhmc train: step {row['step']}: {row['reason']} "
@@ -294,6 +297,7 @@ class Trainer:
             bar.close()
             if metrics is not None:
                 metrics.close()
+                events.close()
         return steps_run, skipped
 
 
