@@ -17,7 +17,6 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/common_transfer.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/hmc.smk"
@@ -28,4 +27,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        final_targets(),
+        PLAN.final_targets(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -13,6 +14,7 @@ from chain_helpers import ar1, sector_chains, write_chain_file
 from dlhmc.analysis.checks import plaquette_checks
 from dlhmc.analysis.comparison import comparison_table
 from dlhmc.analysis.exact import exact_plaquette, exact_sectors
+from dlhmc.analysis.registry import REPORT_FIGURES, REPORT_TABLES, resolve
 from dlhmc.cli import main
 from dlhmc.lattice.u1_exact import exact_plaquette as u1_exact
 
@@ -152,6 +154,26 @@ def test_all_figures_written(report):
         assert f'id="{name}"' in report["html"]
     assert report["html"].count("data:image/png;base64,") == 5
     assert not list(report["out_dir"].glob("*.tmp-*"))
+
+
+# The inputs build_report hands to the registry's builders, besides the tables built before.
+REPORT_INPUTS = {"table", "chain_sets", "runs", "checks", "main", "main_plaq"}
+
+
+def test_every_registered_table_and_figure_is_built_with_the_inputs_it_names(report):
+    """Adding a table or figure is a builder plus a registry line: the entry names its builder
+    and inputs, and the report writes it (and the workflow declares it: tests/test_plan.py)."""
+    known = set(REPORT_INPUTS)
+    for item in (*REPORT_TABLES, *REPORT_FIGURES):
+        parameters = inspect.signature(resolve(item.builder)).parameters.values()
+        assert len([p for p in parameters if p.default is p.empty]) == len(item.inputs), item
+        assert set(item.inputs) <= known, item
+        if item in REPORT_TABLES:
+            known.add(item.name)
+            assert (report["out_dir"] / f"{item.name}.csv").is_file()
+            assert item.html is None or callable(resolve(item.html))
+        else:
+            assert (report["out_dir"] / f"{item.name}.pdf").is_file()
 
 
 def test_comparison_picks_best_hmc(report):

@@ -17,7 +17,7 @@ import yaml
 from workflow_helpers import REPO
 
 from dlhmc import settings as settings_module
-from dlhmc.analysis.captions import REPORT_FIGURES, caption, caption_path
+from dlhmc.analysis.registry import REPORT_FIGURES, REPORT_TABLES, caption, caption_path
 from dlhmc.groups import GROUP_OPTIONS, GROUPS
 from dlhmc.lattice import PRECISIONS, THEORIES, theory_class
 from dlhmc.samplers.l2hmc import L2HMCConfig
@@ -198,10 +198,16 @@ def test_group_facts_agree_with_the_theories(group):
 
 
 def test_every_figure_has_one_caption_used_by_report_and_workflow():
+    """The report rule declares its outputs from the registry, with the registry's captions; no
+    second caption of a figure or report table lives beside the workflow."""
     rules = (REPO / "workflow" / "rules" / "report.smk").read_text()
-    for name in REPORT_FIGURES:
-        assert caption_path(name).is_file() and caption(name), name
-        assert f'figure_caption("{name}")' in rules, name
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    for item in (*REPORT_TABLES, *REPORT_FIGURES):
+        assert caption_path(item.name).is_file() and caption(item.name), item.name
+        assert f"report/{item.name}" not in rules, f"{item.name}: a path besides the registry's"
+        assert not (REPO / "workflow" / "report" / f"{item.name}.rst").exists(), item.name
+    assert "**report_outputs(" in rules
+    assert "caption=caption" in common and "str(caption_path(name))" in common
     assert not list((REPO / "workflow" / "report").glob("fig*.rst"))
 
 
@@ -225,7 +231,9 @@ def test_settings_sit_below_training():
 def test_what_the_workflow_imports_is_torch_free():
     """Snakemake imports these on every parse, dry runs included: no torch, no matplotlib."""
     code = (
-        "import sys, dlhmc.groups, dlhmc.analysis.captions; "
+        "import sys, dlhmc.groups, dlhmc.config_check, dlhmc.analysis.registry, "
+        "dlhmc.plan.experiments, dlhmc.plan.hmc_grid, dlhmc.plan.jobs, dlhmc.plan.paths, "
+        "dlhmc.plan.schema_docs; "
         "print(sorted({'torch', 'matplotlib', 'numpy'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -79,7 +79,7 @@ def test_tiny_config_dry_run(tmp_path):
 
 
 def test_hmc_grid_crosses_integrators_and_instanton_hits(tmp_path):
-    """Plain HMC keeps its historical file names; winding HMC and Omelyan are new points with
+    """Plain HMC keeps its short file names; winding HMC and Omelyan are new points with
     their options on the command line, and hits 0 is planned once whatever the sizes."""
     config = copy.deepcopy(tiny_config())
     config["experiments"]["tiny"]["hmc"].update(
@@ -157,18 +157,18 @@ def test_beta_transfer_dry_run(tmp_path):
         "train": 3, "transfer_train": 2, "infer": 3, "transfer_infer": 4, "hmc": 6,
         "analyze": 1, "report": 1, "all": 1,
     }  # fmt: skip
-    assert {(w["beta"], w["kind"]) for r, w in jobs if r == "transfer_infer"} == {
+    assert {(w["beta"], w["stage"]) for r, w in jobs if r == "transfer_infer"} == {
         (b, k) for b in ("2.0", "3.0") for k in ("none", "retrained")
     }
     for beta, below in (("2.0", "1.0"), ("3.0", "2.0")):
         base = f"results/tiny/4x4/beta{beta}"
         ladder_infer = _job_text(result.stdout, "infer", beta=beta)
         seed = re.search(r"--seed \d+", ladder_infer).group()
-        none = _job_text(result.stdout, "transfer_infer", beta=beta, kind="none")
+        none = _job_text(result.stdout, "transfer_infer", beta=beta, stage="none")
         assert f"--checkpoint results/tiny/4x4/beta{below}/model " in none
         assert f"--beta {beta} " in none and seed in none
         assert f"--out {base}/transfer/none.nc " in none
-        retrained = _job_text(result.stdout, "transfer_infer", beta=beta, kind="retrained")
+        retrained = _job_text(result.stdout, "transfer_infer", beta=beta, stage="retrained")
         assert f"--checkpoint {base}/transfer/model " in retrained
         assert f"--beta {beta} " in retrained and seed in retrained
         train = _job_text(result.stdout, "transfer_train", beta=beta)

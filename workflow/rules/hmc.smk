@@ -14,15 +14,15 @@ rule hmc:
         runtime=60,
         gpu=0,
     params:
-        group=lambda wc: experiment(wc)["group"],
-        point=hmc_options,
+        group=lambda wc: PLAN.experiment(wc)["group"],
+        point=PLAN.hmc_options,
         lattice=lattice_option,
-        precision=lambda wc: experiment(wc)["precision"],
-        chains=lambda wc: experiment(wc)["hmc"]["chains"],
-        trajectories=lambda wc: experiment(wc)["hmc"]["trajectories"],
-        therm=lambda wc: experiment(wc)["hmc"]["therm"],
-        seed=lambda wc: experiment(wc)["seed"] + 2,
-        device=lambda wc: experiment(wc)["device"],
+        precision=lambda wc: PLAN.experiment(wc)["precision"],
+        chains=lambda wc: PLAN.experiment(wc)["hmc"]["chains"],
+        trajectories=lambda wc: PLAN.experiment(wc)["hmc"]["trajectories"],
+        therm=lambda wc: PLAN.experiment(wc)["hmc"]["therm"],
+        seed=lambda wc: PLAN.experiment(wc)["seed"] + 2,
+        device=lambda wc: PLAN.experiment(wc)["device"],
     shell:
         "OMP_NUM_THREADS={threads} dlhmc hmc --group {params.group} --lattice {params.lattice} "
         "--beta {wildcards.beta} {params.point} "

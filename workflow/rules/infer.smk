@@ -3,7 +3,7 @@ rule infer:
     on the model's volume or, for a local model trained on train.lattice, on this one.
     """
     input:
-        checkpoint=infer_checkpoint,
+        checkpoint=PLAN.infer_checkpoint,
     output:
         "results/{exp}/{lattice}/beta{beta}/l2hmc.nc",
     log:
@@ -17,10 +17,10 @@ rule infer:
         gpu=0,
     params:
         run_dir=lambda wc, input: os.path.dirname(input.checkpoint),
-        options=lambda wc: cli_options(experiment(wc)["infer"]),
-        lattice=infer_lattice_option,
-        seed=lambda wc: experiment(wc)["seed"] + 1,
-        device=lambda wc: experiment(wc)["device"],
+        options=PLAN.infer_options,
+        lattice=PLAN.infer_lattice_option,
+        seed=lambda wc: PLAN.experiment(wc)["seed"] + 1,
+        device=lambda wc: PLAN.experiment(wc)["device"],
     shell:
         "OMP_NUM_THREADS={threads} dlhmc infer --checkpoint {params.run_dir} {params.lattice} "
         "{params.options} "

@@ -8,7 +8,7 @@ rule train:
     foreign run. At the end the model files are copied out atomically and train_work/ is removed.
     """
     input:
-        init=train_init,
+        init=PLAN.train_init,
     output:
         checkpoint="results/{exp}/{lattice}/beta{beta}/model/checkpoint.pt",
         metrics="results/{exp}/{lattice}/beta{beta}/model/metrics.csv",
@@ -22,17 +22,17 @@ rule train:
         mem_mb=4000,
         runtime=120,
         gpu=0,
-        tasks=lambda wc: train_settings(wc)["ranks"],
+        tasks=lambda wc: PLAN.train_settings(wc)["ranks"],
         # Empty for one rank: the Slurm executor rejects an `mpi` job with a single task.
-        mpi=lambda wc: "mpiexec" if train_settings(wc)["ranks"] > 1 else "",
+        mpi=lambda wc: "mpiexec" if PLAN.train_settings(wc)["ranks"] > 1 else "",
     params:
         work="results/{exp}/{lattice}/beta{beta}/train_work",
-        group=lambda wc: experiment(wc)["group"],
+        group=lambda wc: PLAN.experiment(wc)["group"],
         lattice=lattice_option,
-        precision=lambda wc: experiment(wc)["precision"],
-        seed=lambda wc: experiment(wc)["seed"],
-        device=lambda wc: experiment(wc)["device"],
-        options=train_options,
+        precision=lambda wc: PLAN.experiment(wc)["precision"],
+        seed=lambda wc: PLAN.experiment(wc)["seed"],
+        device=lambda wc: PLAN.experiment(wc)["device"],
+        options=PLAN.train_options,
         init=init_option,
         launch=mpi_launcher,
     shell:

@@ -8,13 +8,13 @@ first, on every volume, next to the ladder's own model:
 
 Both rules are the ladder's train and infer rules (same resumable training, same infer settings
 and seed) with other paths and options, so they cannot drift apart; their input and option
-functions are in common_transfer.smk.
+functions are the transfer_* methods of dlhmc.plan.jobs.Plan.
 """
 
 
 use rule train as transfer_train with:
     input:
-        init=transfer_init,
+        init=PLAN.transfer_init,
     output:
         checkpoint="results/{exp}/{lattice}/beta{beta}/transfer/model/checkpoint.pt",
         metrics="results/{exp}/{lattice}/beta{beta}/transfer/model/metrics.csv",
@@ -23,16 +23,16 @@ use rule train as transfer_train with:
         "logs/{exp}/{lattice}/beta{beta}/transfer_train.log",
     params:
         work="results/{exp}/{lattice}/beta{beta}/transfer/train_work",
-        options=transfer_train_options,
+        options=PLAN.transfer_train_options,
 
 
 use rule infer as transfer_infer with:
     input:
-        checkpoint=transfer_checkpoint,
+        checkpoint=PLAN.transfer_checkpoint,
     output:
-        "results/{exp}/{lattice}/beta{beta}/transfer/{kind}.nc",
+        "results/{exp}/{lattice}/beta{beta}/transfer/{stage}.nc",
     log:
-        "logs/{exp}/{lattice}/beta{beta}/transfer_{kind}.log",
+        "logs/{exp}/{lattice}/beta{beta}/transfer_{stage}.log",
     params:
-        options=transfer_infer_options,
-        lattice=transfer_lattice_option,
+        options=PLAN.transfer_infer_options,
+        lattice=PLAN.transfer_lattice_option,

@@ -2,8 +2,8 @@
 
 Figures against beta live in ``figures_cost``, figures drawn from the chains in
 ``figures_chains``, the shared style in ``figures_style``; this module names the figures and
-draws the training curves.  The figure names and captions are in
-:mod:`dlhmc.analysis.captions`.
+draws the training curves.  The figure names, captions and the inputs of each drawing function
+are in :mod:`dlhmc.analysis.registry`.
 """
 
 from __future__ import annotations

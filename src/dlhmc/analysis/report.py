@@ -2,7 +2,9 @@
 
 One self-contained HTML page (figures embedded as PNG data, PDFs written beside it for print), so
 the page can be mailed or archived without its directory. The tables are drawn by
-``report_tables`` (lower bounds with ``>=``, failing checks first and marked, not hidden).
+``report_tables`` (lower bounds with ``>=``, failing checks first and marked, not hidden); the
+tables and figures written as files are the entries of ``registry``, which the workflow declares
+as the outputs of its report rule.
 """
 
 from __future__ import annotations
@@ -18,22 +20,12 @@ import pandas as pd
 import yaml
 
 from dlhmc import __version__
-from dlhmc.analysis import figures
 from dlhmc.analysis.autocorr import DEFAULT_S, MIN_CHAIN_TAUS
-from dlhmc.analysis.captions import REPORT_FIGURES, caption
 from dlhmc.analysis.chains import ChainSet
 from dlhmc.analysis.checks import PULL_LIMIT, exactness_checks
-from dlhmc.analysis.comparison import comparison_table
-from dlhmc.analysis.learners import learners_html, learners_table
-from dlhmc.analysis.report_tables import (
-    checks_html,
-    comparison_html,
-    fmt,
-    hit_cost_note,
-    html_table,
-    paper_html,
-    tau_html,
-)
+from dlhmc.analysis.figures import save_figure
+from dlhmc.analysis.registry import REPORT_FIGURES, REPORT_TABLES, caption, resolve, table_file
+from dlhmc.analysis.report_tables import checks_html, fmt, hit_cost_note, html_table, tau_html
 from dlhmc.analysis.runs import TrainingRun
 from dlhmc.analysis.table import main_rows
 from dlhmc.analysis.transfer import transfer_html, transfer_table
@@ -126,26 +118,29 @@ def build_report(
     experiment: str,
     out_dir: Path,
 ) -> Path:
-    """Write ``report.html``, ``comparison.csv``, ``learners.csv`` and the five figures into
+    """Write ``report.html``, the tables (CSV) and the figures (PNG, PDF) of the registry into
     ``out_dir``."""
     out_dir = Path(out_dir)
-    comp = comparison_table(table)
-    learners = learners_table(table)
     checks = exactness_checks(table)
-    # The figures show what is compared; beta-transfer rows have a table of their own.
-    main = main_rows(table)
-    main_plaq = checks[(checks.observable == "plaq") & (checks.role == "main")]
-    drawn = {
-        "fig1_cost_vs_beta": figures.fig_cost_vs_beta(main, comp),
-        "fig2_charge_history": figures.fig_charge_history(comp, chain_sets),
-        "fig3_layer_diagnostics": figures.fig_layer_diagnostics(chain_sets),
-        "fig4_plaquette": figures.fig_plaquette(main, main_plaq),
-        "fig5_training": figures.fig_training(runs),
+    # The inputs the registry's builders name.  The figures show what is compared: beta-transfer
+    # rows have a table of their own.
+    available = {
+        "table": table,
+        "chain_sets": chain_sets,
+        "runs": runs,
+        "checks": checks,
+        "main": main_rows(table),
+        "main_plaq": checks[(checks.observable == "plaq") & (checks.role == "main")],
     }
-    pngs = {name: figures.save_figure(fig, out_dir, name)[0] for name, fig in drawn.items()}
-    for name, frame in (("comparison.csv", comp), ("learners.csv", learners)):
-        with atomic_path(out_dir / name) as tmp:
-            frame.to_csv(tmp, index=False)
+    for item in REPORT_TABLES:
+        available[item.name] = item.build(available)
+    pngs = {
+        item.name: save_figure(item.build(available), out_dir, item.name)[0]
+        for item in REPORT_FIGURES
+    }
+    for item in REPORT_TABLES:
+        with atomic_path(out_dir / table_file(item)) as tmp:
+            available[item.name].to_csv(tmp, index=False)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = f"dlhmc report: {html.escape(experiment)}"
     body = [
@@ -161,14 +156,12 @@ def build_report(
         "(baseline - learned seconds per independent sample); never when the learned sampler is "
         "not faster per sample.</p>",
         hit_cost_note(table),
-        comparison_html(comp),
-        paper_html(comp),
-        learners_html(learners),
+        *(resolve(item.html)(available[item.name]) for item in REPORT_TABLES if item.html),
         transfer_html(transfer_table(table)),
         "<h2>Exactness checks: average plaquette, &lt;Q_Z²&gt; and charge-sector weights</h2>",
         checks_html(checks),
         "<h2>Figures</h2>",
-        *(_figure_html(name, pngs[name]) for name in REPORT_FIGURES),
+        *(_figure_html(item.name, pngs[item.name]) for item in REPORT_FIGURES),
         "<h2>Integrated autocorrelation times</h2>",
         tau_html(table),
         "<h2>Settings</h2>",

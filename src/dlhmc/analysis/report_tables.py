@@ -218,6 +218,11 @@ def paper_html(comp: pd.DataFrame) -> str:
     )
 
 
+def comparison_sections(comp: pd.DataFrame) -> str:
+    """The comparison table's part of report.html: the four-way tables, then the paper's points."""
+    return comparison_html(comp) + "\n" + paper_html(comp)
+
+
 def hit_cost_note(table: pd.DataFrame) -> str:
     """Say how the instanton hits of winding HMC were counted in leapfrog steps."""
     whmc = table[(table.category == "whmc") & (table.observable == "charge")]

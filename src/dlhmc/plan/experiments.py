@@ -1,0 +1,188 @@
+"""The experiments of a workflow config: their checks beyond the schema, and their learners.
+
+Each experiment trains one learner along its beta ladder (``train``) and one more per entry of
+``variants`` (``train`` with the variant's settings replaced).  A variant is checked against the
+train schema only once merged, because JSON schema cannot merge two mappings.  Every message
+names the config key it is about (``experiments.<name>.<key>: ...``), so a wrong config stops
+before any job with one line per problem.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+
+import jsonschema
+
+from dlhmc.config_check import check_values, duplicate_keys, schedule_problems
+from dlhmc.groups import GROUPS, instanton_size_problem, unsupported_options
+from dlhmc.plan.hmc_grid import hmc_grid
+from dlhmc.plan.paths import lattice_label
+
+
+def config_key(path: Iterable) -> str:
+    """Dotted config key of a jsonschema error path, e.g. experiments.u1.train.steps."""
+    key = "config"
+    for part in path:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key.removeprefix("config.")
+
+
+def learner_key(variant: str | None) -> str:
+    """The config key of a learner's training settings: ``train`` or ``variants.<name>``."""
+    return "train" if variant is None else f"variants.{variant}"
+
+
+def learners(exp: Mapping) -> dict[str, dict]:
+    """Training settings of every learned sampler of an experiment, by config key: `train` (the
+    ladder's model) and, for each of `variants`, `train` with the variant's settings replaced.
+    """
+    found = {"train": exp["train"]}
+    for name, changes in exp.get("variants", {}).items():
+        found[learner_key(name)] = {**exp["train"], **changes}
+    return found
+
+
+def train_shape(train: Mapping, lattice_shape: Sequence[int]) -> Sequence[int]:
+    """The volume a model for `lattice_shape` is trained on: the learner's lattice when given."""
+    return train.get("lattice", lattice_shape)
+
+
+def transfer_steps(exp: Mapping) -> int:
+    """Steps of the short retraining of the beta transfer: beta_transfer of train.steps."""
+    return max(1, round(exp["beta_transfer"] * exp["train"]["steps"]))
+
+
+def transfer_train_settings(exp: Mapping) -> dict:
+    """The ladder's training settings with beta_transfer of its steps; a configured warm-up or
+    annealing length shrinks in proportion, so the schedules keep their shape and stay below
+    the steps (unset ones take `dlhmc train`'s defaults, fractions of the steps already).
+    """
+    train = dict(exp["train"])
+    steps = transfer_steps(exp)
+    for key, least in (("warmup", 0), ("anneal_steps", 1)):
+        if key in train:
+            train[key] = max(least, train[key] * steps // train["steps"])
+    train["steps"] = steps
+    return train
+
+
+def check_train(key: str, exp: Mapping, train: Mapping) -> list[str]:
+    """Checks of one learner's training settings (`train` or a variant merged into it); `key`
+    names where they come from (experiments.X.train or experiments.X.variants.name)."""
+    schedule = schedule_problems(
+        train["steps"], train.get("warmup"), train.get("anneal_from", 1.0),
+        train.get("anneal_steps"), "train.steps",
+    )  # fmt: skip
+    problems = [
+        f"{key}.{name}: {message}"
+        for name, message in [*schedule, *unsupported_options(exp["group"], train)]
+    ]
+    if "lattice" in train:
+        dims = GROUPS[exp["group"]].dims
+        if len(train["lattice"]) != dims:
+            problems.append(
+                f"{key}.lattice: {exp['group']} needs {dims} extents, got {train['lattice']}"
+            )
+        if train.get("network", "dense") != "local":
+            problems.append(
+                f"{key}.lattice: only a network: local model runs on other volumes "
+                f"than it was trained on (got network {train.get('network', 'dense')})"
+            )
+    return problems
+
+
+def _instanton_problems(key: str, exp: Mapping) -> list[str]:
+    """Instanton hits for a group without them, and hit sizes that do not fit every volume."""
+    hmc = exp["hmc"]
+    sizes = {("hmc", size) for size in hmc["instanton_size"]}
+    hits = {("hmc", k) for k in hmc["instanton_hits"] if k > 0}
+    for i, p in enumerate(hmc.get("points", [])):
+        if p.get("instanton_hits", 0):
+            hits.add((f"hmc.points[{i}]", p["instanton_hits"]))
+            sizes.add((f"hmc.points[{i}]", p.get("instanton_size", 0)))
+    problems = []
+    for where, _ in sorted(hits):
+        for option in ("instanton_hits", "instanton_size"):
+            for _, message in unsupported_options(exp["group"], {option: True}):
+                problems.append(f"{key}.{where}.{option}: {message}")
+    if not hits or "instanton_size" not in GROUPS[exp["group"]].options:
+        return problems
+    extents = [n for shape in exp["lattices"] for n in shape]
+    for where, size in sorted(sizes):
+        problem = instanton_size_problem(size, extents)
+        if problem is not None:
+            problems.append(f"{key}.{where}.instanton_size: {problem}")
+    return problems
+
+
+def check_experiment(name: str, exp: Mapping) -> list[str]:
+    """Checks the schema cannot express; returns one message per problem, naming the key."""
+    key = f"experiments.{name}"
+    problems = check_values(name, exp)
+    dims = GROUPS[exp["group"]].dims
+    for i, shape in enumerate(exp["lattices"]):
+        if len(shape) != dims:
+            problems.append(
+                f"{key}.lattices[{i}]: {exp['group']} needs {dims} extents, got {shape}"
+            )
+    labels = [lattice_label(shape) for shape in exp["lattices"]]
+    if len(set(labels)) != len(labels):
+        problems.append(f"{key}.lattices: duplicate volumes in {exp['lattices']}")
+    for where, train in learners(exp).items():
+        problems += check_train(f"{key}.{where}", exp, train)
+    if (
+        "beta_transfer" in exp
+        and exp["train"].get("anneal_from", 1.0) < 1.0
+        and transfer_steps(exp) < 2
+    ):
+        problems.append(
+            f"{key}.beta_transfer: {exp['beta_transfer']} of train.steps is 1 step, too few "
+            "to anneal (train.anneal_from < 1 needs 2)"
+        )
+    betas = exp["betas"]
+    if any(b <= a for a, b in zip(betas[:-1], betas[1:], strict=True)):
+        problems.append(f"{key}.betas: must be strictly increasing, got {betas}")
+    if not hmc_grid(exp):
+        problems.append(f"{key}.hmc: no grid points; give nlf and length, or points")
+    return problems + _instanton_problems(key, exp)
+
+
+def variant_problems(name: str, exp: Mapping, schema: Mapping) -> list[str]:
+    """Schema check of each variant merged into `train` (the schema itself cannot merge);
+    ``schema`` is workflow/schemas/config.schema.yaml, loaded."""
+    problems = []
+    validator = jsonschema.Draft202012Validator({"$ref": "#/$defs/train", "$defs": schema["$defs"]})
+    for where, merged in learners(exp).items():
+        if where == "train":  # validated with the config itself
+            continue
+        for err in validator.iter_errors(merged):
+            key = ".".join(
+                [f"experiments.{name}.{where}"]
+                + ([config_key(err.absolute_path)] if err.absolute_path else [])
+            )
+            problems.append(f"{key}: {err.message}")
+    return problems
+
+
+def load_experiments(config: Mapping, schema: Mapping, configfiles: Iterable) -> dict[str, dict]:
+    """The experiments of a config that passed the schema (its defaults filled in), each an
+    independent copy with the HMC run lengths resolved from the infer settings.
+
+    Raises ``ValueError("Invalid config:\\n  <one problem per line>")``: keys given twice in a
+    config file and variants that fail the schema first, then every other check (which may
+    assume the schema's types).
+    """
+    experiments = copy.deepcopy(dict(config["experiments"]))
+    problems = [p for path in configfiles for p in duplicate_keys(path)]
+    for name, exp in experiments.items():
+        problems += variant_problems(name, exp, schema)
+    if not problems:
+        for name, exp in experiments.items():
+            problems += check_experiment(name, exp)
+    if problems:
+        raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
+    for exp in experiments.values():
+        for setting in ("chains", "trajectories", "therm"):
+            exp["hmc"].setdefault(setting, exp["infer"][setting])
+    return experiments

@@ -1,0 +1,258 @@
+"""The input and option functions of the rules, and the files each experiment ends in.
+
+Every method that takes ``wildcards`` reads the fields of a result path by name: ``exp``,
+``lattice``, ``beta`` and, by rule, ``variant``, ``point`` or ``stage`` (Snakemake's
+``Wildcards``, or any object with those attributes).  A path no rule of the config makes (a beta
+outside the ladder, say) raises ``ValueError`` naming the config key, instead of planning a job
+that would fail or train something nobody asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from dlhmc.analysis.registry import report_files
+from dlhmc.plan.experiments import (
+    learner_key,
+    learners,
+    train_shape,
+    transfer_train_settings,
+)
+from dlhmc.plan.hmc_grid import Point, hmc_options, hmc_points
+from dlhmc.plan.paths import (
+    TRANSFER_STAGES,
+    beta_dir,
+    beta_label,
+    lattice_label,
+    lattice_shape,
+    learned_dir,
+    model_files,
+    transfer_chain,
+)
+
+# Training settings the workflow reads itself: how a job is launched, and where its model trains.
+NOT_TRAIN_OPTIONS = ("ranks", "lattice")
+
+
+def cli_options(settings: Mapping, skip: Iterable[str] = ()) -> str:
+    """`--key value ...` for every setting (lists as several values), in config order."""
+    words = []
+    for key, value in settings.items():
+        if key in skip:
+            continue
+        words.append(f"--{key.replace('_', '-')}")
+        words.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return " ".join(words)
+
+
+def lattice_option(wildcards) -> str:
+    """`--lattice` values of the job's volume: 16x16 -> '16 16'."""
+    return wildcards.lattice.replace("x", " ")
+
+
+class Plan:
+    """The jobs of the validated experiments (:func:`dlhmc.plan.experiments.load_experiments`)."""
+
+    def __init__(self, experiments: Mapping[str, dict]):
+        self.experiments = experiments
+
+    # ---- one job ------------------------------------------------------------------------------
+
+    def experiment(self, wildcards) -> dict:
+        if wildcards.exp not in self.experiments:
+            raise ValueError(
+                f"experiments.{wildcards.exp}: no such experiment in the config "
+                f"(have {', '.join(self.experiments)})"
+            )
+        return self.experiments[wildcards.exp]
+
+    def variant(self, wildcards) -> str | None:
+        """The variant a train or infer job belongs to (None: the ladder's own model)."""
+        variant = getattr(wildcards, "variant", None)
+        if variant is not None and variant not in self.experiment(wildcards).get("variants", {}):
+            raise ValueError(
+                f"experiments.{wildcards.exp}.variants: no variant {variant!r} in the config"
+            )
+        return variant
+
+    def train_settings(self, wildcards) -> dict:
+        """Training settings of the job's learner: `train`, or a variant merged into it."""
+        return learners(self.experiment(wildcards))[learner_key(self.variant(wildcards))]
+
+    def ladder(self, wildcards) -> list[str]:
+        """Beta labels of the experiment's ladder; fails clearly for a beta outside the config."""
+        labels = [beta_label(b) for b in self.experiment(wildcards)["betas"]]
+        if wildcards.beta not in labels:
+            raise ValueError(
+                f"experiments.{wildcards.exp}.betas: beta {wildcards.beta} is not in the ladder "
+                f"{labels}"
+            )
+        return labels
+
+    def beta_below(self, wildcards) -> str | None:
+        """Label of the beta below the job's on the ladder; None for the first."""
+        labels = self.ladder(wildcards)
+        k = labels.index(wildcards.beta)
+        return labels[k - 1] if k else None
+
+    def train_init(self, wildcards) -> list[str]:
+        """Model of the previous beta of the ladder (same volume and learner); the first beta
+        starts fresh."""
+        below = self.beta_below(wildcards)
+        if below is None:
+            return []
+        return model_files(wildcards.exp, wildcards.lattice, below, self.variant(wildcards))
+
+    def train_options(self, wildcards) -> str:
+        """All training settings of the job's learner, as `dlhmc train` options."""
+        return cli_options(self.train_settings(wildcards), skip=NOT_TRAIN_OPTIONS)
+
+    def infer_source(self, wildcards) -> str:
+        """Volume label the job's model was trained on: the learner's lattice when it names one
+        (a local model transferred to this volume), else this volume."""
+        shape = lattice_shape(wildcards.lattice)
+        return lattice_label(train_shape(self.train_settings(wildcards), shape))
+
+    def infer_checkpoint(self, wildcards) -> str:
+        """The model an inference job samples with."""
+        trained = self.infer_source(wildcards)
+        where = learned_dir(wildcards.exp, trained, wildcards.beta, self.variant(wildcards))
+        return f"{where}/model/checkpoint.pt"
+
+    def infer_lattice_option(self, wildcards) -> str:
+        """`--lattice ...` when the model was trained on another volume, else nothing (the
+        command line of an untransferred job names no lattice: the checkpoint's is used)."""
+        if self.infer_source(wildcards) == wildcards.lattice:
+            return ""
+        return f"--lattice {lattice_option(wildcards)}"
+
+    def infer_options(self, wildcards) -> str:
+        return cli_options(self.experiment(wildcards)["infer"])
+
+    def hmc_point(self, wildcards) -> Point:
+        """(nlf, eps, integrator, hits, size) of an HMC job, from its file name."""
+        points = hmc_points(self.experiment(wildcards))
+        if wildcards.point not in points:
+            raise ValueError(
+                f"experiments.{wildcards.exp}.hmc: {wildcards.point} is not a grid point "
+                f"(have {', '.join(points)})"
+            )
+        return points[wildcards.point]
+
+    def hmc_options(self, wildcards) -> str:
+        return hmc_options(self.experiment(wildcards)["group"], self.hmc_point(wildcards))
+
+    # ---- the beta transfer (transfer.smk) -----------------------------------------------------
+
+    def transfer_source(self, wildcards) -> tuple[str, str]:
+        """Training volume and beta label of the model a transfer starts from: the beta below."""
+        exp = self.experiment(wildcards)
+        if "beta_transfer" not in exp:
+            raise ValueError(
+                f"experiments.{wildcards.exp}.beta_transfer: not set, no transfer jobs"
+            )
+        below = self.beta_below(wildcards)
+        if below is None:
+            raise ValueError(
+                f"experiments.{wildcards.exp}.betas: beta {wildcards.beta} is the first of the "
+                "ladder, no model below it to transfer"
+            )
+        shape = lattice_shape(wildcards.lattice)
+        return lattice_label(train_shape(exp["train"], shape)), below
+
+    def transfer_init(self, wildcards) -> list[str]:
+        """Model files of the beta below (same training volume): the start of the retraining."""
+        lattice, below = self.transfer_source(wildcards)
+        return model_files(wildcards.exp, lattice, below)
+
+    def transfer_checkpoint(self, wildcards) -> str:
+        """none: the model of the beta below; retrained: that model retrained at this beta."""
+        lattice, below = self.transfer_source(wildcards)
+        if wildcards.stage == "none":
+            return f"{beta_dir(wildcards.exp, lattice, below)}/model/checkpoint.pt"
+        return f"{beta_dir(wildcards.exp, lattice, wildcards.beta)}/transfer/model/checkpoint.pt"
+
+    def transfer_lattice_option(self, wildcards) -> str:
+        """`--lattice ...` when the model was trained on train.lattice, another volume."""
+        lattice, _ = self.transfer_source(wildcards)
+        return "" if lattice == wildcards.lattice else f"--lattice {lattice_option(wildcards)}"
+
+    def transfer_infer_options(self, wildcards) -> str:
+        """The ladder's infer settings, at this beta whatever beta the model was trained at."""
+        return f"{self.infer_options(wildcards)} --beta {wildcards.beta}"
+
+    def transfer_train_options(self, wildcards) -> str:
+        """The ladder's training settings, shortened to the transfer's retraining."""
+        settings = transfer_train_settings(self.experiment(wildcards))
+        return cli_options(settings, skip=NOT_TRAIN_OPTIONS)
+
+    # ---- the files of an experiment -----------------------------------------------------------
+
+    def volumes(self, name: str) -> list[str]:
+        return [lattice_label(shape) for shape in self.experiments[name]["lattices"]]
+
+    def betas(self, name: str) -> list[str]:
+        return [beta_label(b) for b in self.experiments[name]["betas"]]
+
+    def learner_names(self, name: str) -> list[str | None]:
+        """The learners of an experiment: None (the ladder's own model) and every variant."""
+        return [None, *self.experiments[name].get("variants", {})]
+
+    def train_volumes(self, name: str, variant: str | None = None) -> list[str]:
+        """The volumes a learner's models are trained on: its lattice, or every sampled volume."""
+        exp = self.experiments[name]
+        train = learners(exp)[learner_key(variant)]
+        return sorted({lattice_label(train_shape(train, shape)) for shape in exp["lattices"]})
+
+    def trained_models(self, name: str) -> list[str]:
+        """Checkpoints of every (learner, training volume, beta) of an experiment."""
+        return [
+            f"{learned_dir(name, lattice, beta, variant)}/model/checkpoint.pt"
+            for variant in self.learner_names(name)
+            for lattice in self.train_volumes(name, variant)
+            for beta in self.betas(name)
+        ]
+
+    def l2hmc_chains(self, name: str) -> list[str]:
+        return [
+            f"{learned_dir(name, lattice, beta, variant)}/l2hmc.nc"
+            for variant in self.learner_names(name)
+            for lattice in self.volumes(name)
+            for beta in self.betas(name)
+        ]
+
+    def hmc_chains(self, name: str) -> list[str]:
+        points = hmc_points(self.experiments[name])
+        return [
+            f"{beta_dir(name, lattice, beta)}/hmc/{point}.nc"
+            for lattice in self.volumes(name)
+            for beta in self.betas(name)
+            for point in points
+        ]
+
+    def all_chains(self, wildcards) -> list[str]:
+        """Every chain file the comparison reads: the learners', then the baselines'."""
+        return self.l2hmc_chains(wildcards.exp) + self.hmc_chains(wildcards.exp)
+
+    def transfer_chains(self, wildcards) -> list[str]:
+        """Beta-transfer chain files (none without beta_transfer): at every beta above the
+        first, the model of the beta below without and with a short retraining."""
+        if "beta_transfer" not in self.experiments[wildcards.exp]:
+            return []
+        return [
+            transfer_chain(wildcards.exp, lattice, beta, stage)
+            for lattice in self.volumes(wildcards.exp)
+            for beta in self.betas(wildcards.exp)[1:]
+            for stage in TRANSFER_STAGES
+        ]
+
+    def report_runs(self, wildcards) -> list[str]:
+        return self.trained_models(wildcards.exp)
+
+    def final_targets(self) -> list[str]:
+        """What `snakemake` with no target makes: each experiment's table and report."""
+        return [
+            path
+            for name in self.experiments
+            for path in [f"results/{name}/tauint.csv", *report_files(f"results/{name}/report")]
+        ]

@@ -1,0 +1,56 @@
+"""Labels and result paths: every path component derived from a number is formatted here, once.
+
+Why once: a file's name is its identity for Snakemake, so a label that changed its formatting
+(``beta4`` for ``beta4.0``) would rerun every finished job of the experiment.  Adding a beta or a
+volume to the config therefore never renames an existing result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# Files `dlhmc train` writes into its run directory; the train rule declares these as its output.
+MODEL_FILES = ("checkpoint.pt", "metrics.csv", "config.yaml")
+# Stages of the beta transfer, each a chain file transfer/<stage>.nc: the model of the beta below
+# as it is, and briefly retrained at this beta.
+TRANSFER_STAGES = ("none", "retrained")
+
+
+def beta_label(beta: float) -> str:
+    """Shortest round-trip text of beta (4 -> '4.0', 4.25 -> '4.25'): stable across config edits."""
+    return repr(float(beta))
+
+
+def lattice_label(shape: Sequence[int]) -> str:
+    """``16x16`` for the extents [16, 16]."""
+    return "x".join(str(n) for n in shape)
+
+
+def lattice_shape(label: str) -> list[int]:
+    """The extents a lattice label states (the inverse of :func:`lattice_label`)."""
+    return [int(n) for n in label.split("x")]
+
+
+def eps_label(eps: float) -> str:
+    """Six significant digits; the job runs with exactly the eps its file name states."""
+    return format(float(eps), ".6g")
+
+
+def beta_dir(exp: str, lattice: str, beta: str) -> str:
+    return f"results/{exp}/{lattice}/beta{beta}"
+
+
+def learned_dir(exp: str, lattice: str, beta: str, variant: str | None = None) -> str:
+    """Where a learner's model and chains live: the ladder's own in the beta directory (the
+    names of experiments without variants never change), a variant's under learned/<name>.
+    """
+    base = beta_dir(exp, lattice, beta)
+    return base if variant is None else f"{base}/learned/{variant}"
+
+
+def model_files(exp: str, lattice: str, beta: str, variant: str | None = None) -> list[str]:
+    return [f"{learned_dir(exp, lattice, beta, variant)}/model/{name}" for name in MODEL_FILES]
+
+
+def transfer_chain(exp: str, lattice: str, beta: str, stage: str) -> str:
+    return f"{beta_dir(exp, lattice, beta)}/transfer/{stage}.nc"
