@@ -54,6 +54,11 @@ def test_tiny_config_is_clean():
         ("train", "lattice", [4, 4.5], "train.lattice[1]", "expected an integer, got 4.5"),
         ("train", "hidden", [8, True], "train.hidden[1]", "expected an integer, got True"),
         ("hmc", "length", [-math.inf], "hmc.length[0]", "finite number, got -inf"),
+        # names from a registry (dlhmc.groups.GROUPS, dlhmc.families.FAMILIES)
+        (None, "group", "Z2", "group", "expected one of U1, SU3, got 'Z2'"),
+        ("train", "network", "flow", "train.network", "expected one of dense, local, got 'flow'"),
+        (None, "variants", {"v": {"network": "mlp"}}, "variants.v.network",
+         "expected one of dense, local, got 'mlp'"),
     ],
 )
 def test_each_problem_named_by_key(section, key, value, named, words):

@@ -18,6 +18,7 @@ from workflow_helpers import REPO
 
 from dlhmc import settings as settings_module
 from dlhmc.analysis.registry import REPORT_FIGURES, REPORT_TABLES, caption, caption_path
+from dlhmc.config_check import REGISTRY_KEYS
 from dlhmc.groups import GROUP_OPTIONS, GROUPS
 from dlhmc.lattice import PRECISIONS, THEORIES, theory_class
 from dlhmc.samplers.l2hmc import L2HMCConfig
@@ -90,6 +91,10 @@ def test_schema_states_the_settings_choices_and_range(section, field, prop):
     where = f"{section}.{field.name}"
     if _grid_dimension(field, prop):
         prop = prop["items"]
+    if where in REGISTRY_KEYS:  # names from a registry, checked by dlhmc.config_check
+        assert "enum" not in prop and prop["type"] == "string", where
+        assert REGISTRY_KEYS[where] == tuple(option.choices), where
+        return
     if option.choices is not None:
         assert "enum" in prop, f"{where}: the command has choices {option.choices}"
         assert set(prop["enum"]) == set(option.choices), where
@@ -111,7 +116,7 @@ def test_schema_states_the_settings_choices_and_range(section, field, prop):
 
 def test_schema_group_and_precision_choices_are_the_packages():
     experiment = SCHEMA["$defs"]["experiment"]["properties"]
-    assert experiment["group"]["enum"] == list(GROUPS)
+    assert "enum" not in experiment["group"] and REGISTRY_KEYS["group"] == tuple(GROUPS)
     assert set(experiment["precision"]["enum"]) == set(PRECISIONS)
 
 

@@ -21,6 +21,8 @@ import re
 import yaml
 
 from dlhmc.analysis.requirements import MIN_TRAJ
+from dlhmc.families import NETWORKS
+from dlhmc.groups import GROUPS
 
 # Keys whose values (or items, ``[]``) are integers in workflow/schemas/config.schema.yaml
 # (tests/test_config_check.py compares this list with the schema).
@@ -36,6 +38,10 @@ INTEGER_KEYS = frozenset({
     "hmc.chains", "hmc.trajectories", "hmc.therm",
     "analyze.amortize_samples",
 })  # fmt: skip
+# Keys whose value names an entry of a registry: the registry is the one list of the names (a new
+# gauge group or network family is one registry line), so the schema states no enum for them and
+# they are checked here (tests/test_settings_sources.py compares them with the command's choices).
+REGISTRY_KEYS = {"group": tuple(GROUPS), "train.network": NETWORKS}
 # Training seeds torch's global generator with ``seed`` (``manual_seed`` of the network
 # initialization takes 63 bits), rank r with ``seed + r``, inference with ``seed + 1`` and HMC
 # with ``seed + 2``: every derived seed must stay within the training limit (``dlhmc train``
@@ -79,6 +85,9 @@ def check_values(name, exp) -> list[str]:
             problems.append(f"{key}.{path}: expected a finite number, got {value}")
         elif pattern in INTEGER_KEYS and not _is_int(value):
             problems.append(f"{key}.{path}: expected an integer, got {value!r}")
+        elif pattern in REGISTRY_KEYS and value not in REGISTRY_KEYS[pattern]:
+            problems.append(f"{key}.{path}: expected one of "
+                            f"{', '.join(REGISTRY_KEYS[pattern])}, got {value!r}")
     problems += _check_seed(key, exp)
     for section in ("infer", "hmc"):
         settings = exp.get(section)

@@ -120,6 +120,8 @@ def check_experiment(name: str, exp: Mapping) -> list[str]:
     """Checks the schema cannot express; returns one message per problem, naming the key."""
     key = f"experiments.{name}"
     problems = check_values(name, exp)
+    if exp["group"] not in GROUPS:
+        return problems  # named by check_values; nothing else can be checked without a group
     dims = GROUPS[exp["group"]].dims
     for i, shape in enumerate(exp["lattices"]):
         if len(shape) != dims:
