@@ -17,6 +17,8 @@ import yaml
 from workflow_helpers import REPO, planned_jobs, snakemake, tiny_config, write_config
 
 from dlhmc.config_check import INTEGER_KEYS, MAX_TRAIN_SEED, check_values, duplicate_keys
+from dlhmc.families import NETWORKS
+from dlhmc.groups import GROUPS
 
 KEY = "experiments.tiny"
 
@@ -55,10 +57,11 @@ def test_tiny_config_is_clean():
         ("train", "hidden", [8, True], "train.hidden[1]", "expected an integer, got True"),
         ("hmc", "length", [-math.inf], "hmc.length[0]", "finite number, got -inf"),
         # names from a registry (dlhmc.groups.GROUPS, dlhmc.families.FAMILIES)
-        (None, "group", "Z2", "group", "expected one of U1, SU3, got 'Z2'"),
-        ("train", "network", "flow", "train.network", "expected one of dense, local, got 'flow'"),
+        (None, "group", "Z2", "group", f"expected one of {', '.join(GROUPS)}, got 'Z2'"),
+        ("train", "network", "flow", "train.network",
+         f"expected one of {', '.join(NETWORKS)}, got 'flow'"),
         (None, "variants", {"v": {"network": "mlp"}}, "variants.v.network",
-         "expected one of dense, local, got 'mlp'"),
+         f"expected one of {', '.join(NETWORKS)}, got 'mlp'"),
     ],
 )
 def test_each_problem_named_by_key(section, key, value, named, words):
