@@ -13,6 +13,8 @@ from dlhmc import checkpoint as ckpt
 from dlhmc.families import FAMILIES, families, family
 from dlhmc.families.adapters import ADAPTERS, adapter_for
 from dlhmc.families.contract import FamilyLayers, LayerFamily
+from dlhmc.groups import GROUPS
+from dlhmc.lattice import make_theory
 from dlhmc.lattice.su3 import SU3Theory
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
@@ -92,8 +94,11 @@ def test_every_family_keeps_the_contract(name):
     defaults = {f.name for f in dataclasses.fields(L2HMCConfig)}
     assert set(fam.options) <= defaults
     for group in fam.groups:
-        theory = {"U1": U1Theory((4, 4), 2.0), "SU3": SU3Theory((2, 2, 2, 2), 5.0),
-                  "GMM": GaussianMixture()}[group]
+        if group in GROUPS:  # a small even torus of every group the family moves
+            dims = GROUPS[group].dims
+            theory = make_theory(group, (4,) * dims if dims <= 2 else (2,) * dims, 2.0)
+        else:
+            theory = GaussianMixture()
         config = L2HMCConfig(nlf=1, hidden=(4,), network=name)
         check_network(theory, config)
         layers = L2HMCDynamics(theory, config).layers

@@ -17,7 +17,12 @@ from workflow_helpers import REPO, TINY_CONFIG
 
 from dlhmc.analysis.registry import REPORT_FIGURES, REPORT_TABLES
 from dlhmc.config_check import schedule_problems
-from dlhmc.groups import check_instanton_size, instanton_size_problem, resolve_integrator
+from dlhmc.groups import (
+    check_instanton_size,
+    groups_with,
+    instanton_size_problem,
+    resolve_integrator,
+)
 from dlhmc.plan import schema_docs
 from dlhmc.plan.experiments import (
     check_experiment,
@@ -87,7 +92,8 @@ def test_the_tiny_experiment_passes():
         ({"group": "SU3", "lattices": [[2, 2, 2, 2]], "hmc": {"instanton_hits": [2]}},
          "experiments.tiny.hmc.instanton_hits: the instanton move of winding HMC exists for U1"),
         ({"group": "SU3", "lattices": [[2, 2, 2, 2]], "variants": {"w": {"winding": 1}}},
-         "experiments.tiny.variants.w.winding: a topological translation exists for U1 only"),
+         "experiments.tiny.variants.w.winding: a topological translation exists for "
+         f"{', '.join(groups_with('winding'))} only"),
         ({"beta_transfer": 0.1, "train": {"anneal_from": 0.5}},
          "experiments.tiny.beta_transfer: 0.1 of train.steps is 1 step, too few to anneal"),
     ],
