@@ -12,12 +12,22 @@ counts show that the local model does not grow with the volume; the dense one do
 
     .venv/bin/python benchmarks/local_vs_dense.py [--threads 1] [--repeat 5] [--device cpu]
         [--groups U1 SU3] [--su3-batch 4] [--su3-big-batch 2] [--su3-repeat 3]
+
+``--layer-steps`` prints only the cost of one local layer in HMC leapfrog steps (issue 18):
+the time of one L2HMC trajectory / (``N_LF`` x the time of one HMC leapfrog step), same
+theory (U(1) 16x16, beta 4), batch 64, ``hidden`` [16, 16], ``local_period`` 2, ``N_LF`` 8
+for both samplers, float32, inference, in one process.  The two are timed in alternation
+(``--layer-repeat`` rounds), each round giving a ratio from the best of its trajectories,
+so that a load change on a shared machine hits both; the median ratio is the figure:
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/local_vs_dense.py --threads 1 --layer-steps
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -26,6 +36,7 @@ from l2hmc_step import train_step_seconds
 
 from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
+from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 
 # A coupling in each group's scaling region, where the benchmarks of the report run.
@@ -132,6 +143,45 @@ def su3_cases(args, now):
                                    args.su3_repeat)), flush=True)
 
 
+@torch.no_grad()
+def best_step_seconds(kernel, state, gen, n, now):
+    """The fastest of ``n`` transitions of the whole batch (after one untimed) and the CPU
+    seconds per wall second over them."""
+    state, _ = kernel.step(state, gen)
+    best, wall, c0 = float("inf"), 0.0, time.process_time()
+    for _ in range(n):
+        t0 = now()
+        state, _ = kernel.step(state, gen)
+        seconds = now() - t0
+        best, wall = min(best, seconds), wall + seconds
+    return best, (time.process_time() - c0) / wall, state
+
+
+def layer_steps(args, now):
+    """One local layer in HMC leapfrog steps: L2HMC trajectory seconds / (N_LF x HMC
+    leapfrog step seconds) at the same theory, batch, N_LF and precision."""
+    nlf, batch = 8, 64
+    config = L2HMCConfig(nlf=nlf, hidden=(16, 16), network="local", local_period=2)
+    theory, dyn, gen, x = build("U1", (16, 16), batch, config, args.device)
+    hmc = HMC(theory, nlf, 0.1)
+    local_state, hmc_state = dyn.init(x), hmc.init(x)
+    ratios, local_s, hmc_s, cpu = [], [], [], []
+    for _ in range(args.layer_repeat):
+        t_hmc, c_hmc, hmc_state = best_step_seconds(hmc, hmc_state, gen, 40, now)
+        t_local, c_local, local_state = best_step_seconds(dyn, local_state, gen, 6, now)
+        ratios.append(t_local / t_hmc)
+        local_s.append(t_local)
+        hmc_s.append(t_hmc)
+        cpu.append(min(c_hmc, c_local))
+    return {"case": "U1 16x16 float32 local (period 2), one layer in HMC leapfrog steps",
+            "batch": batch, "nlf": nlf, "hidden": list(config.hidden),
+            "layer_in_leapfrog_steps": statistics.median(ratios),
+            "layer_in_leapfrog_steps_rounds": [round(r, 1) for r in ratios],
+            "l2hmc_trajectory_s_best": min(local_s), "hmc_trajectory_s_best": min(hmc_s),
+            "hmc_leapfrog_step_s_best": min(hmc_s) / nlf,
+            "cpu_per_wall_min": min(cpu)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
@@ -150,11 +200,19 @@ def main():
     parser.add_argument("--su3-nlf", type=int, default=4)
     parser.add_argument("--su3-hidden", type=int, nargs="+", default=[16, 16])
     parser.add_argument("--su3-repeat", type=int, default=3)
+    parser.add_argument("--layer-steps", action="store_true",
+                        help="only the cost of one local layer in HMC leapfrog steps")
+    parser.add_argument("--layer-repeat", type=int, default=5,
+                        help="alternating rounds of the --layer-steps measure")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     print(describe(), flush=True)
     now = synchronized(args.device)
+    if args.layer_steps:
+        print(json.dumps(layer_steps(args, now)), flush=True)
+        print(describe().replace("before the run", "after the run"), flush=True)
+        return
     if "U1" in args.groups:
         u1_cases(args, now)
     if "SU3" in args.groups:

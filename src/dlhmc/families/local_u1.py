@@ -63,6 +63,7 @@ from dlhmc.group.u1 import circle_map, wrap
 from dlhmc.lattice.u1 import plaquette_angles
 from dlhmc.nets.local import (
     N_LOOP_FEATURES,
+    N_LOOPS,
     LocalNet,
     loop_angles,
     loop_features,
@@ -120,6 +121,15 @@ class LocalU1Layers(nn.Module):
         self.register_buffer("moving", masks, persistent=False)
         # Loop features (cos, then sin, of each loop map) kept for each sub-update.
         self.register_buffer("keep", keep.repeat(1, 2, 1, 1), persistent=False)
+        # Float copies (moved to the model's precision with it), read on every sub-update.
+        self.register_buffer("keep_float", self.keep.double(), persistent=False)
+        self.register_buffer("moving_float", masks.double(), persistent=False)
+        # Per sub-update: the loops that are not zero everywhere (with p = 2 one rectangle)
+        # and where its moving links sit.
+        self.loops = [tuple(loop for loop in range(N_LOOPS) if keep_j[loop].any())
+                      for keep_j in keep]
+        self.sites = [(-1 if mu == 0 else -2, offset, config.local_period)
+                      for mu, offset in self.subs]
         x_in = N_LOOP_FEATURES + 2 + 2  # frozen loops, v, moving-link indicator
         v_in = N_LOOP_FEATURES + 2  # all loops, force
         self.vnets = nn.ModuleList(
@@ -150,15 +160,32 @@ class LocalU1Layers(nn.Module):
 
     def x_update(self, theory, k, j, x, v, eps, inverse, translation, carry):
         """Sub-update ``j`` of layer ``k`` (or its inverse): the circle map of each active
-        plaquette plus the momentum shift, moved onto its one moving link."""
+        plaquette plus the momentum shift, moved onto its one moving link.
+
+        The network is what :meth:`x_inputs` feeds ``xnets[k]``, evaluated only at the
+        moving links and without its input channels that are zero everywhere
+        (:meth:`LocalNet.at_sites`); the update runs on the moving links alone and every
+        other link is copied.
+        """
         mu, sign = self.subs[j][0], SIGNS[self.subs[j][0]]
-        moving = self.moving[j]
-        plaq, maps = self.x_inputs(j, x, v)
-        s, t, q = self.xnets[k](maps)
-        es = eps * s[:, mu]
-        shift = eps * (v[:, mu] * torch.exp(eps * q[:, mu]) + t[:, mu])
+        dim, offset, step = self.sites[j]
+        loops = self.loops[j]
+        kept = (*loops, *(N_LOOPS + loop for loop in loops))
+        plaq = plaquette_angles(x)
+        frozen = loop_features(loop_angles(plaq)[:, loops]) * self.keep_float[j, kept]
+        indicator = self.moving_float[j].expand(x.shape[0], -1, -1, -1)
+        channels = (*kept, *range(N_LOOP_FEATURES, N_LOOP_FEATURES + 4))
+        s, t, q = self.xnets[k].at_sites(torch.cat((frozen, v, indicator), dim=1), channels,
+                                         self.sites[j], mu)
+
+        def at(a):  # a [..., Nt, Nx] at the moving links of sub-update j
+            return a[..., offset::step, :] if dim == -2 else a[..., offset::step]
+
+        plaq, x_mu = at(plaq), at(x[:, mu])
+        es = eps * s
+        shift = eps * (at(v[:, mu]) * torch.exp(eps * q) + t)
         if translation is not None:
-            shift = shift + translation[mu]
+            shift = shift + at(translation[mu])
         # y: the active plaquette before the circle map (after it, inverse).
         if inverse:
             y, es = wrap(plaq - sign * shift), -es
@@ -166,10 +193,9 @@ class LocalU1Layers(nn.Module):
             y = wrap(plaq)
         mapped, log_jac = circle_map(y, es)
         if inverse:
-            link = x[:, mu] - shift + sign * (mapped - y)
+            link = x_mu - shift + sign * (mapped - y)
         else:
-            link = x[:, mu] + sign * (mapped - y) + shift
-        link = torch.where(moving[mu], wrap(link), x[:, mu])
-        links = (link, x[:, 1]) if mu == 0 else (x[:, 0], link)
-        logdet = torch.where(moving[mu], log_jac, 0.0).sum((1, 2))
-        return torch.stack(links, dim=1), logdet, None
+            link = x_mu + sign * (mapped - y) + shift
+        out = x.clone()
+        at(out[:, mu]).copy_(wrap(link))
+        return out, log_jac.sum((1, 2)), None
