@@ -31,6 +31,7 @@ INTEGER_KEYS = frozenset({
     "train.steps", "train.lattice[]", "train.batch", "train.nlf", "train.hidden[]",
     "train.checkpoint_every", "train.ranks", "train.mask_seed", "train.local_period",
     "train.conv_channels[]", "train.warmup", "train.anneal_steps", "train.winding",
+    "train.therm_hmc",
     "infer.chains", "infer.trajectories", "infer.therm", "infer.therm_hmc",
     "infer.layer_samples",
     "hmc.nlf[]", "hmc.points[].nlf", "hmc.points[].instanton_hits",

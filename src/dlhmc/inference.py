@@ -24,10 +24,9 @@ import torch
 from tqdm import tqdm
 
 from dlhmc import checkpoint as ckpt
-from dlhmc.groups import GROUPS
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.base import run_chains
-from dlhmc.samplers.hmc import HMC
+from dlhmc.samplers.hmc import thermalize
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
 from dlhmc.settings import TrainSettings
 
@@ -130,26 +129,6 @@ class Samples:
     wall_seconds: float
     layer_samples: int
     plaq_reference: str
-
-
-@torch.no_grad()
-def thermalize(theory, x: torch.Tensor, trajectories: int, generator: torch.Generator):
-    """``trajectories`` HMC trajectories of length 1 (the group's integrator and step size,
-    ``GroupFacts.therm_steps``) from ``x``.
-
-    A learned sampler moves the links by its few short layers per trajectory: from a hot start on
-    a larger volume than it was trained on it needs hundreds of trajectories to reach equilibrium
-    (SU(3) 6^4 at beta 6). Thermalization only has to end in equilibrium, so any exact sampler
-    may do it; the recorded chain is the learned sampler's alone.
-    """
-    if trajectories == 0:
-        return x
-    nlf, eps = GROUPS[theory.name].therm_steps
-    kernel = HMC(theory, nlf, eps, GROUPS[theory.name].integrator)
-    state = kernel.init(x)
-    for _ in range(trajectories):
-        state, _ = kernel.step(state, generator)
-    return state.x
 
 
 @torch.no_grad()

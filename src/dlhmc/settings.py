@@ -19,8 +19,7 @@ from this module and must not be imported by it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,20 @@ from dlhmc.lattice import PRECISIONS
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.integrators import INTEGRATORS
 from dlhmc.samplers.l2hmc import L2HMCConfig
+from dlhmc.setting_spec import (  # noqa: F401 (re-exported: the settings' vocabulary)
+    INTEGER,
+    NONNEGATIVE_FLOAT,
+    NONNEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    UNIT_FRACTION,
+    Option,
+    Range,
+    defaults,
+    option_fields,
+    required,
+    setting,
+)
 
 # Initial links of HMC chains: uniform (hot) or unit (cold).
 STARTS = ("hot", "cold")
@@ -43,129 +56,6 @@ DECAYS = ("cosine", "exp", "none")
 ANNEAL_SCHEDULES = ("linear", "geometric")
 # Defaults of the sampler's architecture (nlf, hidden, mask, network, ...).
 MODEL_DEFAULTS = {f.name: f.default for f in fields(L2HMCConfig)}
-
-
-@dataclass(frozen=True)
-class Range:
-    """A number's type and bounds, and the messages that say what was expected.
-
-    ``bad`` is the message for text that is not a number of this type, ``out`` for a number
-    outside the bounds (format fields ``text`` and ``value``).  Floats must also be finite.
-    """
-
-    name: str
-    number_type: type  # int or float
-    minimum: float | None = None
-    exclusive_minimum: float | None = None
-    maximum: float | None = None
-    bad: str = ""
-    out: str = ""
-
-    def contains(self, value) -> bool:
-        if self.number_type is float and not math.isfinite(value):
-            return False
-        if self.minimum is not None and not value >= self.minimum:
-            return False
-        if self.exclusive_minimum is not None and not value > self.exclusive_minimum:
-            return False
-        return self.maximum is None or value <= self.maximum
-
-    def parse(self, text: str):
-        """The number ``text`` states; ``ValueError`` with the expectation otherwise."""
-        try:
-            value = self.number_type(text)
-        except ValueError:
-            raise ValueError(self.bad.format(text=text)) from None
-        if not self.contains(value):
-            raise ValueError(self.out.format(text=text, value=value))
-        return value
-
-    def schema(self) -> dict[str, Any]:
-        """The same range in JSON-schema words (as in workflow/schemas/config.schema.yaml)."""
-        words: dict[str, Any] = {"type": "integer" if self.number_type is int else "number"}
-        for key, value in (
-            ("minimum", self.minimum),
-            ("exclusiveMinimum", self.exclusive_minimum),
-            ("maximum", self.maximum),
-        ):
-            if value is not None:
-                words[key] = value
-        return words
-
-
-POSITIVE_INT = Range(
-    "positive_int",
-    int,
-    minimum=1,
-    bad="expected a positive integer, got {text!r}",
-    out="expected a positive integer, got {value}",
-)
-NONNEGATIVE_INT = Range(
-    "nonnegative_int",
-    int,
-    minimum=0,
-    bad="expected an integer >= 0, got {text!r}",
-    out="expected an integer >= 0, got {value}",
-)
-INTEGER = Range(
-    "integer",
-    int,
-    bad="expected an integer, got {text!r}",
-    out="expected an integer, got {value}",
-)
-POSITIVE_FLOAT = Range(
-    "positive_float",
-    float,
-    exclusive_minimum=0,
-    bad="expected a positive number, got {text!r}",
-    out="expected a positive finite number, got {text}",
-)
-NONNEGATIVE_FLOAT = Range(
-    "nonnegative_float",
-    float,
-    minimum=0,
-    bad="expected a finite number >= 0, got {text!r}",
-    out="expected a finite number >= 0, got {text!r}",
-)
-UNIT_FRACTION = Range(
-    "unit_fraction",
-    float,
-    exclusive_minimum=0,
-    maximum=1,
-    bad="expected a number in (0, 1], got {text!r}",
-    out="expected a number in (0, 1], got {text!r}",
-)
-
-
-@dataclass(frozen=True)
-class Option:
-    """How a setting is given on the command line (``--name-with-dashes``)."""
-
-    help: str
-    range: Range | None = None  # a bounded number
-    choices: tuple | None = None  # one of these
-    value_type: type = str  # without range or choices: Path, int or str
-    nargs: str | None = None  # "+" or "*" for several values
-    metavar: str | None = None
-
-
-def setting(default: Any = MISSING, **option: Any):
-    """A dataclass field with its command-line description; no default means required."""
-    return field(default=default, metadata={"option": Option(**option)})
-
-
-def option_fields(cls) -> list:
-    """The fields of a settings class that are command-line options, in declaration order."""
-    return [f for f in fields(cls) if "option" in f.metadata]
-
-
-def defaults(cls) -> dict[str, Any]:
-    """Default of every option that has one (``None`` for defaults derived from other settings)."""
-    return {f.name: f.default for f in option_fields(cls) if f.default is not MISSING}
-
-
-def required(cls) -> tuple[str, ...]:
-    return tuple(f.name for f in option_fields(cls) if f.default is MISSING)
 
 
 def _only(option: str, text: str) -> str:
@@ -257,6 +147,13 @@ class TrainSettings:
     anneal_schedule: str = setting("linear", choices=ANNEAL_SCHEDULES, help="of gamma_t")
     plaq_weight: float = setting(
         0.0, range=NONNEGATIVE_FLOAT, help="weight of the plaquette term of the loss"
+    )
+    therm_hmc: int = setting(
+        0,
+        range=NONNEGATIVE_INT,
+        metavar="K",
+        help="HMC trajectories (length 1) at --beta from the hot start before the first step: "
+        "the networks then learn on equilibrium configurations",
     )
     init: str | None = setting(
         None, value_type=Path, metavar="OTHER_RUN_DIR", help="warm start: model weights of that run"

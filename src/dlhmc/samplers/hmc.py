@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from dlhmc.groups import GROUPS
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
 from dlhmc.samplers.instanton import check_instanton_options, instanton_hits
 from dlhmc.samplers.integrators import INTEGRATORS, integrate
@@ -94,3 +95,25 @@ class HMC:
             force = force.clone()
             force[changed] = theory.force(x[changed])
         return State(x=x, action=action, force=force), n_accepted
+
+
+@torch.no_grad()
+def thermalize(theory, x: torch.Tensor, trajectories: int, generator: torch.Generator):
+    """``trajectories`` HMC trajectories of length 1 (the group's integrator and step size,
+    ``GroupFacts.therm_steps``) from ``x``.
+
+    A learned sampler moves the links by its few short layers per trajectory: from a hot start on
+    a larger volume than it was trained on it needs hundreds of trajectories to reach equilibrium
+    (SU(3) 6^4 at beta 6), and a training buffer that starts hot teaches the networks the
+    thermalization instead of the target (SU(3) 4^4: training plaquette 0.575 against 0.596).
+    Thermalization only has to end in equilibrium, so any exact sampler may do it; inference
+    records the learned sampler's chain alone, and training learns from where HMC left it.
+    """
+    if trajectories == 0:
+        return x
+    nlf, eps = GROUPS[theory.name].therm_steps
+    kernel = HMC(theory, nlf, eps, GROUPS[theory.name].integrator)
+    state = kernel.init(x)
+    for _ in range(trajectories):
+        state, _ = kernel.step(state, generator)
+    return state.x

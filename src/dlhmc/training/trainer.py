@@ -21,6 +21,7 @@ from dlhmc import checkpoint as ckpt
 from dlhmc import distributed as dist
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.base import metropolis
+from dlhmc.samplers.hmc import thermalize
 from dlhmc.samplers.l2hmc import L2HMCDynamics
 from dlhmc.settings import RunOptions, TrainSettings
 from dlhmc.theory import GaugeTheory
@@ -82,7 +83,8 @@ class Trainer:
             if warm is not None:
                 self._warm_start(warm)
             dist.broadcast_module(self.dynamics)
-            self.x = self.theory.hot_start(self.settings.batch, self.generator)
+            hot = self.theory.hot_start(self.settings.batch, self.generator)
+            self.x = thermalize(self.theory, hot, self.settings.therm_hmc, self.generator)
 
     def _warm_start(self, warm: rundir.StoredRun) -> None:
         """Load another run's weights; shapes must match."""
