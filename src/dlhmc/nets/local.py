@@ -192,8 +192,12 @@ class LocalNet(nn.Module):
         self.head = LocalHead(sizes[-1], with_s)
 
     def forward(self, maps: torch.Tensor):
-        """``self.head(self.body(maps))``, with every convolution after the first reading
-        the hidden layer already padded (:func:`_site_conv` with ``pad=2``), channels-last."""
+        """``self.head(self.body(maps))``; in inference every convolution after the first
+        reads the hidden layer already padded (:func:`_site_conv` with ``pad=2``),
+        channels-last.  Training keeps the modules: :class:`_TorusPad`'s backward is the
+        cheaper one there."""
+        if torch.is_grad_enabled():
+            return self.head(self.body(maps))
         first = self.body[0]
         h = self.body[1](_site_conv(maps, first.weight, first.bias, pad=2))
         n_convs = len(self.body) // 2
