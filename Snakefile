@@ -21,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/hmc.smk"
 include: "workflow/rules/transfer.smk"
+include: "workflow/rules/curriculum.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -28,6 +28,7 @@ from dlhmc.groups import GROUPS
 # (tests/test_config_check.py compares this list with the schema).
 INTEGER_KEYS = frozenset({
     "lattices[][]", "seed",
+    "train.finetune_steps",
     "train.steps", "train.lattice[]", "train.batch", "train.nlf", "train.hidden[]",
     "train.checkpoint_every", "train.ranks", "train.mask_seed", "train.local_period",
     "train.conv_channels[]", "train.warmup", "train.anneal_steps", "train.winding",

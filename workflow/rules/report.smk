@@ -1,9 +1,11 @@
 rule analyze:
     """tau_int (Gamma method) and costs of every chain file of one experiment; the beta-transfer
-    files are marked as such (--transfer) and kept out of the comparison."""
+    and volume-transfer files are marked as such (--transfer, --volume-transfer) and kept out of
+    the comparison."""
     input:
         chains=PLAN.all_chains,
         transfer=PLAN.transfer_chains,
+        volume_transfer=PLAN.volume_transfer_chains,
     output:
         report(
             "results/{exp}/tauint.csv",
@@ -26,8 +28,13 @@ rule analyze:
             if "amortize_samples" in PLAN.experiment(wc)["analyze"]
             else ""
         ),
-        transfer=lambda wc, input: (
-            f"--transfer {' '.join(input.transfer)}" if input.transfer else ""
+        transfer=lambda wc, input: " ".join(
+            f"{flag} {' '.join(files)}"
+            for flag, files in (
+                ("--transfer", input.transfer),
+                ("--volume-transfer", input.volume_transfer),
+            )
+            if files
         ),
     shell:
         "dlhmc analyze {input.chains} {params.transfer} --out {output} "

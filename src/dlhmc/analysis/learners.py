@@ -9,6 +9,10 @@ it samples), the training seconds behind it (the ladder below included), its acc
 each against the best point of the baseline with the same non-learned move at that volume and
 beta (plain HMC for a plain learner, winding HMC for one with the winding layer). Ratios follow
 the comparison's rule: ``cost_baseline / cost_learned``, a bound where either side is frozen.
+
+A learner on the volume curriculum has two rows on each fine-tuned volume: its fine-tuned model
+(role ``main``) and, right below it, the model of train.lattice sampled there unchanged (role
+``transfer_volume``), so the table shows what fine-tuning bought on the same baseline.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from dlhmc.analysis.comparison import RATIOS, best_point, ratio_kind
 from dlhmc.analysis.costs import ratio_with_error
 from dlhmc.analysis.report_tables import bound, fmt, fmt_err, fmt_ratio, html_table
 from dlhmc.analysis.runs import learner_name
-from dlhmc.analysis.table import main_rows
 
 # Learner name of the ladder's own model (the experiment's `train`).
 LADDER = "train"
+# Roles of the tau_int table with a row here: the learners' own models and the volume
+# curriculum's unchanged transferred models (the beta transfer has its own table).
+ROLES = ("main", "transfer_volume")
+ROLE_NOTES = {"transfer_volume": " (transfer, not fine-tuned)"}
 # Learned category -> the baseline category with the same non-learned move.
 BASELINE_OF = dict(RATIOS.values())
 # Measured quantities per learner: column prefix -> observables in order of preference.
@@ -34,6 +41,7 @@ IDENTITY = (
     "lattice",
     "beta",
     "learner",
+    "role",
     "category",
     "network",
     "winding",
@@ -62,25 +70,29 @@ COLUMNS = (*IDENTITY, *(f"{m}_{f}" for m in MEASURED for f in PER_OBSERVABLE))
 
 
 def learners_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per learned chain file of role ``main`` in the tau_int table."""
-    rows = main_rows(table).copy()
+    """One row per learned chain file of role ``main`` or ``transfer_volume`` in the tau_int
+    table; baselines are the ``main`` rows."""
+    rows = table.copy()
+    rows["role"] = rows["role"].fillna("main") if "role" in rows.columns else "main"
     rows["beta"] = rows["beta"].round(10)
+    main = rows[rows.role == "main"]
     out = []
-    learned = rows[rows.category.isin(LEARNED)]
-    for file, own in learned.groupby("file", sort=False):
+    learned = rows[rows.category.isin(LEARNED) & rows.role.isin(ROLES)]
+    for (file, role), own in learned.groupby(["file", "role"], sort=False):
         first = own.iloc[0]
-        here = rows[
-            (rows.experiment == first.experiment)
-            & (rows.lattice == first.lattice)
-            & (rows.beta == first.beta)
+        here = main[
+            (main.experiment == first.experiment)
+            & (main.lattice == first.lattice)
+            & (main.beta == first.beta)
         ]
         row = {name: first.get(name) for name in IDENTITY if name in first.index}
         row["learner"] = learner_name(file) or LADDER
+        row["role"] = role
         for prefix, observables in MEASURED.items():
             row.update(_measured(prefix, observables, own, here, first.category))
         out.append(row)
     frame = pd.DataFrame(out, columns=list(COLUMNS))
-    return frame.sort_values(["experiment", "lattice", "beta", "learner"], kind="stable")
+    return frame.sort_values(["experiment", "lattice", "beta", "learner", "role"], kind="stable")
 
 
 def _measured(prefix: str, observables, own: pd.DataFrame, here: pd.DataFrame, category: str):
@@ -149,7 +161,7 @@ def learners_html(learners: pd.DataFrame) -> str:
             [
                 str(r.lattice),
                 fmt(r.beta),
-                str(r.learner),
+                str(r.learner) + ROLE_NOTES.get(r.role, ""),
                 str(r.network),
                 fmt(int(r.winding)),
                 "" if pd.isna(r.n_params) else f"{int(r.n_params):,}",
@@ -163,7 +175,10 @@ def learners_html(learners: pd.DataFrame) -> str:
     return (
         "<h2>Learned samplers, one row each</h2><p>Every learned sampler of the experiment "
         "with its network, parameter count, the volume it was trained on and the training "
-        "seconds behind it (wall time, the ladder below included). Costs are N_LF τ_int of the "
+        "seconds behind it (wall time, every run of its --init chain once: the ladder below "
+        "and, for a model fine-tuned on this volume, the one run on the training volume it "
+        "started from). A row marked transfer is the training volume's model sampled here "
+        "unchanged, below the fine-tuned model of the same learner. Costs are N_LF τ_int of the "
         "charge (Q_R where recorded, else Q_Z) and of the plaquette; ratio = cost of the best "
         "point of the baseline with the same non-learned move (plain HMC for a plain learner, "
         "winding HMC with the winding layer) / cost of the learner; &ge; and &le; mark bounds "

@@ -26,7 +26,11 @@ CHECK_NAMES = {"plaq": "plaquette", "charge_sq": "<Q_Z²>"}
 # The ratio shown on a learned category's row: against the baseline with the same move.
 RATIO_OF = {learned: name for name, (learned, _) in RATIOS.items()}
 # Beta-transfer rows (a model of the beta below) beside the main ones in the checks and tau_int.
-ROLE_LABELS = {"transfer_none": " [transfer]", "transfer_retrained": " [transfer, retrained]"}
+ROLE_LABELS = {
+    "transfer_none": " [transfer]",
+    "transfer_retrained": " [transfer, retrained]",
+    "transfer_volume": " [transfer, not fine-tuned]",
+}
 
 
 def fmt(value) -> str:

@@ -21,8 +21,10 @@ per file it would take most of the analysis time).
 Every row also has a ``role``: ``main`` for the samplers the comparison is about, and for the
 beta-transfer files (a model trained at the beta below, deliberately less trained, passed
 separately) ``transfer_none`` (sampled at a beta it was not trained at: ``train_beta != beta``) or
-``transfer_retrained`` (briefly retrained at this beta). Only ``main`` rows compete in the
-comparison; an older table without the column is all ``main``.
+``transfer_retrained`` (briefly retrained at this beta), and for the volume curriculum's transfer
+files (the model of train.lattice sampled unchanged on a volume where the ``main`` row is its
+fine-tuned model, passed separately as well) ``transfer_volume``. Only ``main`` rows compete in
+the comparison; an older table without the column is all ``main``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ KNOWN_MEANS = {"charge": 0.0, "charge_real": 0.0}
 DERIVED = {"charge_sq": ("charge", np.square)}
 # Indicator of the charge sector |Q_Z| = q: observable SECTOR_PREFIX + str(q).
 SECTOR_PREFIX = "sector_"
-ROLES = ("main", "transfer_none", "transfer_retrained")
+ROLES = ("main", "transfer_none", "transfer_retrained", "transfer_volume")
 # Columns a table written before they existed lacks, with the value they mean there.
 OPTIONAL_COLUMNS = {
     "role": "main",
@@ -258,10 +260,12 @@ def tau_table(
     amortize_samples: int | None = None,
     s: float = DEFAULT_S,
     transfer: list[ChainSet] = (),
+    volume_transfer: list[ChainSet] = (),
 ) -> pd.DataFrame:
-    """Rows of every chain set (role ``main``) and of every beta-transfer chain set (its role
-    from :func:`transfer_role`)."""
+    """Rows of every chain set (role ``main``), of every beta-transfer chain set (its role from
+    :func:`transfer_role`) and of every volume-transfer chain set (``transfer_volume``)."""
     roles = [(cs, "main") for cs in chain_sets] + [(cs, transfer_role(cs)) for cs in transfer]
+    roles += [(cs, "transfer_volume") for cs in volume_transfer]
     rows = [
         r
         for cs, role in roles

@@ -25,7 +25,9 @@ def register(subparsers) -> None:
             "the charges), the mean with its error, N_LF * tau_int and seconds per independent "
             "sample. Frozen chain sets are flagged and their tau_int is a lower bound. Files "
             "given with --transfer (a model of another beta, as it is or briefly retrained) get "
-            "their own role and stay out of the comparison."
+            "their own role and stay out of the comparison, as do those given with "
+            "--volume-transfer (a model of another volume, as it is, where the main row is "
+            "its fine-tuned model)."
         ),
     )
     parser.add_argument("chains", nargs="+", type=Path, metavar="CHAINS.nc")
@@ -41,6 +43,15 @@ def register(subparsers) -> None:
         metavar="CHAINS.nc",
         help="beta-transfer chain files (role transfer_none or transfer_retrained by their "
         "train_beta attribute)",
+    )
+    parser.add_argument(
+        "--volume-transfer",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="CHAINS.nc",
+        help="volume-curriculum transfer chain files (role transfer_volume): the model of the "
+        "training volume sampled unchanged where the main file samples its fine-tuned model",
     )
     parser.add_argument(
         "--amortize-samples",
@@ -64,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             experiment=args.experiment,
             amortize_samples=args.amortize_samples,
             transfer=[load_chain_set(p) for p in args.transfer],
+            volume_transfer=[load_chain_set(p) for p in args.volume_transfer],
         )
     except ChainFileError as err:
         raise UsageError(str(err)) from None

@@ -53,18 +53,65 @@ def transfer_steps(exp: Mapping) -> int:
     return max(1, round(exp["beta_transfer"] * exp["train"]["steps"]))
 
 
-def transfer_train_settings(exp: Mapping) -> dict:
-    """The ladder's training settings with beta_transfer of its steps; a configured warm-up or
+def shortened_settings(train: Mapping, steps: int) -> dict:
+    """Training settings for a run of `steps` instead of train.steps; a configured warm-up or
     annealing length shrinks in proportion, so the schedules keep their shape and stay below
     the steps (unset ones take `dlhmc train`'s defaults, fractions of the steps already).
     """
-    train = dict(exp["train"])
-    steps = transfer_steps(exp)
+    train = dict(train)
     for key, least in (("warmup", 0), ("anneal_steps", 1)):
         if key in train:
             train[key] = max(least, train[key] * steps // train["steps"])
     train["steps"] = steps
     return train
+
+
+def transfer_train_settings(exp: Mapping) -> dict:
+    """The ladder's training settings with beta_transfer of its steps."""
+    return shortened_settings(exp["train"], transfer_steps(exp))
+
+
+def finetunes(train: Mapping) -> bool:
+    """Whether a learner follows the volume curriculum: its models, trained on train.lattice,
+    are fine-tuned for finetune_steps on every other sampled volume (0 or absent: they sample
+    those volumes unchanged, as before the curriculum existed)."""
+    return "lattice" in train and train.get("finetune_steps", 0) > 0
+
+
+def finetune_train_settings(train: Mapping) -> dict:
+    """A learner's settings for one fine-tuning run: finetune_steps steps (schedules shortened
+    in proportion) at finetune_lr, which defaults to the learner's lr."""
+    settings = shortened_settings(train, train["finetune_steps"])
+    settings["lr"] = train.get("finetune_lr", train.get("lr"))
+    if settings["lr"] is None:
+        del settings["lr"]
+    return settings
+
+
+def _finetune_problems(key: str, train: Mapping) -> list[str]:
+    """The volume curriculum needs a local model trained on train.lattice, and enough steps to
+    anneal when the learner anneals; a finetune_lr without finetune_steps would do nothing."""
+    steps = train.get("finetune_steps", 0)
+    if "finetune_lr" in train and "finetune_steps" not in train:
+        return [f"{key}.finetune_lr: set without finetune_steps, so nothing is fine-tuned"]
+    if steps == 0:
+        return []
+    problems = []
+    if "lattice" not in train:
+        problems.append(
+            f"{key}.finetune_steps: fine-tunes the models trained on {key}.lattice on the other "
+            "volumes; set lattice (the small training volume) too, or finetune_steps: 0"
+        )
+    if train.get("network", "dense") != "local":
+        problems.append(
+            f"{key}.finetune_steps: only a network: local model can be fine-tuned on another "
+            f"volume (got network {train.get('network', 'dense')})"
+        )
+    if train.get("anneal_from", 1.0) < 1.0 and steps < 2:
+        problems.append(
+            f"{key}.finetune_steps: 1 step is too few to anneal ({key}.anneal_from < 1 needs 2)"
+        )
+    return problems
 
 
 def check_train(key: str, exp: Mapping, train: Mapping) -> list[str]:
@@ -89,7 +136,7 @@ def check_train(key: str, exp: Mapping, train: Mapping) -> list[str]:
                 f"{key}.lattice: only a network: local model runs on other volumes "
                 f"than it was trained on (got network {train.get('network', 'dense')})"
             )
-    return problems
+    return problems + _finetune_problems(key, train)
 
 
 def _instanton_problems(key: str, exp: Mapping) -> list[str]:

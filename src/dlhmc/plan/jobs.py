@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 
 from dlhmc.analysis.registry import report_files
 from dlhmc.plan.experiments import (
+    finetune_train_settings,
+    finetunes,
     learner_key,
     learners,
     train_shape,
@@ -28,10 +30,12 @@ from dlhmc.plan.paths import (
     learned_dir,
     model_files,
     transfer_chain,
+    volume_transfer_chain,
 )
 
-# Training settings the workflow reads itself: how a job is launched, and where its model trains.
-NOT_TRAIN_OPTIONS = ("ranks", "lattice")
+# Training settings the workflow reads itself: how a job is launched, where its model trains and
+# how the volume curriculum fine-tunes it.
+NOT_TRAIN_OPTIONS = ("ranks", "lattice", "finetune_steps", "finetune_lr")
 
 
 def cli_options(settings: Mapping, skip: Iterable[str] = ()) -> str:
@@ -95,23 +99,50 @@ class Plan:
         k = labels.index(wildcards.beta)
         return labels[k - 1] if k else None
 
+    def train_volume(self, wildcards) -> str:
+        """Volume label of the learner's own training: its lattice when it names one, else the
+        job's volume."""
+        shape = lattice_shape(wildcards.lattice)
+        return lattice_label(train_shape(self.train_settings(wildcards), shape))
+
+    def finetuning(self, wildcards) -> bool:
+        """Whether the job's model is fine-tuned on its volume (the volume curriculum) rather
+        than trained there (or on train.lattice) from the start."""
+        return (
+            finetunes(self.train_settings(wildcards))
+            and self.train_volume(wildcards) != wildcards.lattice
+        )
+
     def train_init(self, wildcards) -> list[str]:
         """Model of the previous beta of the ladder (same volume and learner); the first beta
-        starts fresh."""
+        starts fresh, or, when fine-tuned, from the model of train.lattice at that beta. So a
+        fine-tuned model's --init chain is its volume's ladder below it, then the one model of
+        train.lattice at the first beta, and its training seconds count each run once."""
+        exp, variant = wildcards.exp, self.variant(wildcards)
+        if wildcards.lattice not in self.train_volumes(exp, variant):
+            raise ValueError(
+                f"experiments.{exp}.{learner_key(variant)}.lattice: no model is trained on "
+                f"{wildcards.lattice} (trained on {', '.join(self.train_volumes(exp, variant))})"
+            )
         below = self.beta_below(wildcards)
-        if below is None:
-            return []
-        return model_files(wildcards.exp, wildcards.lattice, below, self.variant(wildcards))
+        if below is not None:
+            return model_files(exp, wildcards.lattice, below, variant)
+        if self.finetuning(wildcards):
+            return model_files(exp, self.train_volume(wildcards), wildcards.beta, variant)
+        return []
 
     def train_options(self, wildcards) -> str:
-        """All training settings of the job's learner, as `dlhmc train` options."""
-        return cli_options(self.train_settings(wildcards), skip=NOT_TRAIN_OPTIONS)
+        """All training settings of the job's learner, as `dlhmc train` options; a fine-tuning
+        job's steps and learning rate are finetune_steps and finetune_lr."""
+        settings = self.train_settings(wildcards)
+        if self.finetuning(wildcards):
+            settings = finetune_train_settings(settings)
+        return cli_options(settings, skip=NOT_TRAIN_OPTIONS)
 
     def infer_source(self, wildcards) -> str:
         """Volume label the job's model was trained on: the learner's lattice when it names one
-        (a local model transferred to this volume), else this volume."""
-        shape = lattice_shape(wildcards.lattice)
-        return lattice_label(train_shape(self.train_settings(wildcards), shape))
+        (a local model transferred to this volume), this volume when trained or fine-tuned here."""
+        return wildcards.lattice if self.finetuning(wildcards) else self.train_volume(wildcards)
 
     def infer_checkpoint(self, wildcards) -> str:
         """The model an inference job samples with."""
@@ -186,6 +217,37 @@ class Plan:
         settings = transfer_train_settings(self.experiment(wildcards))
         return cli_options(settings, skip=NOT_TRAIN_OPTIONS)
 
+    # ---- the volume curriculum's transfer rows (curriculum.smk) --------------------------------
+
+    def volume_transfer_checkpoint(self, wildcards) -> str:
+        """The model of train.lattice at this beta, which the transfer row samples unchanged."""
+        if not self.finetuning(wildcards):
+            raise ValueError(
+                f"experiments.{wildcards.exp}.{learner_key(self.variant(wildcards))}"
+                f".finetune_steps: no model is fine-tuned on {wildcards.lattice}, so it has no "
+                "volume-transfer row"
+            )
+        trained = self.train_volume(wildcards)
+        where = learned_dir(wildcards.exp, trained, wildcards.beta, self.variant(wildcards))
+        return f"{where}/model/checkpoint.pt"
+
+    def volume_transfer_lattice_option(self, wildcards) -> str:
+        return f"--lattice {lattice_option(wildcards)}"
+
+    def volume_transfer_chains(self, wildcards) -> list[str]:
+        """Transfer-row chain files of every fine-tuned (learner, volume, beta); none without
+        the curriculum."""
+        name = wildcards.exp
+        exp = self.experiments[name]
+        return [
+            volume_transfer_chain(name, lattice, beta, variant)
+            for variant in self.learner_names(name)
+            if finetunes(learners(exp)[learner_key(variant)])
+            for lattice in self.volumes(name)
+            if lattice != lattice_label(learners(exp)[learner_key(variant)]["lattice"])
+            for beta in self.betas(name)
+        ]
+
     # ---- the files of an experiment -----------------------------------------------------------
 
     def volumes(self, name: str) -> list[str]:
@@ -199,10 +261,14 @@ class Plan:
         return [None, *self.experiments[name].get("variants", {})]
 
     def train_volumes(self, name: str, variant: str | None = None) -> list[str]:
-        """The volumes a learner's models are trained on: its lattice, or every sampled volume."""
+        """The volumes a learner's models are trained on: its lattice, or every sampled volume;
+        with the volume curriculum, its lattice and every sampled volume (fine-tuned)."""
         exp = self.experiments[name]
         train = learners(exp)[learner_key(variant)]
-        return sorted({lattice_label(train_shape(train, shape)) for shape in exp["lattices"]})
+        volumes = {lattice_label(train_shape(train, shape)) for shape in exp["lattices"]}
+        if finetunes(train):
+            volumes |= set(self.volumes(name))
+        return sorted(volumes)
 
     def trained_models(self, name: str) -> list[str]:
         """Checkpoints of every (learner, training volume, beta) of an experiment."""

@@ -14,6 +14,9 @@ MODEL_FILES = ("checkpoint.pt", "metrics.csv", "config.yaml")
 # Stages of the beta transfer, each a chain file transfer/<stage>.nc: the model of the beta below
 # as it is, and briefly retrained at this beta.
 TRANSFER_STAGES = ("none", "retrained")
+# Chain file of the volume curriculum's transfer row, in a learner's directory on a fine-tuned
+# volume: the model of train.lattice, sampled there as it is (not a stage of the beta transfer).
+VOLUME_TRANSFER = "transfer/volume.nc"
 
 
 def beta_label(beta: float) -> str:
@@ -54,3 +57,7 @@ def model_files(exp: str, lattice: str, beta: str, variant: str | None = None) -
 
 def transfer_chain(exp: str, lattice: str, beta: str, stage: str) -> str:
     return f"{beta_dir(exp, lattice, beta)}/transfer/{stage}.nc"
+
+
+def volume_transfer_chain(exp: str, lattice: str, beta: str, variant: str | None = None) -> str:
+    return f"{learned_dir(exp, lattice, beta, variant)}/{VOLUME_TRANSFER}"
