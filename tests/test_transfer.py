@@ -165,7 +165,8 @@ def test_local_options_are_checked_before_any_work(tmp_path, capsys):
     assert _run(*base, "--network", "local", "--lattice", "5", "4") == 2  # period 4: 4k + 1
     _one_line_naming(capsys, "--lattice", "4k + 1")
     assert _run(*base, "--network", "local", "--mask", "random") == 2
-    _one_line_naming(capsys, "--network", "mask")
+    # The setting of another family is named, with the family that reads it and this one.
+    _one_line_naming(capsys, "--mask", "network dense", "network local")
     assert _run(*base, "--local-period", "2") == 2  # dense has no local masks
     _one_line_naming(capsys, "--local-period")
     assert _run(*base, "--local-period", "3") == 2
