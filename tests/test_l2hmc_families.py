@@ -161,3 +161,25 @@ def test_the_registry_is_torch_free():
     code = ("import sys; from dlhmc.families import NETWORKS; "
             "assert {'dense', 'local'} <= set(NETWORKS); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("hidden", [(4,), (16, 8)])
+def test_weight_bound_is_a_lower_bound_of_the_built_model(name, hidden):
+    """The memory check refuses absurd widths from this bound, before building anything: it
+    must never exceed the real count, and must grow with the real input widths."""
+    fam = family(name)
+    for group in sorted(fam.groups & set(GROUPS)):
+        dims = GROUPS[group].dims
+        theory = make_theory(group, (4,) * dims if dims <= 2 else (2,) * dims, 2.0)
+        config = L2HMCConfig(nlf=2, hidden=hidden, network=name)
+        built = sum(p.numel() for p in L2HMCDynamics(theory, config).parameters())
+        bound = fam.weight_bound(theory, config)
+        assert built / 10 < bound <= built, (group, built, bound)
+
+
+def test_weight_bound_of_a_huge_width_exceeds_any_memory():
+    """Issue 21 A: ``--hidden 10000000`` on 8x8 passed a check that assumed one input."""
+    theory = U1Theory((8, 8), 2.0)
+    config = L2HMCConfig(nlf=4, hidden=(10_000_000,))
+    assert 8 * family("dense").weight_bound(theory, config) > 24 * 2**30

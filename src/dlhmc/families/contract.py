@@ -73,3 +73,14 @@ class LayerFamily(Protocol):
 
     def chain_attrs(self, config) -> dict[str, Any]:
         """What chain files record of the family's own settings."""
+
+    def weight_bound(self, theory: Theory, config) -> int:
+        """A lower bound of the parameter count, from the networks' real input and output
+        widths and the hidden widths, without building anything: the commands refuse a model
+        that cannot fit in memory before allocating it (:func:`dense_weights`)."""
+
+
+def dense_weights(widths) -> int:
+    """Weights of a chain of dense maps through ``widths`` (biases left out: a lower bound)."""
+    widths = [int(w) for w in widths]
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False))

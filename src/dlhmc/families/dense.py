@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlhmc.families.adapters import ADAPTERS
+from dlhmc.families.adapters import ADAPTERS, adapter_for
+from dlhmc.families.contract import dense_weights
 from dlhmc.nets import Gather, LeapfrogNet, PeriodicConv
 
 MASKS = ("checkerboard", "random")
@@ -154,3 +155,10 @@ class DenseFamily:
 
     def chain_attrs(self, config) -> dict:
         return {}
+
+    def weight_bound(self, theory, config) -> int:
+        """Three networks per layer, each reading at least the momenta (or forces) of every
+        unit and writing at least one number per momentum component."""
+        adapter = adapter_for(theory)
+        size = adapter.n_units * adapter.components
+        return 3 * config.nlf * dense_weights([size, *config.hidden, size])

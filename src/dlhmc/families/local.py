@@ -10,6 +10,7 @@ multiplication by exponentials of frozen loops for SU(3) (:mod:`.local_su3`).
 
 from __future__ import annotations
 
+from dlhmc.families.contract import dense_weights
 from dlhmc.families.local_su3 import LocalSU3Layers
 from dlhmc.families.local_u1 import LocalU1Layers
 
@@ -40,3 +41,10 @@ class LocalFamily:
 
     def chain_attrs(self, config) -> dict:
         return {"local_period": int(config.local_period)}
+
+    def weight_bound(self, theory, config) -> int:
+        """Two networks per layer, each a stack of per-site maps from the layers' input
+        channels through the hidden widths to its outputs (kernels of at least one site)."""
+        inputs, outputs = self.layers[theory.name].widths
+        return config.nlf * sum(dense_weights([n_in, *config.hidden, n_out])
+                                for n_in, n_out in zip(inputs, outputs, strict=True))

@@ -114,6 +114,9 @@ class LocalSU3Layers(nn.Module):
     loads into a model for any even volume.
     """
 
+    # Input channels of the momentum and the link networks, and their outputs per site.
+    widths = ((V_IN, X_IN), (DIRECTIONS * (2 + N_STAPLES), N_X_LOOPS + 1))
+
     def __init__(self, lattice: tuple[int, ...], config):
         super().__init__()
         self.subs, masks = parity_masks(tuple(lattice))

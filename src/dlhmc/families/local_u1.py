@@ -113,6 +113,10 @@ class LocalU1Layers(nn.Module):
     ``config.local_period`` the period of the link masks.
     """
 
+    # Input channels of the momentum and the link networks (all loops and the force; frozen
+    # loops, v and the moving-link indicator), and their outputs (s, t, q per direction).
+    widths = ((N_LOOP_FEATURES + 2, N_LOOP_FEATURES + 2 + 2), (6, 6))
+
     def __init__(self, lattice: tuple[int, int], config):
         super().__init__()
         self.subs, masks = link_masks(tuple(lattice), config.local_period)
@@ -130,8 +134,7 @@ class LocalU1Layers(nn.Module):
                       for keep_j in keep]
         self.sites = [(-1 if mu == 0 else -2, offset, config.local_period)
                       for mu, offset in self.subs]
-        x_in = N_LOOP_FEATURES + 2 + 2  # frozen loops, v, moving-link indicator
-        v_in = N_LOOP_FEATURES + 2  # all loops, force
+        (v_in, x_in), _ = self.widths
         self.vnets = nn.ModuleList(
             LocalNet(v_in, config.hidden, config.activation) for _ in range(config.nlf)
         )
