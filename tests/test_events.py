@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from train_helpers import TINY
+from train_helpers import TINY, interrupted
 
 from dlhmc.cli import main
 from dlhmc.training import trainer as trainer_mod
@@ -49,8 +49,7 @@ def test_resume_purges_the_events_after_the_checkpoint(tmp_path, monkeypatch):
         return row
 
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        main(args)
+    interrupted(args)
     assert scalars(run, "train/loss") == {s: 1000.0 + s for s in range(1, crash_at)}
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
     assert main(args) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from train_helpers import TINY, assert_identical, load, without_timing
+from train_helpers import TINY, assert_identical, interrupted, load, without_timing
 
 from dlhmc.cli import main
 from dlhmc.lattice.u1_exact import exact_plaquette
@@ -52,8 +52,7 @@ def test_resume_after_thermalization_is_bit_identical(tmp_path, monkeypatch):
         return real_step(self)
 
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        main([*args, "--out", str(run)])
+    interrupted([*args, "--out", str(run)])
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
     assert main([*args, "--out", str(run)]) == 0
     assert main([*args, "--out", str(reference)]) == 0
@@ -71,8 +70,7 @@ def test_a_resume_must_repeat_therm_hmc(tmp_path, monkeypatch, capsys):
         return real_step(self)
 
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        main([*args, "--therm-hmc", "3"])
+    interrupted([*args, "--therm-hmc", "3"])
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
     assert main([*args, "--therm-hmc", "4"]) == 2
     assert "--therm-hmc" in capsys.readouterr().err.splitlines()[-1]

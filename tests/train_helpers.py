@@ -54,3 +54,16 @@ def assert_identical(a, b, where: str = "checkpoint") -> None:
 def without_timing(state: dict) -> dict:
     """A checkpoint minus its wall-clock entries, the only part allowed to differ on resume."""
     return {k: v for k, v in state.items() if k != "timing"}
+
+
+def interrupted(args: list[str]) -> None:
+    """Run ``dlhmc`` in process while a test's patched step raises ``KeyboardInterrupt``: the
+    command either lets it through or ends with status 130 (interrupted), keeping what it
+    wrote."""
+    from dlhmc.cli import main
+
+    try:
+        code = main(args)
+    except KeyboardInterrupt:
+        return
+    assert code == 130, code

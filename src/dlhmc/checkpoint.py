@@ -75,6 +75,14 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     return migrate(state)
 
 
+# The architecture settings a format-1 checkpoint may lack (it was written before they existed),
+# with the values its code used in their absence.
+FORMAT1_L2HMC_DEFAULTS = {
+    "network": "dense", "local_period": 4, "winding": 0, "conv_channels": [], "mask_seed": 0,
+    "mask": "checkerboard",
+}  # fmt: skip
+
+
 def _format1_model(state: dict[str, Any]) -> dict[str, Any]:
     """Format 1 stored each family's layers under the family's own prefix (dense: ``vnets.*``
     and ``xnets.*`` at the top, local: ``local.*``), and a checkpoint written before the
@@ -84,7 +92,7 @@ def _format1_model(state: dict[str, Any]) -> dict[str, Any]:
     model = state.get("model")
     if not isinstance(l2hmc, dict) or not isinstance(model, dict):
         return {**state, "format": 2}  # validate() names what is missing
-    l2hmc = {"network": "dense", **l2hmc}
+    l2hmc = {**FORMAT1_L2HMC_DEFAULTS, **l2hmc}
     prefix = "local." if l2hmc["network"] == "local" else ""
     moved = {}
     for key, value in model.items():
@@ -252,6 +260,23 @@ def remove_stale_temporaries(run_dir: str | os.PathLike) -> None:
     """Delete half-written checkpoints left by a killed job (never the checkpoint itself)."""
     for tmp in Path(run_dir).glob(f"{FILENAME}.tmp-*"):
         tmp.unlink(missing_ok=True)
+
+
+def check_weights(expected: dict[str, torch.Tensor], stored: dict[str, Any]) -> None:
+    """The stored ``model`` has exactly the parameters of the model built from its settings, of
+    the same shapes; ``ValueError`` naming the first parameter that differs.  Why here and not
+    in ``load_state_dict``: its message lists every difference on many lines after the class
+    name, and the commands print one line naming the key."""
+    for name in expected:
+        if name not in stored:
+            raise ValueError(f"model.{name}: missing")
+    for name in stored:
+        if name not in expected:
+            raise ValueError(f"model.{name}: not a parameter of this network")
+    for name, tensor in expected.items():
+        shape = list(getattr(stored[name], "shape", ()))
+        if shape != list(tensor.shape):
+            raise ValueError(f"model.{name}: expected shape {list(tensor.shape)}, got {shape}")
 
 
 def all_finite(tree: Any) -> bool:

@@ -38,15 +38,20 @@ class Model:
     state: dict[str, Any]
     settings: TrainSettings
     config: L2HMCConfig
+    path: Path
 
 
 def read_model(run_dir: str | Path) -> Model:
     """The checkpoint of ``run_dir``, validated (:func:`dlhmc.checkpoint.load_valid`): a damaged
     or foreign file, or a model with a non-finite weight or step size (which would sample NaN in
     every trajectory and exit 0), raises ``ValueError`` naming the file and the key."""
-    state = ckpt.load_valid(ckpt.checkpoint_path(run_dir))
-    return Model(state, TrainSettings.from_dict(state["config"]),
-                 L2HMCConfig.from_dict(state["l2hmc"]))
+    path = ckpt.checkpoint_path(run_dir)
+    state = ckpt.load_valid(path)
+    try:
+        config = L2HMCConfig.from_dict(state["l2hmc"])
+    except ValueError as err:
+        raise ckpt.CheckpointError(f"{path}: l2hmc.{err}") from None
+    return Model(state, TrainSettings.from_dict(state["config"]), config, path)
 
 
 def sampling_lattice(model: Model, lattice: tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -93,6 +98,10 @@ def build_sampler(
         device,
     )
     dynamics = L2HMCDynamics(theory, model.config)
+    try:
+        ckpt.check_weights(dynamics.state_dict(), model.state["model"])
+    except ValueError as err:
+        raise ckpt.CheckpointError(f"{model.path}: {err}") from None
     dynamics.load_state_dict(model.state["model"])
     dynamics.eval()
     return dynamics

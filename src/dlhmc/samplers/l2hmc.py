@@ -111,14 +111,42 @@ class L2HMCConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> L2HMCConfig:
+        """The architecture a checkpoint stored, every field present and of its type.
+
+        A damaged or hand-edited checkpoint must fail here with the key named (``hidden:
+        expected a list of integers, got ['abc']``), not as a ``TypeError`` in the networks'
+        constructors, and a missing ``network`` must not silently build the default family.
+        """
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown L2HMC config keys: {', '.join(sorted(unknown))}")
+        for name in sorted(known - set(d)):
+            raise ValueError(f"{name}: missing")
+        for name, value in d.items():
+            _check_type(name, value, _DEFAULTS[name])
         return cls(**d)
 
 
 _DEFAULTS = {f.name: f.default for f in fields(L2HMCConfig)}
+
+
+def _check_type(name: str, value, default) -> None:
+    """``value`` has the type of the field's ``default``: integers (not booleans), numbers,
+    strings, or lists of integers for the widths."""
+    if isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
+        what = "a list of integers"
+    elif isinstance(default, int):
+        ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        what = "a number"
+    else:
+        ok, what = isinstance(value, str), "a string"
+    if not ok:
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,11 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         rank = self.ctx.rank
+        try:
+            ckpt.check_weights(self.dynamics.state_dict(), state["model"])
+        except ValueError as err:
+            path = ckpt.checkpoint_path(self.run_dir)
+            raise rundir.TrainingError(f"--out: {path}: {err}") from None
         self.dynamics.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
