@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import jsonschema
 
 from dlhmc.config_check import check_values, duplicate_keys, schedule_problems
+from dlhmc.families.local_masks import mask_problem
 from dlhmc.groups import GROUPS, instanton_size_problem, unsupported_options
 from dlhmc.plan.hmc_grid import hmc_grid
 from dlhmc.plan.paths import lattice_label
@@ -136,7 +137,23 @@ def check_train(key: str, exp: Mapping, train: Mapping) -> list[str]:
                 f"{key}.lattice: only a network: local model runs on other volumes "
                 f"than it was trained on (got network {train.get('network', 'dense')})"
             )
-    return problems + _finetune_problems(key, train)
+    return problems + _finetune_problems(key, train) + _mask_problems(key, exp, train)
+
+
+def _mask_problems(key: str, exp: Mapping, train: Mapping) -> list[str]:
+    """A local model runs on its training volume and on every volume of `lattices`: its link
+    masks must fit each, or the first job on that volume fails after the ladder below it."""
+    if train.get("network", "dense") != "local":
+        return []
+    volumes = [(f"{key}.lattice", train["lattice"])] if "lattice" in train else []
+    volumes += [(f"experiments.{key.split('.')[1]}.lattices[{i}]", shape)
+                for i, shape in enumerate(exp["lattices"])]
+    problems = []
+    for where, shape in volumes:
+        problem = mask_problem(exp["group"], shape, train.get("local_period", 4))
+        if problem:
+            problems.append(f"{where}: {problem} ({key} has network local)")
+    return problems
 
 
 def _instanton_problems(key: str, exp: Mapping) -> list[str]:
