@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from dlhmc import __version__
 from dlhmc.allocator import keep_freed_memory
+from dlhmc.commands import outputs
 from dlhmc.commands.options import OneLineParser, UsageError
 
 # Each module provides ``register(subparsers)`` which adds its parser and sets ``func``.
-COMMANDS = ("hmc", "train", "infer", "analyze", "report", "toy_gmm")
+COMMANDS = ("hmc", "train", "infer", "analyze", "report", "toy_gmm", "check_config")
 
 
 def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
@@ -39,15 +41,38 @@ def _requested_command(argv: list[str]) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its every way of ending is one line on stderr and an exit status.
+
+    2: a bad option or input, refused before any work (``UsageError``); 1: a failure during the
+    run, here a write that failed (a full disk: an ``OSError`` naming the output and errno);
+    130: interrupted (Ctrl-C).  The last two say what was kept, since outputs are replaced whole
+    or not at all (:mod:`dlhmc.atomic`) and training keeps its last checkpoint.
+    """
+    program = argv is None  # the process is this command: it may end itself
     argv = sys.argv[1:] if argv is None else list(argv)
     keep_freed_memory()
     parser = build_parser(_requested_command(argv))
     args = parser.parse_args(argv)
+    prefix = f"dlhmc {args.command}"
     try:
+        outputs.check(args)
         return int(args.func(args) or 0)
     except UsageError as err:
-        print(f"dlhmc {args.command}: error: {err}", file=sys.stderr)
+        print(f"{prefix}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted: {outputs.kept(args)}", file=sys.stderr)
+        return 130
+    except OSError as err:
+        if not err.errno:
+            raise
+        print(f"{prefix}: error: {outputs.write_failure(err)}; {outputs.kept(args)}",
+              file=sys.stderr)
+        if program:  # HDF5's exit handler crashes on a file it could not write: skip it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+        return 1
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ STARTS = ("hot", "cold")
 # Largest seed of one generator: torch generators take 64-bit seeds (training, whose ranks seed
 # with seed + r, has its own limit: dlhmc.config_check.MAX_TRAIN_SEED).
 MAX_SEED = 2**64 - 1
+# Most instanton hits after one trajectory (dlhmc hmc --instanton-hits): a hit costs about one
+# leapfrog step (hit_cost_lf), so 10^4 hits are hundreds of trajectories' work for one sample;
+# winding HMC uses a handful (arXiv:2106.14234), and a larger number is a typo.
+MAX_INSTANTON_HITS = 10_000
 # Learning-rate decays after the warm-up, and the schedules of gamma_t (dlhmc.training.schedules).
 DECAYS = ("cosine", "exp", "none")
 ANNEAL_SCHEDULES = ("linear", "geometric")
@@ -235,13 +239,15 @@ class HMCSettings:
         0,
         range=NONNEGATIVE_INT,
         metavar="K",
-        help=_only("instanton_hits", "instanton hits after each trajectory (winding HMC)"),
+        help=_only("instanton_hits", "instanton hits after each trajectory (winding HMC), at "
+                   f"most {MAX_INSTANTON_HITS}"),
     )
     instanton_size: int = setting(
         0,
         range=NONNEGATIVE_INT,
         metavar="W",
-        help=_only("instanton_size", "patch of a hit: W x W plaquettes, 0 = delocalized"),
+        help=_only("instanton_size", "patch of a hit: W x W plaquettes, 0 = delocalized; "
+                   "needs --instanton-hits"),
     )
     chains: int = setting(64, range=POSITIVE_INT, help="independent chains (batch)")
     trajectories: int = setting(

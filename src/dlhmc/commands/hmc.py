@@ -19,7 +19,8 @@ import time
 import torch
 from tqdm import tqdm
 
-from dlhmc.commands import checks
+from dlhmc.atomic import check_room
+from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import OneLineParser, UsageError, add_settings
 from dlhmc.groups import resolve_integrator
 from dlhmc.io import chain_dataset, write_chains
@@ -27,7 +28,7 @@ from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.base import run_chains
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.instanton import hit_cost_in_leapfrog_steps
-from dlhmc.settings import MAX_SEED, HMCSettings
+from dlhmc.settings import MAX_INSTANTON_HITS, MAX_SEED, HMCSettings
 from dlhmc.theory import GaugeTheory
 
 
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_settings(parser, HMCSettings)
     parser.set_defaults(func=run)
+    outputs.declare(parser, outputs=("out",))
 
 
 def _kernel(theory: GaugeTheory, args: argparse.Namespace) -> HMC:
@@ -62,6 +64,12 @@ def validate(args: argparse.Namespace) -> torch.device:
         raise UsageError(f"--lattice: {err}") from None
     if args.seed > MAX_SEED:
         raise UsageError(f"--seed: must be <= {MAX_SEED}, got {args.seed}")
+    if args.instanton_hits > MAX_INSTANTON_HITS:
+        raise UsageError(f"--instanton-hits: expected at most {MAX_INSTANTON_HITS} hits per "
+                         f"trajectory, got {args.instanton_hits}")
+    if args.instanton_size and not args.instanton_hits:
+        raise UsageError(f"--instanton-size: {args.instanton_size} has no effect without "
+                         "--instanton-hits K (K > 0 hits after each trajectory)")
     checks.seed(args.seed)
     device = checks.device(args.device)
     checks.memory(args.group, args.lattice, args.chains, args.precision, "hmc",
@@ -117,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         attrs["hit_cost_lf"] = hit_cost_in_leapfrog_steps(
             theory, kernel.instanton_size, batch=args.chains, repeats=20
         )
-    write_chains(args.out, chain_dataset(per_traj, attrs))
+    dataset = chain_dataset(per_traj, attrs)
+    check_room(args.out, dataset.nbytes)
+    write_chains(args.out, dataset)
     return checks.divergences(
         "hmc", per_traj, f"--eps {args.eps:g} at --beta {args.beta:g}", args.out
     )

@@ -9,7 +9,8 @@ import argparse
 import sys
 
 from dlhmc import checkpoint as ckpt
-from dlhmc.commands import checks
+from dlhmc.atomic import check_room
+from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError, add_settings, option_error
 from dlhmc.inference import build_sampler, chain_attrs, read_model, sample, sampling_lattice
 from dlhmc.io import chain_dataset, write_chains
@@ -25,6 +26,7 @@ def register(subparsers) -> None:
     )
     add_settings(p, InferSettings)
     p.set_defaults(func=run)
+    outputs.declare(p, inputs=("checkpoint",), outputs=("out",))
 
 
 def _cannot_load(path, err: Exception) -> UsageError:
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         dynamics, state, args.checkpoint, args.seed, args.therm, args.trajectories, samples,
         therm_hmc=args.therm_hmc,
     )
-    write_chains(args.out, chain_dataset(samples.per_traj, attrs, samples.per_layer))
+    dataset = chain_dataset(samples.per_traj, attrs, samples.per_layer)
+    check_room(args.out, dataset.nbytes)
+    write_chains(args.out, dataset)
     step_size = f"the model's step sizes (mean eps {attrs['eps']:.3g}) at --beta {attrs['beta']:g}"
     return checks.divergences("infer", samples.per_traj, step_size, args.out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import MISSING
+from pathlib import Path
 
 import torch
 
@@ -95,6 +96,20 @@ def option_error(err: ValueError) -> UsageError:
     if sep and name.isidentifier():
         return UsageError(f"--{name.replace('_', '-')}: {rest}")
     return UsageError(str(err))
+
+
+def read_config_text(path) -> str:
+    """The text of a YAML config file; ``ValueError`` naming the file when it cannot be read or
+    is not UTF-8 (YAML's encoding: a Latin-1 file would otherwise end in a traceback)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or type(err).__name__}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
+                         f"{err.start}); save it as UTF-8") from None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.analysis.report import build_report
 from dlhmc.analysis.runs import RunDirError, load_run
 from dlhmc.analysis.table import COLUMNS, OPTIONAL_COLUMNS
-from dlhmc.commands import checks
+from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError
 
 
@@ -48,12 +49,28 @@ def register(subparsers) -> None:
     parser.add_argument("--experiment", required=True, help="experiment whose rows to report")
     parser.add_argument("--out-dir", required=True, type=Path, help="directory for the report")
     parser.set_defaults(func=run)
+    outputs.declare(parser, inputs=("table", "chains", "runs"), output_dirs=("out_dir",))
+
+
+def _kind(path: Path) -> str:
+    """What a path that is no regular file is, in words (``/dev/null``: a character device)."""
+    mode = path.stat().st_mode
+    for test, words in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                        (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+                        (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return words
+    return "not a regular file"
 
 
 def read_table(path: Path, experiment: str) -> pd.DataFrame:
     """The rows of ``experiment`` in a table written by ``dlhmc analyze``."""
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"--table: {path}: no such file")
+    if not path.is_file():
+        raise UsageError(
+            f"--table: {path} is {_kind(path)}, expected a CSV file from dlhmc analyze"
+        )
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):

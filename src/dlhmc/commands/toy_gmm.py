@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dlhmc.atomic import atomic_path, write_text
-from dlhmc.commands import checks
+from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import (
     UsageError,
     arg_type,
@@ -66,6 +66,7 @@ def register(subparsers) -> None:
                    help="HMC leapfrog steps per trajectory (default: --nlf)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.set_defaults(func=run)
+    outputs.declare(p, output_dirs=("out",))
 
 
 def estimate_bytes(args) -> int:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import sys
 from pathlib import Path
 
 import yaml
 
 from dlhmc import devices, distributed
-from dlhmc.commands import checks
-from dlhmc.commands.options import UsageError, add_settings, option_error
-from dlhmc.config_check import MAX_TRAIN_SEED, schedule_problems
+from dlhmc.commands import checks, outputs
+from dlhmc.commands.options import UsageError, add_settings, option_error, read_config_text
+from dlhmc.config_check import MAX_TRAIN_SEED, duplicate_keys, schedule_problems
 from dlhmc.groups import unsupported_options
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.l2hmc import check_network
@@ -38,16 +39,23 @@ def register(subparsers) -> None:
     add_settings(p, RunOptions, with_defaults=False)
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML file with option defaults")
     p.set_defaults(func=functools.partial(run, parser=p))
+    outputs.declare(p, inputs=("config", "init"), output_dirs=("out", "hash_log"), run_dir="out")
 
 
 def _config_values(parser: argparse.ArgumentParser, path: Path) -> dict:
-    """Option values from a YAML file, converted and checked like command-line values."""
+    """Option values from a YAML file, converted and checked like command-line values.
+
+    The file is refused, as the workflow refuses its config, when it is not UTF-8 text or gives
+    a key twice (YAML would keep the last one silently).
+    """
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise UsageError(f"--config: cannot read {path}: {err.strerror}") from None
+        data = yaml.safe_load(read_config_text(path))
+    except ValueError as err:
+        raise UsageError(f"--config: {err}") from None
     except yaml.YAMLError as err:
         raise UsageError(f"--config: {path} is not valid YAML ({err.__class__.__name__})") from None
+    for problem in duplicate_keys(path):
+        raise UsageError(f"--config: {problem}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -142,6 +150,10 @@ def resolve(
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings, options = resolve(args, parser)
+    # The paths as resolved (the run directory may come from --config): the shared output rules
+    # and the message of an interruption see these.
+    args.out, args.hash_log, args.init = options.out, options.hash_log, settings.init
+    outputs.check(args)
     try:
         devices.check_device(options.device)
         ctx = distributed.setup(options.device)
@@ -164,7 +176,23 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if steps and skipped == steps:
         if ctx.is_main:
             print(f"dlhmc train: error: all {steps} steps were skipped (non-finite loss, gradient, "
-                  f"parameter or step size): nothing was learned; lower --lr "
-                  f"({settings.lr:g}) or --eps-init ({settings.eps_init:g})", file=sys.stderr)
+                  f"parameter or step size): nothing was learned; {_skipped_cause(settings)}",
+                  file=sys.stderr)
         return 1
     return 0
+
+
+def _skipped_cause(settings: TrainSettings) -> str:
+    """What to change when every step was skipped.
+
+    Why --beta first: a step of size --eps-init at --beta moves the momenta by about
+    eps * beta per link, and when the kinetic energy of that move overflows the precision no
+    learning rate or step size of sensible size helps (``--beta 1e300``); otherwise the
+    updates (--lr) or the initial step sizes (--eps-init) made the steps non-finite.
+    """
+    largest = {"double": sys.float_info.max, "single": 3.4e38}[settings.precision]
+    scale = settings.beta * settings.eps_init
+    if not scale * scale * math.prod(settings.lattice) < largest:
+        return (f"--beta {settings.beta:g} is too large: one step of size --eps-init "
+                f"{settings.eps_init:g} overflows the {settings.precision} range")
+    return f"lower --lr ({settings.lr:g}) or --eps-init ({settings.eps_init:g})"

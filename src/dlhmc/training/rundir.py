@@ -24,7 +24,7 @@ import yaml
 
 from dlhmc import checkpoint as ckpt
 from dlhmc import limits
-from dlhmc.atomic import write_text
+from dlhmc.atomic import check_creatable, write_text
 from dlhmc.families import families
 from dlhmc.settings import RunOptions, TrainSettings
 
@@ -149,8 +149,13 @@ def read_run(path: Path, option: str) -> StoredRun:
 
 
 def check_outputs(options: RunOptions) -> None:
-    """The run directory and the hash-log directory can be written (a probe file in each)."""
+    """The run directory and the hash-log directory can be written (a probe file in each), both
+    checked before either is created: a refused hash log leaves no empty run directory."""
+    wanted = [(options.out, "--out"), (options.hash_log, "--hash-log")]
     try:
+        for path, key in wanted:
+            if path is not None and not Path(path).exists():
+                check_creatable(path, key)
         limits.check_writable(options.out, "--out", directory=True)
         if options.hash_log is not None:
             limits.check_writable(options.hash_log, "--hash-log", directory=True)
