@@ -133,3 +133,18 @@ def test_check_writable(tmp_path):
                 check_writable(target, key)
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("network", ["dense", "local"])
+def test_a_huge_hidden_width_is_refused_before_any_allocation(tmp_path, capsys, network):
+    """Issue 21 A: the memory estimate read the networks' input as one number wide, so
+    ``--hidden 10000000`` passed and the kernel killed the run after 80 s at 24 GB."""
+    from dlhmc.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--group", "U1", "--lattice", "8", "8", "--beta", "2", "--steps", "2",
+                 "--batch", "4", "--hidden", "10000000", "--network", network, "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "--hidden" in err and "needed" in err and "available" in err
+    assert not out.exists()

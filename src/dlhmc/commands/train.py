@@ -20,6 +20,7 @@ from dlhmc import devices, distributed
 from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError, add_settings, option_error, read_config_text
 from dlhmc.config_check import MAX_TRAIN_SEED, duplicate_keys, schedule_problems
+from dlhmc.families import family
 from dlhmc.groups import unsupported_options
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.l2hmc import check_network
@@ -162,6 +163,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     checks.seed(settings.seed, world_size=ctx.world_size)
     checks.seed(settings.mask_seed, "--mask-seed")
     weights, activations = checks.network_sizes(settings.hidden, settings.nlf, settings.batch)
+    # The family's bound reads the networks' real input widths (dense: every unit's momenta), so
+    # a huge --hidden is refused here rather than by the kernel after minutes of allocation.
+    shapes_only = make_theory(settings.group, settings.lattice, settings.beta, settings.precision,
+                              "meta")
+    weights = max(weights, family(settings.network).weight_bound(shapes_only,
+                                                                 settings.l2hmc_config()))
     checks.memory(settings.group, settings.lattice, settings.batch, settings.precision, "train",
                   "--batch, --lattice, --hidden", ctx.device, extra=8 * activations,
                   nlf=settings.nlf, parameters=weights)
