@@ -59,3 +59,14 @@ def test_a_volume_the_local_masks_do_not_fit_is_refused_while_planning(changes, 
 )
 def test_volumes_that_fit_pass(changes):
     assert not [p for p in check_experiment("tiny", experiment(**changes)) if "masks" in p]
+
+
+def test_instanton_hits_beyond_the_bound_are_refused_while_planning():
+    """Issue 21 M, workflow side: the bound of dlhmc hmc --instanton-hits, checked by the plan."""
+    from dlhmc.groups import MAX_INSTANTON_HITS
+
+    exp = experiment(hmc={"instanton_hits": [0, MAX_INSTANTON_HITS + 1]})
+    problems = check_experiment("tiny", exp)
+    assert any(p.startswith("experiments.tiny.hmc.instanton_hits: expected at most") for p in
+               problems), problems
+    assert not check_experiment("tiny", experiment(hmc={"instanton_hits": [0, 10]}))

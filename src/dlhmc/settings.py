@@ -26,7 +26,7 @@ from typing import Any
 from dlhmc.families import NETWORKS
 from dlhmc.families.dense import MASKS
 from dlhmc.families.local import PERIODS
-from dlhmc.groups import GROUPS, groups_with
+from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, groups_with
 from dlhmc.lattice import PRECISIONS
 from dlhmc.nets import ACTIVATIONS
 from dlhmc.samplers.integrators import INTEGRATORS
@@ -51,10 +51,6 @@ STARTS = ("hot", "cold")
 # Largest seed of one generator: torch generators take 64-bit seeds (training, whose ranks seed
 # with seed + r, has its own limit: dlhmc.config_check.MAX_TRAIN_SEED).
 MAX_SEED = 2**64 - 1
-# Most instanton hits after one trajectory (dlhmc hmc --instanton-hits): a hit costs about one
-# leapfrog step (hit_cost_lf), so 10^4 hits are hundreds of trajectories' work for one sample;
-# winding HMC uses a handful (arXiv:2106.14234), and a larger number is a typo.
-MAX_INSTANTON_HITS = 10_000
 # Learning-rate decays after the warm-up, and the schedules of gamma_t (dlhmc.training.schedules).
 DECAYS = ("cosine", "exp", "none")
 ANNEAL_SCHEDULES = ("linear", "geometric")

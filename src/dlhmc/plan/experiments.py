@@ -16,7 +16,7 @@ import jsonschema
 
 from dlhmc.config_check import check_values, duplicate_keys, schedule_problems
 from dlhmc.families.local_masks import mask_problem
-from dlhmc.groups import GROUPS, instanton_size_problem, unsupported_options
+from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, instanton_size_problem, unsupported_options
 from dlhmc.plan.hmc_grid import hmc_grid
 from dlhmc.plan.paths import lattice_label
 
@@ -165,7 +165,11 @@ def _instanton_problems(key: str, exp: Mapping) -> list[str]:
         if p.get("instanton_hits", 0):
             hits.add((f"hmc.points[{i}]", p["instanton_hits"]))
             sizes.add((f"hmc.points[{i}]", p.get("instanton_size", 0)))
-    problems = []
+    problems = [
+        f"{key}.{where}.instanton_hits: expected at most {MAX_INSTANTON_HITS} hits per "
+        f"trajectory, got {k}"
+        for where, k in sorted(hits) if k > MAX_INSTANTON_HITS
+    ]
     for where, _ in sorted(hits):
         for option in ("instanton_hits", "instanton_size"):
             for _, message in unsupported_options(exp["group"], {option: True}):
