@@ -18,6 +18,9 @@ from dlhmc.analysis.exact import exact_sectors
 from dlhmc.cli import main
 
 PULL = 4.0
+# Real-valued AR(1) charges are physical only for SU(3)'s clover charge (U(1)'s Q_Z is an
+# integer, its Q_R within V/(2 pi)): the synthetic series are files of that group.
+REAL_CHARGE = {"group": "SU3", "lattice": (4, 4, 4, 4)}
 
 
 def analyze(tmp_path, files, *extra):
@@ -38,10 +41,14 @@ def test_ar1_tau_recovered_through_cli(tmp_path, rho, n_chains, n_traj):
     charge = ar1(rho, n_chains, n_traj, rng)
     charge_real = ar1(rho, n_chains, n_traj, rng)
     plaq = 0.6 + 0.01 * ar1(rho_plaq, n_chains, n_traj, rng)
-    path = write_chain_file(tmp_path / "c.nc", charge, plaq, charge_real=charge_real, nlf=7)
+    path = write_chain_file(
+        tmp_path / "c.nc", charge, plaq, charge_real=charge_real, nlf=7, **REAL_CHARGE
+    )
     table = analyze(tmp_path, [path]).set_index("observable")
-    # A U(1) file (8x8, beta 2) also has one indicator row per charge sector.
-    sectors = {f"sector_{q}" for q in exact_sectors("U1", (8, 8), 2.0)}
+    # Sector indicators only where the exact charge distribution is known (none for SU(3)).
+    sectors = {
+        f"sector_{q}" for q in exact_sectors(REAL_CHARGE["group"], REAL_CHARGE["lattice"], 2.0)
+    }
     assert set(table.index) == {"charge", "charge_real", "charge_sq", "plaq"} | sectors
     # Q^2 is a derived observable with its own (global-mean) Gamma-method error.
     q2 = table.loc["charge_sq"]
@@ -211,6 +218,7 @@ def test_amortized_training_seconds(tmp_path):
                 sampler=sampler,
                 training_seconds=training,
                 traj_per_second=20.0,
+                **REAL_CHARGE,
             )
         )
     table = analyze(tmp_path, files, "--amortize-samples", "1000").set_index("sampler")
@@ -229,7 +237,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     missing = tmp_path / "missing.nc"
     text = tmp_path / "notes.nc"
     text.write_text("not a chain file\n")
-    good = write_chain_file(tmp_path / "good.nc", ar1(0.5, 2, 100, rng), ar1(0.5, 2, 100, rng))
+    good = write_chain_file(
+        tmp_path / "good.nc",
+        ar1(0.5, 2, 100, rng),
+        0.6 + 0.01 * ar1(0.5, 2, 100, rng),
+        **REAL_CHARGE,
+    )
     no_charge = tmp_path / "no_charge.nc"
     import xarray as xr
 
@@ -250,7 +263,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
 
 def test_out_directory_is_a_one_line_error(tmp_path, capsys):
     rng = np.random.default_rng(11)
-    good = write_chain_file(tmp_path / "good.nc", ar1(0.5, 2, 100, rng), ar1(0.5, 2, 100, rng))
+    good = write_chain_file(
+        tmp_path / "good.nc",
+        ar1(0.5, 2, 100, rng),
+        0.6 + 0.01 * ar1(0.5, 2, 100, rng),
+        **REAL_CHARGE,
+    )
     out = tmp_path / "table"
     out.mkdir()
     assert main(["analyze", str(good), "--out", str(out)]) == 2

@@ -41,7 +41,7 @@ ROLE = {"none_b3": "transfer_none", "retrained_b3": "transfer_retrained"}
 def _write(tmp_path, name, rng):
     beta, sampler, train_beta, steps, seconds, rho = FILES[name]
     charge = sector_chains(beta, LATTICE, 0.5 if rho is None else rho, N_CHAINS, N_TRAJ, rng)
-    charge_real = ar1(0.5 if rho is None else rho, N_CHAINS, N_TRAJ, rng)
+    charge_real = 0.25 * ar1(0.5 if rho is None else rho, N_CHAINS, N_TRAJ, rng)
     if rho is None:
         charge = np.repeat(charge[:, :1], N_TRAJ, axis=1)
         charge_real = np.repeat(charge_real[:, :1], N_TRAJ, axis=1)

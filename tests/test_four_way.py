@@ -58,7 +58,7 @@ def _files(tmp_path, lattice=LATTICE):
                     nlf=nlf,
                     eps=eps,
                     traj_per_second=rate,
-                    charge_real=ar1(rho, N_CHAINS, N_TRAJ, rng),
+                    charge_real=0.25 * ar1(rho, N_CHAINS, N_TRAJ, rng),
                     training_seconds=TRAINING_SECONDS if learned else None,
                     extra_attrs=attrs,
                     # 3 of every 10 hits accepted

@@ -119,7 +119,8 @@ ATTRS = {
 def real_chain_file(path: Path, **attrs) -> Path:
     rng = np.random.default_rng(0)
     shape = (4, 200)
-    per_traj = {name: rng.random(shape) for name in ("plaq", "charge", "accept_prob", "dH")}
+    per_traj = {name: rng.random(shape) for name in ("plaq", "accept_prob", "dH")}
+    per_traj["charge"] = rng.integers(-2, 3, shape).astype(float)  # U(1) Q_Z is an integer
     per_traj["accepted"] = rng.random(shape) < 0.5
     return write_chains(path, chain_dataset(per_traj, {**ATTRS, **attrs}))
 
@@ -172,13 +173,13 @@ def test_damaged_variable_block_names_variable(tmp_path):
     import h5py
 
     path = real_chain_file(tmp_path / "c.nc")
-    with h5py.File(path, "r") as handle:
-        header = handle["plaq"].id.get_offset()  # contiguous data; its object header is before
+    with h5py.File(path, "r") as handle:  # one chunk, checksummed (Fletcher-32)
+        header = handle["plaq"].id.get_chunk_info(0).byte_offset
     data = bytearray(path.read_bytes())
     for i in range(header, header + 8 * 4 * 200, 8):  # every plaq value -> NaN-like bits
         data[i + 6 : i + 8] = b"\xff\xff"
     path.write_bytes(bytes(data))
-    with pytest.raises(ChainFileError, match=rf"^{path}: plaq: .*non-finite"):
+    with pytest.raises(ChainFileError, match=rf"^{path}: plaq: damaged data block"):
         load_chain_set(path)
 
 

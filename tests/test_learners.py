@@ -61,7 +61,8 @@ FILES = (
 def _charges(rho, rng):
     if rho == 1.0:  # every chain stuck in the sector it started in
         return np.ones((N_CHAINS, N_TRAJ)), np.full((N_CHAINS, N_TRAJ), 0.98)
-    return sector_chains(BETA, LATTICE, rho, N_CHAINS, N_TRAJ, rng), ar1(rho, N_CHAINS, N_TRAJ, rng)
+    charge_real = 0.25 * ar1(rho, N_CHAINS, N_TRAJ, rng)  # within V/(2 pi), as Q_R is
+    return sector_chains(BETA, LATTICE, rho, N_CHAINS, N_TRAJ, rng), charge_real
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def _experiment(tmp_path):
                     nlf=nlf,
                     eps=eps,
                     traj_per_second=20.0 if trained else 40.0,
-                    charge_real=ar1(rho, N_CHAINS, N_TRAJ, rng),
+                    charge_real=0.25 * ar1(rho, N_CHAINS, N_TRAJ, rng),
                     training_seconds=600.0 * beta if trained else None,
                     layers=layers,
                 )

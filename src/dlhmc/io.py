@@ -10,12 +10,24 @@ NetCDF attributes hold only strings, numbers and 1D numeric arrays, so
 :func:`chain_dataset` converts run settings once, here, instead of every
 writer doing it: booleans become 0/1, the lattice an integer array, paths
 strings.
+
+Every data variable is written with the HDF5 Fletcher-32 filter, so any HDF5 reader
+(``xarray.open_dataset`` included) refuses a damaged block, and carries the SHA-256 of its
+values in the attribute ``sha256``: Fletcher-32 adds 16-bit words modulo 65535 and cannot tell
+0x0000 from 0xFFFF, and integer-valued charges and 0/1 flags are full of zero words.
+:func:`check_chain_values` checks the digest (files written before it existed have none) and
+every value against its physical range (:func:`variable_ranges`), which applies to every file:
+damage that lands on a plausible bit pattern, or a writer with a bug, must not reach the
+analysis as a plaquette of 1e117.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +52,14 @@ REQUIRED_ATTRS = (
     "wall_seconds",
     "traj_per_second",
 )
+DIGEST_ATTR = "sha256"
+# Relative slack of every bound: single-precision runs average thousands of values in float32,
+# whose rounding can carry a mean of cosines of 1 a few 1e-7 past 1.
+ROUNDOFF = 1e-5
+# Allowed |Q - round(Q)| of an integer-valued variable: U(1) Q_Z is rounded when measured, and a
+# sum of V wrapped angles / 2 pi in float32 is off by less than V 2^-25 (1e-4 at 128^2), far
+# below the 1/2 that tells an integer from a damaged value.
+INTEGER_SLACK = 1e-3
 
 
 def netcdf_attr(name: str, value):
@@ -106,12 +126,223 @@ def chain_dataset(
 def write_chains(path: str | os.PathLike, dataset: xr.Dataset) -> Path:
     """Write ``dataset`` to ``path`` atomically (``path.tmp-<pid>`` then ``os.replace``)."""
     path = Path(path)
+    dataset = dataset.assign(
+        {
+            name: variable.assign_attrs({DIGEST_ATTR: digest(name, variable.values)})
+            for name, variable in dataset.data_vars.items()
+        }
+    )
+    encoding = {name: {"fletcher32": True} for name, v in dataset.variables.items() if v.size}
     with atomic_path(path) as tmp:
-        dataset.to_netcdf(tmp, engine=ENGINE)
+        dataset.to_netcdf(tmp, engine=ENGINE, encoding=encoding)
     return path
 
 
 def read_chains(path: str | os.PathLike) -> xr.Dataset:
-    """Load a chain file fully into memory (the file is closed on return)."""
+    """Load a chain file fully into memory (the file is closed on return) and check its values.
+
+    ``ValueError`` naming the file and the variable when a value is outside its physical range
+    or a variable's digest does not match (:func:`check_chain_values`).
+    """
     with xr.open_dataset(path, engine=ENGINE) as dataset:
-        return dataset.load()
+        dataset = dataset.load()
+    check_chain_values(dataset, str(path))
+    return dataset
+
+
+def digest(name: str, values) -> str:
+    """SHA-256 of a variable's values as stored: int8 flags or float64, little-endian, C order.
+
+    NaNs are hashed as the one NaN the NetCDF writer stores (xarray replaces every NaN by its
+    fill value), so a divergent ``dH`` of ``-nan`` hashes the same before and after writing.
+    """
+    dtype = "<i1" if name in FLAG_VARIABLES else "<f8"
+    array = np.ascontiguousarray(values, dtype=dtype)
+    if array.dtype.kind == "f":
+        array = np.where(np.isnan(array), np.nan, array)
+    hasher = hashlib.sha256(f"{dtype}{array.shape}".encode())
+    hasher.update(array.tobytes())
+    return hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one variable can physically take, and the words an error states them in.
+
+    ``low``/``high``: closed bounds (with :data:`ROUNDOFF` slack); ``integer``: integer valued
+    (to :data:`INTEGER_SLACK`); ``diverges``: may be non-finite where the trajectory is flagged
+    divergent (the terms of the log-acceptance, whose failure is the divergence); ``what``: the
+    expectation as the error message states it.
+    """
+
+    low: float = -math.inf
+    high: float = math.inf
+    integer: bool = False
+    diverges: bool = False
+    what: str = "finite values"
+
+
+def variable_ranges(attrs: Mapping) -> dict[str, Range]:
+    """The physical range of every variable a chain file with these attributes can hold.
+
+    U(1), 2D, ``V = Nt Nx`` plaquettes with angles ``x_P``: ``plaq = <cos x_P>`` in [-1, 1];
+    ``charge`` ``Q_Z = (1/2pi) sum_P [x_P]`` with ``[x_P]`` in [-pi, pi) an integer (the angles
+    of a torus add up to a multiple of 2 pi) with ``|Q_Z| <= V/2``; ``charge_real`` ``Q_R =
+    (1/2pi) sum_P sin x_P`` within ``V/(2pi)``.
+
+    SU(3), 4D, ``V`` sites: ``plaq = <Re Tr U_P / 3>``; a plaquette's eigenvalues ``e^{ia},
+    e^{ib}, e^{-i(a+b)}`` give ``Re Tr = cos a + cos b + cos(a+b)``, 3 at the identity and at
+    least -3/2 (the centre elements ``e^{+-2 pi i/3}``), so [-1/2, 1]. The clover charge: four
+    leaves of norm 1 sum to norm <= 4, so the traceless Hermitian ``F = P(C)/4i`` has
+    ``|F|_F^2 <= 48/16 = 3``, ``|Tr F_a F_b| <= 3`` for each of the 3 dual pairs of a site:
+    ``|Q| <= 9 V/(4 pi^2)`` (loose, but no damage hides under it as a plausible value).
+
+    Every sampler: ``accept_prob = min(1, exp(log ratio))`` in [0, 1]; ``accepted`` and
+    ``divergent`` 0/1; ``dH`` and ``sumlogdet`` real, non-finite only where divergent;
+    ``instanton_accepted`` an integer in [0, instanton_hits]. Per-layer diagnostics (means over
+    sampled trajectories, non-finite when one diverged): ``lf_plaq_dev`` (a plaquette minus a
+    reference plaquette) within the width of the plaquette range, ``lf_charge_real`` within
+    ``charge_real``'s. An unknown group or lattice gets the group-independent ranges only.
+    """
+    group = attrs.get("group")
+    lattice = np.atleast_1d(attrs.get("lattice", 0))
+    volume = None
+    if lattice.dtype.kind in "iu" and lattice.size and (lattice > 0).all():
+        volume = float(np.prod(lattice.astype(float)))
+    hits = attrs.get("instanton_hits", math.inf)
+    hits = hits.item() if isinstance(hits, np.generic) else hits
+    if not isinstance(hits, (int, float)) or isinstance(hits, bool):
+        hits = math.inf
+    ranges = {
+        "accept_prob": Range(0.0, 1.0, what="probabilities in [0, 1]"),
+        "accepted": Range(0.0, 1.0, integer=True, what="0/1 flags"),
+        "divergent": Range(0.0, 1.0, integer=True, what="0/1 flags"),
+        "dH": Range(diverges=True, what="finite values where not divergent"),
+        "sumlogdet": Range(diverges=True, what="finite values where not divergent"),
+        "instanton_accepted": Range(0.0, float(hits), integer=True,
+                                    what=f"integers in [0, instanton_hits = {hits}]"),
+        "lf_energy": Range(diverges=True, what="real values"),
+    }  # fmt: skip
+    plaq = {"U1": (-1.0, 1.0), "SU3": (-0.5, 1.0)}.get(group)
+    if plaq is not None:
+        ranges["plaq"] = Range(*plaq, what=f"average plaquettes in [{plaq[0]:g}, {plaq[1]:g}]")
+        width = plaq[1] - plaq[0]
+        ranges["lf_plaq_dev"] = Range(-width, width, diverges=True,
+                                      what=f"plaquette deviations within +-{width:g}")  # fmt: skip
+    if group == "U1":
+        ranges["charge"] = Range(integer=True, what="integer U(1) charges Q_Z")
+    if volume is not None and group in ("U1", "SU3"):
+        real = volume / (2 * math.pi) if group == "U1" else 9 * volume / (4 * math.pi**2)
+        label = "V/(2 pi)" if group == "U1" else "9 V/(4 pi^2)"
+        ranges["charge_real"] = Range(-real, real, what=f"charges within {label} = {real:.6g}")
+        ranges["lf_charge_real"] = Range(-real, real, diverges=True,
+                                         what=f"charges within {label} = {real:.6g}")  # fmt: skip
+        top = volume / 2 if group == "U1" else real
+        ranges["charge"] = Range(
+            -top, top, integer=group == "U1",
+            what=f"integer U(1) charges Q_Z within V/2 = {top:g}" if group == "U1"
+            else f"charges within {label} = {top:.6g}",
+        )  # fmt: skip
+    return ranges
+
+
+def check_chain_values(dataset: xr.Dataset, where: str) -> None:
+    """Every value within its physical range, flags consistent, digests matching.
+
+    Raises ``ValueError`` with one line ``<where>: <variable>: <what is wrong, what was
+    expected>`` for the first problem. Ranges come first, so a value out of range is named as
+    such even in a file whose digest was stored; a digest is checked where one was stored (files
+    written before digests existed have none, and their values still get the ranges).
+    Variables no rule names must be numbers, finite where they are per trajectory.
+    """
+    ranges = variable_ranges(dataset.attrs)
+    divergent = divergence_flags(dataset)
+    for name, variable in dataset.data_vars.items():
+        values = np.asarray(variable.values)
+        if values.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: {name}: expected numbers, got dtype {values.dtype}")
+        per_traj = set(variable.dims) == {"chain", "traj"}
+        rule = ranges.get(name, Range() if per_traj else None)
+        if rule is None:
+            continue
+        if per_traj:
+            variable = variable.transpose("chain", "traj")
+            values = np.asarray(variable.values)
+        allowed = np.zeros(values.shape, dtype=bool)
+        if rule.diverges:
+            allowed = divergent if per_traj and divergent is not None else ~allowed
+        problem = _range_problem(values.astype(np.float64), rule, allowed)
+        if problem is not None:
+            count, what, index = problem
+            at = ", ".join(f"{d} {i}" for d, i in zip(variable.dims, index, strict=True))
+            raise ValueError(
+                f"{where}: {name}: {count} {what} (first {values[index].item()!r} at {at}); "
+                f"expected {rule.what}"
+            )
+    _check_flags(dataset, where, divergent)
+    for name, variable in dataset.data_vars.items():
+        stored = variable.attrs.get(DIGEST_ATTR)
+        if stored is not None and str(stored) != digest(name, variable.values):
+            raise ValueError(
+                f"{where}: {name}: checksum mismatch: the values differ from those written "
+                f"(damaged, or edited without removing the {DIGEST_ATTR!r} attribute)"
+            )
+
+
+def divergence_flags(dataset: xr.Dataset) -> np.ndarray | None:
+    """``[chain, traj]`` booleans of divergent trajectories: the ``divergent`` flag, or in files
+    written before it existed a non-finite ``dH``; ``None`` when the file has neither."""
+    flags, dh = _per_traj(dataset, "divergent"), _per_traj(dataset, "dH")
+    if flags is not None:
+        return flags != 0
+    return None if dh is None else ~np.isfinite(dh)
+
+
+def _per_traj(dataset: xr.Dataset, name: str) -> np.ndarray | None:
+    """``[chain, traj]`` float64 values of a variable, ``None`` if absent or shaped otherwise."""
+    if name not in dataset.data_vars or set(dataset[name].dims) != {"chain", "traj"}:
+        return None
+    values = np.asarray(dataset[name].transpose("chain", "traj").values)
+    return values.astype(np.float64) if values.dtype.kind in "biuf" else None
+
+
+def _range_problem(values: np.ndarray, rule: Range, allowed: np.ndarray):
+    """``(count, description, first index)`` of the values that break ``rule``, or ``None``."""
+    finite = np.isfinite(values)
+    checks = [(~finite & ~allowed, "non-finite values")]
+    slack = ROUNDOFF * max([1.0, *(abs(b) for b in (rule.low, rule.high) if math.isfinite(b))])
+    with np.errstate(invalid="ignore"):
+        outside = finite & ((values < rule.low - slack) | (values > rule.high + slack))
+        checks.append((outside, "values out of range"))
+        if rule.integer:
+            checks.append((finite & (np.abs(values - np.rint(values)) > INTEGER_SLACK),
+                           "values not integer"))  # fmt: skip
+    for bad, what in checks:
+        count = int(np.count_nonzero(bad))
+        if count:
+            return count, what, tuple(int(i) for i in np.argwhere(bad)[0])
+    return None
+
+
+def _check_flags(dataset: xr.Dataset, where: str, divergent: np.ndarray | None) -> None:
+    """What the Metropolis step makes impossible: an accepted divergent trajectory, a divergent
+    one with nonzero ``accept_prob``, an acceptance ``u < accept_prob`` of probability 0."""
+    accepted, prob = _per_traj(dataset, "accepted"), _per_traj(dataset, "accept_prob")
+    rules = []
+    if divergent is not None and accepted is not None:
+        rules.append(("accepted", divergent & (accepted != 0), "accepted although divergent",
+                      "divergent trajectories rejected"))  # fmt: skip
+    if divergent is not None and prob is not None and "divergent" in dataset.data_vars:
+        rules.append(("accept_prob", divergent & (prob != 0), "nonzero where divergent",
+                      "accept_prob 0 where divergent"))  # fmt: skip
+    if accepted is not None and prob is not None:
+        rules.append(("accepted", (accepted != 0) & (prob == 0), "accepted with accept_prob 0",
+                      "no acceptance of probability 0"))  # fmt: skip
+    for name, bad, what, expected in rules:
+        count = int(np.count_nonzero(bad))
+        if count:
+            chain, traj = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{where}: {name}: {count} trajectories {what} (first at chain {chain}, "
+                f"traj {traj}); expected {expected}"
+            )

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from dlhmc.analysis.requirements import MIN_TRAJ
+from dlhmc.io import check_chain_values, divergence_flags
 from dlhmc.lattice import theory_class
 
 REQUIRED_VARS = ("plaq", "charge", "accepted")
@@ -119,6 +120,13 @@ class ChainSet:
             cost += hits * self.hit_cost_lf
         return cost
 
+    @property
+    def divergent_rate(self) -> float:
+        """Fraction of trajectories whose log-acceptance was not finite (rejected, so a chain
+        set where all diverged never moved from its start); 0 for files without the record."""
+        flags = divergence_flags(self.data)
+        return 0.0 if flags is None else float(np.mean(flags))
+
     def values(self, name: str) -> np.ndarray:
         """``[chain, traj]`` float64 array of one variable."""
         return np.asarray(self.data[name].transpose("chain", "traj").values, dtype=np.float64)
@@ -129,7 +137,9 @@ def load_chain_set(path: str | Path) -> ChainSet:
 
     Everything is read and checked here, eagerly: a damaged HDF5 block or an attribute of the
     wrong type must stop the analysis at load time with the file and the key named, not as a
-    ``KeyError`` from deep inside the Gamma method after the other files were analysed.
+    ``KeyError`` from deep inside the Gamma method after the other files were analysed. Values
+    are checked against their physical ranges and stored digests by
+    :func:`dlhmc.io.check_chain_values`, the one check every reader of chain files shares.
     """
     path = Path(path)
     if not path.is_file():
@@ -147,10 +157,13 @@ def load_chain_set(path: str | Path) -> ChainSet:
         raise ChainFileError(
             f"{path}: only {data.sizes['traj']} trajectories per chain (need {MIN_TRAJ})"
         )
-    _check_values(path, data)
     attrs = data.attrs
     group = _text(path, attrs, "group")
     lattice = _lattice(path, attrs, group)
+    try:
+        check_chain_values(data, str(path))
+    except ValueError as err:
+        raise ChainFileError(str(err)) from None
     for name in POSITIVE_ATTRS:
         _number(path, attrs, name, positive=True)
     for name in NON_NEGATIVE_ATTRS:
@@ -218,20 +231,6 @@ def _check_hdf5(path: Path) -> None:
 def _reason(err: Exception) -> str:
     text = str(err).strip("'\"").splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-def _check_values(path: Path, data: xr.Dataset) -> None:
-    """Measurements must be finite and flags 0/1: NaN would poison every mean and error."""
-    for name in ("plaq", "charge"):
-        values = np.asarray(data[name].values)
-        if values.dtype.kind not in "iuf":
-            raise ChainFileError(f"{path}: {name}: expected numbers, got dtype {values.dtype}")
-        bad = int(np.count_nonzero(~np.isfinite(values)))
-        if bad:
-            raise ChainFileError(f"{path}: {name}: {bad} non-finite values (expected finite)")
-    accepted = np.asarray(data["accepted"].values)
-    if accepted.dtype.kind not in "iub" or not np.isin(accepted, (0, 1)).all():
-        raise ChainFileError(f"{path}: accepted: expected 0/1 flags")
 
 
 def _scalar(path: Path, attrs, name: str):

@@ -12,16 +12,24 @@ balance (wrong acceptance of a 2 pi flux) would bias the sector weights while le
 plaquette almost untouched. The sector weights themselves, ``P(|Q_Z| = q)``, are checked where the
 chains are long enough to resolve them (:func:`sector_checks`): a bias that shifts weight between
 sectors at fixed ``<Q^2>`` shows only there.
+
+No check passes on a value no sampler can produce: a measured value outside its physical range
+(:func:`physical_range`, from the chain-file ranges of :mod:`dlhmc.io`) gets status ``out of
+range``, and a chain set where at least ``DIVERGED_LIMIT`` of the trajectories diverged gets
+``diverged`` (it has barely sampled; its pull says nothing about the sampler). ``dlhmc analyze``
+refuses chain files with values out of range, but a table can be old or edited by hand.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from dlhmc.analysis.exact import exact_charge_sq, exact_plaquette, exact_sectors
-from dlhmc.analysis.table import sector_charge
+from dlhmc.analysis.table import DIVERGED_LIMIT, sector_charge
+from dlhmc.io import ROUNDOFF, variable_ranges
 
 PULL_LIMIT = 4.0
 
@@ -30,6 +38,8 @@ PULL_LIMIT = 4.0
 # Below that the pull of a rare indicator is far from Gaussian; at 25 a chain set that never
 # enters (or never leaves) a sector it should visit has |pull| >= 5 and FAILs.
 MIN_VISITS = 25.0
+# Sector statuses that carry no verdict (the report counts them instead of listing them).
+UNCHECKED = ("frozen", "too short")
 
 COLUMNS = (
     "observable",
@@ -96,6 +106,9 @@ def sector_checks(table: pd.DataFrame) -> pd.DataFrame:
         exact = exact_sectors(row.group, _lattice(row), float(row.beta)).get(int(row.q))
         if exact is not None:
             check.update(_sector_status(row, charges[_key(row)], exact))
+        refused = _refused(row, row.observable)
+        if refused == "out of range" or (refused and check["status"] not in UNCHECKED):
+            check["status"] = refused
         out.append(check)
     return pd.DataFrame(out, columns=list(COLUMNS))
 
@@ -107,6 +120,34 @@ def exactness_checks(table: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=list(COLUMNS))
     return pd.concat(parts, ignore_index=True)
+
+
+def physical_range(group: str, lattice: tuple[int, ...], observable: str) -> tuple[float, float]:
+    """Closed range of a checked mean: the plaquette's (:func:`dlhmc.io.variable_ranges`),
+    ``[0, Q_max^2]`` for ``<Q_Z^2>``, ``[0, 1]`` for a sector weight; unbounded if unknown."""
+    if sector_charge(observable) is not None:
+        return 0.0, 1.0
+    ranges = variable_ranges({"group": group, "lattice": np.asarray(lattice, dtype=np.int64)})
+    name = "charge" if observable == "charge_sq" else observable
+    if name not in ranges:
+        return -math.inf, math.inf
+    low, high = ranges[name].low, ranges[name].high
+    if observable == "charge_sq":
+        return 0.0, max(low * low, high * high)
+    return low, high
+
+
+def _refused(row, observable: str) -> str | None:
+    """``out of range`` or ``diverged`` where no verdict may be given; ``None`` otherwise."""
+    low, high = physical_range(row.group, _lattice(row), observable)
+    measured = float(row["mean"])
+    slack = ROUNDOFF * max([1.0, *(abs(b) for b in (low, high) if math.isfinite(b))])
+    if not math.isfinite(measured) or not low - slack <= measured <= high + slack:
+        return "out of range"
+    rate = row.get("divergent_rate", math.nan)
+    if not pd.isna(rate) and float(rate) >= DIVERGED_LIMIT:
+        return "diverged"
+    return None
 
 
 def _sector_status(row, charge, exact) -> dict:
@@ -155,6 +196,7 @@ def _checks(
     for _, row in rows.iterrows():
         exact = exact_value(row.group, _lattice(row), float(row.beta))
         check = _base(row, observable)
+        refused = _refused(row, observable)
         if exact is not None:
             sigma = math.hypot(row.mean_err, exact.error)
             pull = (row["mean"] - exact.value) / sigma if sigma > 0 else math.nan
@@ -174,6 +216,8 @@ def _checks(
                 status=status,
                 source=exact.source,
             )
+        if refused:
+            check["status"] = refused
         out.append(check)
     return pd.DataFrame(out, columns=list(COLUMNS))
 

@@ -14,14 +14,22 @@ from collections.abc import Sequence
 import pandas as pd
 
 from dlhmc.analysis.chains import CATEGORIES, CATEGORY_LABELS
-from dlhmc.analysis.checks import PULL_LIMIT
+from dlhmc.analysis.checks import PULL_LIMIT, UNCHECKED
 from dlhmc.analysis.comparison import RATIOS
 from dlhmc.analysis.paper import PAPER_LATTICE, PAPER_SOURCE, paper_points
-from dlhmc.analysis.table import sector_charge
+from dlhmc.analysis.table import DIVERGED_LIMIT, sector_charge
 
 RATIO_PREFIX = {"lower bound": "≥ ", "upper bound": "≤ ", "value": ""}
 OBSERVABLE_NAMES = {"charge": "Q_Z (integer charge)", "charge_real": "Q_R (real-valued charge)"}
-STATUS_CLASS = {"FAIL": "fail", "no error estimate": "warn", "frozen": "warn"}
+STATUS_CLASS = {
+    "out of range": "fail",
+    "diverged": "fail",
+    "FAIL": "fail",
+    "no error estimate": "warn",
+    "frozen": "warn",
+}
+# Statuses that refuse a verdict: a mean no sampler can produce, a chain set that diverged.
+REFUSED = ("out of range", "diverged")
 CHECK_NAMES = {"plaq": "plaquette", "charge_sq": "<Q_Z²>"}
 # The ratio shown on a learned category's row: against the baseline with the same move.
 RATIO_OF = {learned: name for name, (learned, _) in RATIOS.items()}
@@ -261,17 +269,22 @@ def checks_html(checks: pd.DataFrame) -> str:
     if checks.empty:
         return "<p>No plaquette or charge measurements.</p>"
     sector = checks.observable.map(sector_charge).notna()
-    unchecked = sector & checks.status.isin(("frozen", "too short"))
+    unchecked = sector & checks.status.isin(UNCHECKED)
     n_sectors = int(unchecked.sum())
-    order = {"FAIL": 0, "no error estimate": 1, "frozen": 2, "pass": 3, "no exact value": 4}
+    order = {"out of range": 0, "diverged": 0, "FAIL": 0, "no error estimate": 1, "frozen": 2,
+             "pass": 3, "no exact value": 4}  # fmt: skip
     checks = checks[~unchecked].sort_values("status", key=lambda s: s.map(order), kind="stable")
+    n_refused = int(checks.status.isin(REFUSED).sum())
     n_fail = int((checks.status == "FAIL").sum())
     n_pass = int((checks.status == "pass").sum())
     n_none = int((checks.status == "no exact value").sum())
     n_frozen = int((checks.status == "frozen").sum())
+    bad = "bad" if n_fail or n_refused else ""
     summary = (
-        f'<p class="{"bad" if n_fail else ""}">{n_pass} of {len(checks) - n_none - n_frozen} '
+        f'<p class="{bad}">{n_pass} of {len(checks) - n_none - n_frozen} '
         f"checks with an exact value pass, {n_fail} FAIL (|pull| &ge; {PULL_LIMIT:g}); "
+        f"{n_refused} refused (a mean outside its physical range, or a chain set whose "
+        "trajectories diverged: no verdict on a sampler that did not sample); "
         f"{n_frozen} not checked (frozen charge: no error estimate); {n_none} without an "
         f"exact value; {n_sectors} sector weights P(|Q_Z| = q) not checked and not listed "
         "(frozen charge, or chains too short to visit the sector often enough).</p>"
@@ -327,6 +340,7 @@ def tau_html(table: pd.DataFrame) -> str:
         "N_LF τ_int",
         "s / indep.",
         "accept",
+        "diverged",
         "chains × traj",
         "W",
         "lower bound because",
@@ -348,13 +362,15 @@ def tau_html(table: pd.DataFrame) -> str:
                 fmt_err(r.cost_lf, r.cost_lf_err, b),
                 fmt_err(r.seconds_per_indep, None, b),
                 fmt(r.accept_rate),
+                fmt(r.divergent_rate) if r.get("divergent_rate", 0) > 0 else "",
                 f"{r.n_chains} × {r.n_traj}",
                 fmt(r.window),
                 "" if pd.isna(r.frozen_reason) else str(r.frozen_reason),
             ]
         )
-        classes.append("warn" if r.frozen else "")
-    return html_table(header, rows, classes, text_cols=(0, 4, 14))
+        diverged = r.get("divergent_rate", 0) >= DIVERGED_LIMIT
+        classes.append("fail" if diverged else "warn" if r.frozen else "")
+    return html_table(header, rows, classes, text_cols=(0, 4, 15))
 
 
 def _move(r) -> str:

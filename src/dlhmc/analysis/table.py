@@ -25,11 +25,18 @@ separately) ``transfer_none`` (sampled at a beta it was not trained at: ``train_
 files (the model of train.lattice sampled unchanged on a volume where the ``main`` row is its
 fine-tuned model, passed separately as well) ``transfer_volume``. Only ``main`` rows compete in
 the comparison; an older table without the column is all ``main``.
+
+``divergent_rate`` is the fraction of trajectories whose log-acceptance was not finite (rejected:
+a chain set where every one diverged never left its start, and would otherwise read as merely
+"frozen"). From :data:`DIVERGED_LIMIT` on, ``frozen_reason`` names the divergence, the exactness
+checks get status ``diverged`` and :func:`report_divergences` makes ``dlhmc analyze`` say so;
+where every trajectory diverged it exits 1, as ``dlhmc hmc`` does for such a run.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -46,6 +53,9 @@ DERIVED = {"charge_sq": ("charge", np.square)}
 # Indicator of the charge sector |Q_Z| = q: observable SECTOR_PREFIX + str(q).
 SECTOR_PREFIX = "sector_"
 ROLES = ("main", "transfer_none", "transfer_retrained", "transfer_volume")
+# From this fraction of divergent trajectories on, a chain set has barely sampled: whatever its
+# tau_int or its checks say, the step size (not the sampler's mixing) is the cause.
+DIVERGED_LIMIT = 0.9
 # Columns a table written before they existed lacks, with the value they mean there.
 OPTIONAL_COLUMNS = {
     "role": "main",
@@ -53,6 +63,7 @@ OPTIONAL_COLUMNS = {
     "training_steps": math.nan,
     "n_params": math.nan,
     "train_lattice": "",
+    "divergent_rate": math.nan,
 }
 
 COLUMNS = (
@@ -83,6 +94,7 @@ COLUMNS = (
     "seconds_per_indep_err",
     "seconds_per_indep_amortized",
     "accept_rate",
+    "divergent_rate",
     "instanton_accept_rate",
     "n_chains",
     "n_traj",
@@ -176,6 +188,8 @@ def observable_rows(
         chains.attr(a) for a in ("train_beta", "training_steps", "n_params", "train_lattice")
     )
     accept_rate = float(np.mean(chains.values("accepted")))
+    divergent_rate = chains.divergent_rate
+    diverged = divergence_text(divergent_rate) if divergent_rate >= DIVERGED_LIMIT else ""
     hits_rate = math.nan
     if chains.instanton_hits > 0 and "instanton_accepted" in chains.data.variables:
         hits_rate = float(np.mean(chains.values("instanton_accepted"))) / chains.instanton_hits
@@ -187,7 +201,7 @@ def observable_rows(
             main = free if known is None else gamma_method(values, s=s, known_mean=known)
         except ValueError as err:
             raise ChainFileError(f"{chains.path}: variable {name!r}: {err}") from None
-        reasons = dict.fromkeys(r for r in (main.reason, free.reason) if r)
+        reasons = dict.fromkeys(r for r in (diverged, main.reason, free.reason) if r)
         frozen = main.frozen or free.frozen
         cross_check = not frozen and sector_charge(name) is None
         pe_tau, pe_err = pyerrors_tau_int(values, s=s)[:2] if cross_check else (math.nan, math.nan)
@@ -228,6 +242,7 @@ def observable_rows(
                 "seconds_per_indep_err": cost.seconds_per_indep_err,
                 "seconds_per_indep_amortized": cost.seconds_per_indep_amortized,
                 "accept_rate": accept_rate,
+                "divergent_rate": divergent_rate,
                 "instanton_accept_rate": hits_rate,
                 "n_chains": int(values.shape[0]),
                 "n_traj": int(values.shape[1]),
@@ -252,6 +267,30 @@ def observable_rows(
             }
         )
     return rows
+
+
+def divergence_text(rate: float) -> str:
+    """What a divergent fraction means, in the words of the table and the report."""
+    if rate >= 1.0:
+        return "every trajectory diverged (non-finite dH): nothing was sampled"
+    return f"a fraction {rate:.4g} of the trajectories diverged (non-finite dH)"
+
+
+def report_divergences(table: pd.DataFrame, command: str = "analyze") -> int:
+    """Say on stderr which chain files diverged; the exit status of the command.
+
+    A warning per file with divergent trajectories, an error per file where every one diverged:
+    its rows hold no sample (their tau_int is the bound of a chain that never moved), so the
+    command exits 1 even though the table is written, as the evidence.
+    """
+    status = 0
+    files = table.drop_duplicates(["file", "role"])
+    for row in files[files.divergent_rate.fillna(0) > 0].itertuples():
+        level = "error" if row.divergent_rate >= 1.0 else "warning"
+        status = 1 if level == "error" else status
+        print(f"dlhmc {command}: {level}: {row.file}: {divergence_text(row.divergent_rate)}; "
+              f"the table marks its rows", file=sys.stderr)  # fmt: skip
+    return status
 
 
 def tau_table(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
-from dlhmc.analysis.table import tau_table
+from dlhmc.analysis.table import report_divergences, tau_table
 from dlhmc.atomic import atomic_path
 from dlhmc.commands import checks
 from dlhmc.commands.options import UsageError, positive_int
@@ -91,4 +91,4 @@ def run(args: argparse.Namespace) -> int:
             f"N_LF*tau_int {bound} {row.cost_lf:.4g}"
         )
     print(f"wrote {len(table)} rows to {args.out}")
-    return 0
+    return report_divergences(table)
