@@ -10,7 +10,7 @@ import pandas as pd
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.analysis.table import report_divergences, tau_table
 from dlhmc.atomic import atomic_path
-from dlhmc.commands import checks
+from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError, positive_int
 
 
@@ -61,6 +61,8 @@ def register(subparsers) -> None:
         help="amortize L2HMC training time over N independent samples",
     )
     parser.set_defaults(func=run)
+    outputs.declare(parser, inputs=("chains", "transfer", "volume_transfer"), outputs=("out",),
+                    names=(("chains", "CHAINS.nc"),))
 
 
 def run(args: argparse.Namespace) -> int:
