@@ -170,7 +170,8 @@ def test_analysis_of_a_divergent_run_is_bounded(tmp_path, capsys):
     chain = tmp_path / "e.nc"
     assert run([*HMC, "--beta", "1e300", "--trajectories", "10", "--out", chain], capsys)[0] == 1
     table = tmp_path / "t.csv"
-    assert run(["analyze", chain, "--out", table], capsys)[0] == 0
+    # Every trajectory diverged: analyze writes the table as evidence and exits 1 (issue 21 L).
+    assert run(["analyze", chain, "--out", table], capsys)[0] == 1 and table.is_file()
     code, _ = run(["report", "--table", table, "--chains", chain, "--experiment", "default",
                    "--out-dir", tmp_path / "report"], capsys)  # fmt: skip
     assert code == 0
@@ -181,7 +182,8 @@ def test_analysis_of_a_divergent_run_is_bounded(tmp_path, capsys):
 
 def _chain_file(path: Path, **attrs) -> Path:
     rng = np.random.default_rng(0)
-    per_traj = {name: rng.random((2, 20)) for name in ("plaq", "charge", "accept_prob", "dH")}
+    per_traj = {name: rng.random((2, 20)) for name in ("plaq", "accept_prob", "dH")}
+    per_traj["charge"] = rng.integers(-2, 3, (2, 20)).astype(float)  # Q_Z is an integer
     per_traj["accepted"] = rng.random((2, 20)) < 0.5
     base = {"group": "U1", "lattice": (4, 4), "beta": 2.0, "sampler": "hmc", "nlf": 10,
             "eps": 0.1, "n_therm": 0, "seed": 0, "wall_seconds": 1.0, "traj_per_second": 1.0}
