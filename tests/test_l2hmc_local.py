@@ -12,6 +12,7 @@ import pytest
 import torch
 from l2hmc_helpers import randomize, sumlogdet_and_autograd_logdet
 
+from dlhmc import checkpoint as ckpt
 from dlhmc.analysis.autocorr import gamma_method
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.lattice.u1_exact import exact_plaquette
@@ -265,7 +266,11 @@ def test_refusals_and_config_round_trip():
     assert L2HMCConfig.from_dict(config.to_dict()) == config
     old = L2HMCConfig(nlf=2).to_dict()
     del old["network"], old["local_period"]
-    assert L2HMCConfig.from_dict(old).network == "dense"
+    with pytest.raises(ValueError, match="local_period: missing"):
+        L2HMCConfig.from_dict(old)  # the current format states every field
+    # A format-1 checkpoint written before network existed is a dense one (the migration).
+    migrated = ckpt.migrate({"format": 1, "l2hmc": old, "model": {}})
+    assert L2HMCConfig.from_dict(migrated["l2hmc"]).network == "dense"
 
 
 @pytest.mark.parametrize("period", PERIODS)
