@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pandas as pd
-from train_helpers import TINY, assert_identical, cli_env, load, without_timing
+from train_helpers import TINY, assert_identical, cli_env, crash_before, load, without_timing
 
 from dlhmc.checkpoint import checkpoint_path
 from dlhmc.cli import main
@@ -67,18 +67,11 @@ def test_interrupted_in_process_resume_truncates_metrics(tmp_path, monkeypatch):
     steps, every, crash_at = 9, 4, 7
     run, reference = tmp_path / "run", tmp_path / "reference"
     args = ["train", *TINY, *SCHEDULED, "--steps", str(steps), "--checkpoint-every", str(every)]
-    real_step = trainer_mod.Trainer.train_step
-
-    def crashing_step(self):
-        if self.step + 1 == crash_at:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crashing_step)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_before(crash_at))
     assert main([*args, "--out", str(run)]) == 130  # Ctrl-C: one line, the checkpoint kept
     assert load(run)["step"] == every
     assert _metrics(run)["step"].tolist() == list(range(1, crash_at))
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
+    monkeypatch.undo()
     assert main([*args, "--out", str(run)]) == 0
     assert main([*args, "--out", str(reference)]) == 0
     assert_identical(without_timing(load(run)), without_timing(load(reference)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from train_helpers import TINY, assert_identical, interrupted, load, without_timing
+from train_helpers import TINY, assert_identical, crash_before, interrupted, load, without_timing
 
 from dlhmc.cli import main
 from dlhmc.lattice.u1_exact import exact_plaquette
@@ -44,16 +44,9 @@ def test_resume_after_thermalization_is_bit_identical(tmp_path, monkeypatch):
     run, reference = tmp_path / "run", tmp_path / "reference"
     args = ["train", *TINY, "--therm-hmc", "5", "--steps", str(steps),
             "--checkpoint-every", str(every)]
-    real_step = trainer_mod.Trainer.train_step
-
-    def crashing_step(self):
-        if self.step + 1 == crash_at:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crashing_step)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_before(crash_at))
     interrupted([*args, "--out", str(run)])
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
+    monkeypatch.undo()
     assert main([*args, "--out", str(run)]) == 0
     assert main([*args, "--out", str(reference)]) == 0
     assert_identical(without_timing(load(run)), without_timing(load(reference)))
@@ -62,15 +55,8 @@ def test_resume_after_thermalization_is_bit_identical(tmp_path, monkeypatch):
 def test_a_resume_must_repeat_therm_hmc(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     args = ["train", *TINY, "--steps", "4", "--checkpoint-every", "2", "--out", str(run)]
-    real_step = trainer_mod.Trainer.train_step
-
-    def crashing_step(self):
-        if self.step + 1 == 3:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crashing_step)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", crash_before(3))
     interrupted([*args, "--therm-hmc", "3"])
-    monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
+    monkeypatch.undo()
     assert main([*args, "--therm-hmc", "4"]) == 2
     assert "--therm-hmc" in capsys.readouterr().err.splitlines()[-1]

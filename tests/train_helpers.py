@@ -67,3 +67,18 @@ def interrupted(args: list[str]) -> None:
     except KeyboardInterrupt:
         return
     assert code == 130, code
+
+
+def crash_before(step: int):
+    """A ``Trainer.train_step`` that raises ``KeyboardInterrupt`` instead of running step
+    ``step`` (1-based): what a Ctrl-C or a killed job leaves between two checkpoints."""
+    from dlhmc.training.trainer import Trainer
+
+    real_step = Trainer.train_step
+
+    def crashing_step(self):
+        if self.step + 1 == step:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    return crashing_step

@@ -145,14 +145,22 @@ def check_creatable(path: str | os.PathLike, key: str) -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise ValueError(f"{key}: cannot write {path}: {ancestor} is not a directory")
-    probe = ancestor / f".dlhmc-probe.tmp-{os.getpid()}"
+    probe_write(ancestor, ".dlhmc-probe", path, key)
+    return path
+
+
+def probe_write(folder: Path, name: str, path, key: str) -> None:
+    """Create and remove ``<folder>/<name>.tmp-<pid>``: ``ValueError`` naming ``key`` and
+    ``path`` if that fails.  Why a probe and not ``os.access``: ACLs, read-only mounts, quotas
+    and root-squashed network file systems all answer ``os.access`` wrongly.  The probe is named
+    like the atomic temporaries, so one left by a killed check is removed by the next write."""
+    probe = folder / f"{name}.tmp-{os.getpid()}"
     try:
         probe.touch()
         probe.unlink()
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise ValueError(f"{key}: cannot write {path} ({reason})") from None
-    return path
 
 
 def check_room(path: str | os.PathLike, nbytes: int) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from dlhmc.atomic import probe_write
 from dlhmc.lattice import make_theory, theory_class
 
 GiB = 2**30
@@ -146,13 +147,10 @@ def check_writable(path: str | os.PathLike, key: str, directory: bool = False) -
     if directory and path.exists() and not path.is_dir():
         raise ValueError(f"{key}: {path} exists and is not a directory")
     folder = path if directory else path.parent
-    name = ".dlhmc-probe" if directory else path.name
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f"{name}.tmp-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
     except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise ValueError(f"{key}: cannot write {path} ({reason})") from None
+        raise ValueError(f"{key}: cannot write {path} ({err.strerror or type(err).__name__})"
+                         ) from None
+    probe_write(folder, ".dlhmc-probe" if directory else path.name, path, key)
     return path
