@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 from train_helpers import TINY, interrupted
@@ -52,6 +54,9 @@ def test_resume_purges_the_events_after_the_checkpoint(tmp_path, monkeypatch):
     interrupted(args)
     assert scalars(run, "train/loss") == {s: 1000.0 + s for s in range(1, crash_at)}
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
+    # TensorBoard reads event files in name order, whose first key is the creation second: a
+    # resume (later in practice) must not share the interrupted run's second in one process.
+    time.sleep(1.1)
     assert main(args) == 0
     shown = scalars(run, "train/loss")
     metrics = pd.read_csv(run / "metrics.csv")
