@@ -137,22 +137,22 @@ def check_train(key: str, exp: Mapping, train: Mapping) -> list[str]:
                 f"{key}.lattice: only a network: local model runs on other volumes "
                 f"than it was trained on (got network {train.get('network', 'dense')})"
             )
-    return problems + _finetune_problems(key, train) + _mask_problems(key, exp, train)
+    return problems + _finetune_problems(key, train)
 
 
-def _mask_problems(key: str, exp: Mapping, train: Mapping) -> list[str]:
+def _mask_problems(key: str, learner: str, exp: Mapping, train: Mapping) -> list[str]:
     """A local model runs on its training volume and on every volume of `lattices`: its link
-    masks must fit each, or the first job on that volume fails after the ladder below it."""
+    masks must fit each, or the first job on that volume fails after the ladder below it.
+    ``key`` names the experiment, ``learner`` the settings (``train`` or ``variants.<name>``)."""
     if train.get("network", "dense") != "local":
         return []
-    volumes = [(f"{key}.lattice", train["lattice"])] if "lattice" in train else []
-    volumes += [(f"experiments.{key.split('.')[1]}.lattices[{i}]", shape)
-                for i, shape in enumerate(exp["lattices"])]
+    volumes = [(f"{key}.{learner}.lattice", train["lattice"])] if "lattice" in train else []
+    volumes += [(f"{key}.lattices[{i}]", shape) for i, shape in enumerate(exp["lattices"])]
     problems = []
     for where, shape in volumes:
         problem = mask_problem(exp["group"], shape, train.get("local_period", 4))
         if problem:
-            problems.append(f"{where}: {problem} ({key} has network local)")
+            problems.append(f"{where}: {problem} ({key}.{learner} has network local)")
     return problems
 
 
@@ -201,6 +201,7 @@ def check_experiment(name: str, exp: Mapping) -> list[str]:
         problems.append(f"{key}.lattices: duplicate volumes in {exp['lattices']}")
     for where, train in learners(exp).items():
         problems += check_train(f"{key}.{where}", exp, train)
+        problems += _mask_problems(key, where, exp, train)
     if (
         "beta_transfer" in exp
         and exp["train"].get("anneal_from", 1.0) < 1.0

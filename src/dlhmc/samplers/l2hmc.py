@@ -121,8 +121,9 @@ class L2HMCConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown L2HMC config keys: {', '.join(sorted(unknown))}")
-        for name in sorted(known - set(d)):
-            raise ValueError(f"{name}: missing")
+        missing = sorted(known - set(d))
+        if missing:
+            raise ValueError(f"{missing[0]}: missing")
         for name, value in d.items():
             _check_type(name, value, _DEFAULTS[name])
         return cls(**d)

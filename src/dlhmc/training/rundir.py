@@ -194,17 +194,12 @@ def check_warm_start(settings: TrainSettings, stored: StoredRun) -> None:
 
 def check_weights(model: dict[str, torch.Tensor], stored: StoredRun) -> None:
     """The warm-start weights fit ``model`` (networks that see the whole lattice only fit runs
-    of the same volume)."""
-    theirs = stored.state["model"]
-    if set(model) != set(theirs):
-        differ = sorted(set(model) ^ set(theirs))
-        raise TrainingError(f"--init: the model's parameters differ ({', '.join(differ[:3])})")
-    for name, value in model.items():
-        if value.shape != theirs[name].shape:
-            raise TrainingError(
-                f"--init: parameter {name} has shape {list(theirs[name].shape)} in the model "
-                f"(trained on --lattice {show(stored.settings.lattice)}), {list(value.shape)} here"
-            )
+    of the same volume): the checkpoint's own check of keys and shapes, naming the volume."""
+    try:
+        ckpt.check_weights(model, stored.state["model"])
+    except ValueError as err:
+        raise TrainingError(f"--init: {err} (the model was trained on --lattice "
+                            f"{show(stored.settings.lattice)})") from None
 
 
 def check_resume(settings: TrainSettings, stored: StoredRun, run_dir: Path, world: int) -> None:
