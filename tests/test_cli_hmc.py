@@ -145,9 +145,10 @@ def test_bad_options_give_one_line_errors(tmp_path, capsys, extra, option):
     assert not out.exists()
 
 
-def test_winding_hmc_records_its_hits_and_their_cost(tmp_path):
-    """``--instanton-hits`` makes the run winding HMC: the attributes tell it from plain HMC,
-    every trajectory records its accepted hits, and the measured cost of a hit is stored."""
+def test_winding_hmc_records_its_hits_and_no_measured_cost(tmp_path):
+    """``--instanton-hits`` makes the run winding HMC: the attributes tell it from plain HMC and
+    every trajectory records its accepted hits; no measured hit cost is stored (the analysis
+    counts hits by a fixed rule, and their time is in ``traj_per_second``)."""
     out = tmp_path / "w.nc"
     hits = ["--instanton-hits", "3", "--instanton-size", "2", "--beta", "1.0"]
     assert run_cli([*BASE, *hits, "--out", str(out)]) == 0
@@ -157,7 +158,7 @@ def test_winding_hmc_records_its_hits_and_their_cost(tmp_path):
     accepted = ds["instanton_accepted"].values
     assert accepted.shape == (4, 12) and ((accepted >= 0) & (accepted <= 3)).all()
     assert accepted.sum() > 0  # at beta 1 a 2x2 flux of pi/2 per plaquette is often accepted
-    assert 0 < ds.attrs["hit_cost_lf"] < float("inf")
+    assert "hit_cost_lf" not in ds.attrs
     plain = tmp_path / "p.nc"
     assert run_cli([*BASE, "--out", str(plain)]) == 0
     ds = read_chains(plain)

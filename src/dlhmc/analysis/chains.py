@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from dlhmc.analysis.move_costs import moves_lf_per_traj
 from dlhmc.analysis.requirements import MIN_TRAJ
 from dlhmc.io import check_chain_values, divergence_flags
 from dlhmc.lattice import theory_class
@@ -25,17 +26,32 @@ REQUIRED_ATTRS = ("group", "lattice", "beta", "sampler", "nlf", "eps", "traj_per
 POSITIVE_ATTRS = ("traj_per_second",)
 NON_NEGATIVE_ATTRS = ("wall_seconds", "training_seconds")
 
-# The four kinds of sampler the comparison keeps apart: a topological move (instanton hits after
-# an HMC trajectory, a winding layer in L2HMC) tunnels by itself, so a learned sampler is compared
-# with the baseline that has the same move, and the move's gain is never credited to training.
-CATEGORIES = ("hmc", "whmc", "l2hmc", "l2hmc_w")
-CATEGORY_LABELS = {
-    "hmc": "HMC",
-    "whmc": "winding HMC",
-    "l2hmc": "L2HMC",
-    "l2hmc_w": "L2HMC + winding",
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of sampler the comparison keeps apart.
+
+    A topological move (instanton hits after an HMC trajectory, a winding layer in L2HMC)
+    tunnels by itself, so a learned kind names as its ``baseline`` the non-learned kind with the
+    same move, and the move's gain is never credited to training; ``ratio`` names the
+    comparison's ``ratio_<ratio>`` columns of that pair.  Baselines have neither.
+    """
+
+    label: str
+    baseline: str | None = None
+    ratio: str | None = None
+
+
+# Every kind, in the order the tables and figures list them: a new kind is one line here.
+KINDS = {
+    "hmc": Kind("HMC"),
+    "whmc": Kind("winding HMC"),
+    "l2hmc": Kind("L2HMC", baseline="hmc", ratio="learned_vs_hmc"),
+    "l2hmc_w": Kind("L2HMC + winding", baseline="whmc", ratio="learned_w_vs_whmc"),
 }
-LEARNED = ("l2hmc", "l2hmc_w")
+CATEGORIES = tuple(KINDS)
+CATEGORY_LABELS = {name: kind.label for name, kind in KINDS.items()}
+LEARNED = tuple(name for name, kind in KINDS.items() if kind.baseline)
 
 
 class ChainFileError(ValueError):
@@ -95,30 +111,16 @@ class ChainSet:
         return "l2hmc_w" if self.winding != 0 else "l2hmc"
 
     @property
-    def hit_cost_lf(self) -> float:
-        """Measured time of one instanton hit in units of one leapfrog step; NaN when unmeasured."""
-        value = self.attr("hit_cost_lf")
-        return float("nan") if value is None else float(value)
-
-    @property
     def lf_per_traj(self) -> float:
-        """Leapfrog-step equivalents of one trajectory, counted in force evaluations.
+        """Leapfrog-step equivalents of one trajectory: force evaluations plus every other move.
 
         ``force_evaluations`` per trajectory when the file records it (the Omelyan integrator
-        evaluates the force twice per step), else ``N_LF``; for winding HMC plus the hits at
-        their measured cost and one force evaluation for every trajectory whose links a hit
-        changed (the cached force is refreshed).  A hit without a measured cost counts 0, which
-        favours winding HMC.
+        evaluates the force twice per step), else ``N_LF``; plus each move of
+        :data:`dlhmc.analysis.move_costs.MOVES` (instanton hits, the force refresh after them)
+        at its fixed count of operations, never at a measured time: the same chains must cost
+        the same on a busy and an idle machine.
         """
-        cost = float(self.attr("force_evaluations", self.nlf))
-        hits = self.instanton_hits
-        if hits == 0:
-            return cost
-        if "instanton_accepted" in self.data.variables:
-            cost += float((self.values("instanton_accepted") > 0).mean())
-        if not np.isnan(self.hit_cost_lf):
-            cost += hits * self.hit_cost_lf
-        return cost
+        return float(self.attr("force_evaluations", self.nlf)) + moves_lf_per_traj(self)
 
     @property
     def divergent_rate(self) -> float:

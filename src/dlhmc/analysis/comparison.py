@@ -16,8 +16,11 @@ upper bound, both frozen leave it undetermined. Seconds are compared at the same
 missing category leaves its cells empty. Only rows of role ``main`` compete: the beta-transfer
 files are deliberately less trained models and have their own table (``transfer``).
 
-Break-even: training seconds over the saving per independent sample against the best baseline
-(the faster in seconds of the best plain and the best winding HMC), see ``costs.break_even``.
+Break-even (``<learned>_break_even``): training seconds (every stage behind the model, see
+``checkpoint.training_seconds_total``) over the saving per independent sample against the point
+of the same-move baseline that is fastest in seconds per independent sample (which need not be
+its best point in leapfrog steps: a user who pays in seconds runs that one), see
+``costs.break_even``; ``<learned>_break_even_baseline`` names that point.
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ import math
 
 import pandas as pd
 
-from dlhmc.analysis.chains import CATEGORIES, LEARNED
+from dlhmc.analysis.chains import CATEGORIES, CATEGORY_LABELS, KINDS, LEARNED
 from dlhmc.analysis.costs import break_even, ratio_with_error
 from dlhmc.analysis.table import main_rows
 
 KEYS = ("experiment", "group", "lattice", "beta")
 CHARGES = ("charge", "charge_real")
 
-# name -> (learned category, baseline category)
-RATIOS = {"learned_vs_hmc": ("l2hmc", "hmc"), "learned_w_vs_whmc": ("l2hmc_w", "whmc")}
+# name -> (learned category, baseline category with the same move)
+RATIOS = {kind.ratio: (name, kind.baseline) for name, kind in KINDS.items() if kind.baseline}
 
 # Per-category columns: comparison column suffix -> tau-table column.
 POINT_FIELDS = {
@@ -42,7 +45,6 @@ POINT_FIELDS = {
     "eps": "eps",
     "instanton_hits": "instanton_hits",
     "instanton_size": "instanton_size",
-    "hit_cost_lf": "hit_cost_lf",
     "lf_per_traj": "lf_per_traj",
     "winding": "winding",
     "network": "network",
@@ -90,12 +92,49 @@ def ratio_kind(baseline_frozen: bool, learned_frozen: bool) -> str:
     return "value"
 
 
-def best_point(rows: pd.DataFrame, category: str) -> pd.Series | None:
-    """The row of ``category`` with the lowest ``cost_lf`` (rows of one beta and observable)."""
-    points = rows[(rows.category == category) & rows.cost_lf.notna()]
+def best_point(rows: pd.DataFrame, category: str, by: str = "cost_lf") -> pd.Series | None:
+    """The row of ``category`` with the lowest ``by`` (rows of one beta and observable).
+
+    A frozen row's value is a lower bound; when it is the lowest, the category's value is at
+    least that (every other row is larger or a bound itself), so the bound carries over.
+    """
+    points = rows[(rows.category == category) & rows[by].notna()]
     if points.empty:
         return None
-    return points.loc[points.cost_lf.idxmin()]
+    return points.loc[points[by].idxmin()]
+
+
+def point_label(point: pd.Series) -> str:
+    """A baseline point as the tables name it: kind, ``N_LF``, ``eps`` and the hits."""
+    text = f"{CATEGORY_LABELS[point.category]} N_LF {int(point.nlf)}, eps {point.eps:.4g}"
+    hits = point.get("instanton_hits", 0)
+    if hits > 0:  # NaN (a table without the column) is no hit
+        text += f", {int(hits)} hits"
+    return text
+
+
+def break_even_fields(
+    prefix: str, training_seconds: float, base: pd.Series | None, learned: pd.Series
+) -> dict:
+    """``<prefix>break_even``, ``_err``, ``_kind`` and ``_baseline`` of a learned point against
+    the baseline point ``base`` (nothing without one)."""
+    if base is None:
+        return {}
+    result = break_even(
+        float(training_seconds),
+        float(base.seconds_per_indep),
+        float(base.seconds_per_indep_err),
+        bool(base.frozen),
+        float(learned.seconds_per_indep),
+        float(learned.seconds_per_indep_err),
+        bool(learned.frozen),
+    )
+    return {
+        f"{prefix}break_even": result.samples,
+        f"{prefix}break_even_err": result.error,
+        f"{prefix}break_even_kind": result.kind or math.nan,
+        f"{prefix}break_even_baseline": point_label(base),
+    }
 
 
 def comparison_table(table: pd.DataFrame, observables=CHARGES) -> pd.DataFrame:
@@ -120,12 +159,11 @@ def _compare(keys: dict, group: pd.DataFrame) -> dict:
             row[f"{category}_frozen"] = bool(point.frozen)
     for name, (learned, baseline) in RATIOS.items():
         row.update(_ratios(name, best[baseline], best[learned]))
-    baselines = [p for p in (best["hmc"], best["whmc"]) if p is not None]
-    if baselines:
-        fastest = min(baselines, key=lambda p: p.seconds_per_indep)
-        for learned in LEARNED:
-            if best[learned] is not None:
-                row.update(_break_even(learned, fastest, best[learned]))
+    for learned in LEARNED:
+        if best[learned] is not None:
+            fastest = best_point(group, KINDS[learned].baseline, by="seconds_per_indep")
+            training = best[learned].get("training_seconds", math.nan)
+            row.update(break_even_fields(f"{learned}_", training, fastest, best[learned]))
     return row
 
 
@@ -156,21 +194,3 @@ def _ratios(name: str, base: pd.Series | None, learned: pd.Series | None) -> dic
         )
         out[f"{prefix}_seconds_amortized"], out[f"{prefix}_seconds_amortized_err"] = amortized
     return out
-
-
-def _break_even(category: str, base: pd.Series, learned: pd.Series) -> dict:
-    result = break_even(
-        float(learned.get("training_seconds", math.nan)),
-        float(base.seconds_per_indep),
-        float(base.seconds_per_indep_err),
-        bool(base.frozen),
-        float(learned.seconds_per_indep),
-        float(learned.seconds_per_indep_err),
-        bool(learned.frozen),
-    )
-    return {
-        f"{category}_break_even": result.samples,
-        f"{category}_break_even_err": result.error,
-        f"{category}_break_even_kind": result.kind or math.nan,
-        f"{category}_break_even_baseline": base.category,
-    }

@@ -10,6 +10,12 @@ each against the best point of the baseline with the same non-learned move at th
 beta (plain HMC for a plain learner, winding HMC for one with the winding layer). Ratios follow
 the comparison's rule: ``cost_baseline / cost_learned``, a bound where either side is frozen.
 
+Each row also gives the learner's seconds per independent sample (the chain file's throughput;
+a lower bound where frozen) and its break-even sample count against the point of the same-move
+baseline that is fastest in seconds, with ``training_seconds`` the wall time of every training
+run in the model's ``--init`` chain (``checkpoint.training_seconds_total``): the ladder below
+it and, for a fine-tuned model, the run on train.lattice it started from.
+
 A learner on the volume curriculum has two rows on each fine-tuned volume: its fine-tuned model
 (role ``main``) and, right below it, the model of train.lattice sampled there unchanged (role
 ``transfer_volume``), so the table shows what fine-tuning bought on the same baseline.
@@ -19,10 +25,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dlhmc.analysis.chains import CATEGORY_LABELS, LEARNED
-from dlhmc.analysis.comparison import RATIOS, best_point, ratio_kind
+from dlhmc.analysis.chains import KINDS, LEARNED
+from dlhmc.analysis.comparison import best_point, break_even_fields, point_label, ratio_kind
 from dlhmc.analysis.costs import ratio_with_error
-from dlhmc.analysis.report_tables import bound, fmt, fmt_err, fmt_ratio, html_table
+from dlhmc.analysis.report_tables import (
+    bound,
+    fmt,
+    fmt_break_even,
+    fmt_err,
+    fmt_ratio,
+    html_table,
+)
 from dlhmc.analysis.runs import learner_name
 
 # Learner name of the ladder's own model (the experiment's `train`).
@@ -31,8 +44,6 @@ LADDER = "train"
 # curriculum's unchanged transferred models (the beta transfer has its own table).
 ROLES = ("main", "transfer_volume")
 ROLE_NOTES = {"transfer_volume": " (transfer, not fine-tuned)"}
-# Learned category -> the baseline category with the same non-learned move.
-BASELINE_OF = dict(RATIOS.values())
 # Measured quantities per learner: column prefix -> observables in order of preference.
 MEASURED = {"charge": ("charge_real", "charge"), "plaq": ("plaq",)}
 IDENTITY = (
@@ -58,6 +69,8 @@ PER_OBSERVABLE = (
     "cost_lf",
     "cost_lf_err",
     "frozen",
+    "seconds",
+    "seconds_err",
     "baseline_cost_lf",
     "baseline_cost_lf_err",
     "baseline_frozen",
@@ -65,6 +78,10 @@ PER_OBSERVABLE = (
     "ratio",
     "ratio_err",
     "ratio_kind",
+    "break_even",
+    "break_even_err",
+    "break_even_kind",
+    "break_even_baseline",
 )
 COLUMNS = (*IDENTITY, *(f"{m}_{f}" for m in MEASURED for f in PER_OBSERVABLE))
 
@@ -89,14 +106,15 @@ def learners_table(table: pd.DataFrame) -> pd.DataFrame:
         row["learner"] = learner_name(file) or LADDER
         row["role"] = role
         for prefix, observables in MEASURED.items():
-            row.update(_measured(prefix, observables, own, here, first.category))
+            row.update(_measured(prefix, observables, own, here, first))
         out.append(row)
     frame = pd.DataFrame(out, columns=list(COLUMNS))
     return frame.sort_values(["experiment", "lattice", "beta", "learner", "role"], kind="stable")
 
 
-def _measured(prefix: str, observables, own: pd.DataFrame, here: pd.DataFrame, category: str):
-    """Cost of the learner in the first observable it has, and the same-move baseline's."""
+def _measured(prefix: str, observables, own: pd.DataFrame, here: pd.DataFrame, first: pd.Series):
+    """Cost of the learner in the first observable it has, the same-move baseline's, and the
+    break-even against that baseline's fastest point."""
     for observable in observables:
         mine = own[own.observable == observable]
         if mine.empty:
@@ -107,8 +125,14 @@ def _measured(prefix: str, observables, own: pd.DataFrame, here: pd.DataFrame, c
             f"{prefix}_cost_lf": mine.cost_lf,
             f"{prefix}_cost_lf_err": mine.cost_lf_err,
             f"{prefix}_frozen": bool(mine.frozen),
+            f"{prefix}_seconds": mine.seconds_per_indep,
+            f"{prefix}_seconds_err": mine.seconds_per_indep_err,
         }
-        base = best_point(here[here.observable == observable], BASELINE_OF[category])
+        baselines = here[here.observable == observable]
+        baseline = KINDS[first.category].baseline
+        fastest = best_point(baselines, baseline, by="seconds_per_indep")
+        out.update(break_even_fields(f"{prefix}_", first.training_seconds, fastest, mine))
+        base = best_point(baselines, baseline)
         if base is None:
             return out
         kind = ratio_kind(bool(base.frozen), bool(mine.frozen))
@@ -117,7 +141,7 @@ def _measured(prefix: str, observables, own: pd.DataFrame, here: pd.DataFrame, c
                 f"{prefix}_baseline_cost_lf": base.cost_lf,
                 f"{prefix}_baseline_cost_lf_err": base.cost_lf_err,
                 f"{prefix}_baseline_frozen": bool(base.frozen),
-                f"{prefix}_baseline_point": _point(base),
+                f"{prefix}_baseline_point": point_label(base),
                 f"{prefix}_ratio_kind": kind,
             }
         )
@@ -127,13 +151,6 @@ def _measured(prefix: str, observables, own: pd.DataFrame, here: pd.DataFrame, c
             )
         return out
     return {}
-
-
-def _point(base: pd.Series) -> str:
-    text = f"{CATEGORY_LABELS[base.category]} N_LF {int(base.nlf)}, eps {base.eps:.4g}"
-    if base.category == "whmc":
-        text += f", {int(base.instanton_hits)} hits"
-    return text
 
 
 def learners_html(learners: pd.DataFrame) -> str:
@@ -152,6 +169,8 @@ def learners_html(learners: pd.DataFrame) -> str:
         "accept",
         "N_LF τ_int, charge",
         "vs. same-move baseline",
+        "s / indep., charge",
+        "break-even (indep. samples)",
         "N_LF τ_int, plaquette",
         "vs. same-move baseline",
     ]
@@ -169,6 +188,7 @@ def learners_html(learners: pd.DataFrame) -> str:
                 fmt(r.training_seconds),
                 fmt(r.accept_rate),
                 *_cost_cells(r, "charge"),
+                *_seconds_cells(r, "charge"),
                 *_cost_cells(r, "plaq"),
             ]
         )
@@ -182,7 +202,10 @@ def learners_html(learners: pd.DataFrame) -> str:
         "charge (Q_R where recorded, else Q_Z) and of the plaquette; ratio = cost of the best "
         "point of the baseline with the same non-learned move (plain HMC for a plain learner, "
         "winding HMC with the winding layer) / cost of the learner; &ge; and &le; mark bounds "
-        "coming from frozen chain sets.</p>" + html_table(header, rows, text_cols=(0, 2, 3, 6))
+        "coming from frozen chain sets. Seconds per independent sample of the charge, measured "
+        "(the chain file's throughput); break-even: independent samples after which the training "
+        "seconds have paid for themselves against the same-move baseline's point that is fastest "
+        "in seconds.</p>" + html_table(header, rows, text_cols=(0, 2, 3, 6, 12))
     )
 
 
@@ -192,3 +215,18 @@ def _cost_cells(r: pd.Series, prefix: str) -> list[str]:
     if ratio and isinstance(r[f"{prefix}_baseline_point"], str):
         ratio += f" ({r[f'{prefix}_baseline_point']})"
     return [cost, ratio]
+
+
+def _seconds_cells(r: pd.Series, prefix: str) -> list[str]:
+    seconds = fmt_err(
+        r[f"{prefix}_seconds"], r[f"{prefix}_seconds_err"], bound(r[f"{prefix}_frozen"])
+    )
+    return [
+        seconds,
+        fmt_break_even(
+            r[f"{prefix}_break_even"],
+            r[f"{prefix}_break_even_err"],
+            r[f"{prefix}_break_even_kind"],
+            r[f"{prefix}_break_even_baseline"],
+        ),
+    ]

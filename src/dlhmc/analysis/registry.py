@@ -31,12 +31,15 @@ class ReportItem:
     ``table``, ``chain_sets``, training ``runs``, the derived ``checks``, ``main``, ``main_plaq``,
     and every table built before it, by name); ``html`` optionally the ``module:function`` that
     renders a table as its section of report.html (figures are embedded with their caption).
+    ``opening`` items open report.html, figures before tables, so that the page starts with
+    the answer (figure 1 and the headline table); the others follow in this list's order.
     """
 
     name: str
     builder: str
     inputs: tuple[str, ...]
     html: str | None = None
+    opening: bool = False
 
     def build(self, available: Mapping[str, Any]) -> Any:
         return resolve(self.builder)(*(available[name] for name in self.inputs))
@@ -45,12 +48,14 @@ class ReportItem:
 REPORT_TABLES = (
     ReportItem("comparison", "dlhmc.analysis.comparison:comparison_table", ("table",),
                html="dlhmc.analysis.report_tables:comparison_sections"),
+    ReportItem("headline", "dlhmc.analysis.headline:headline_table", ("comparison",),
+               html="dlhmc.analysis.headline:headline_html", opening=True),
     ReportItem("learners", "dlhmc.analysis.learners:learners_table", ("table",),
                html="dlhmc.analysis.learners:learners_html"),
 )  # fmt: skip
 REPORT_FIGURES = (
     ReportItem("fig1_cost_vs_beta", "dlhmc.analysis.figures:fig_cost_vs_beta",
-               ("main", "comparison")),
+               ("main", "comparison"), opening=True),
     ReportItem("fig2_charge_history", "dlhmc.analysis.figures:fig_charge_history",
                ("comparison", "chain_sets")),
     ReportItem("fig3_layer_diagnostics", "dlhmc.analysis.figures:fig_layer_diagnostics",

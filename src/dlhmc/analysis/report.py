@@ -24,8 +24,15 @@ from dlhmc.analysis.autocorr import DEFAULT_S, MIN_CHAIN_TAUS
 from dlhmc.analysis.chains import ChainSet
 from dlhmc.analysis.checks import PULL_LIMIT, exactness_checks
 from dlhmc.analysis.figures import save_figure
-from dlhmc.analysis.registry import REPORT_FIGURES, REPORT_TABLES, caption, resolve, table_file
-from dlhmc.analysis.report_tables import checks_html, fmt, hit_cost_note, html_table, tau_html
+from dlhmc.analysis.registry import (
+    REPORT_FIGURES,
+    REPORT_TABLES,
+    ReportItem,
+    caption,
+    resolve,
+    table_file,
+)
+from dlhmc.analysis.report_tables import checks_html, fmt, html_table, move_note, tau_html
 from dlhmc.analysis.runs import TrainingRun
 from dlhmc.analysis.table import main_rows
 from dlhmc.analysis.transfer import transfer_html, transfer_table
@@ -58,7 +65,6 @@ SETTING_ATTRS = (
     "dlhmc_version",
     "instanton_hits",
     "instanton_size",
-    "hit_cost_lf",
     "winding",
     "network",
     "integrator",
@@ -111,6 +117,11 @@ def _figure_html(name: str, png: Path) -> str:
     )
 
 
+def _table_html(item: ReportItem, available: dict) -> str:
+    """A table's section of report.html (empty for a table without one)."""
+    return resolve(item.html)(available[item.name]) if item.html else ""
+
+
 def build_report(
     table: pd.DataFrame,
     chain_sets: Sequence[ChainSet],
@@ -145,6 +156,8 @@ def build_report(
     title = f"dlhmc report: {html.escape(experiment)}"
     body = [
         f"<h1>{title}</h1><p>Generated {stamp}.</p>",
+        *(_figure_html(item.name, pngs[item.name]) for item in REPORT_FIGURES if item.opening),
+        *(_table_html(item, available) for item in REPORT_TABLES if item.opening),
         "<h2>Four-way comparison: learned samplers against the baseline with the same move</h2>",
         "<p>Best point (lowest N_LF τ_int) of each sampler per beta. A learned sampler is compared "
         "with the baseline that has the same topological move: L2HMC with plain HMC, L2HMC with "
@@ -152,16 +165,17 @@ def build_report(
         "baseline / cost of the learned sampler (above 1: the learned sampler is cheaper), in "
         "leapfrog steps N_LF τ_int and in seconds per independent sample; &ge; and &le; mark "
         "bounds coming from frozen chain sets. Break-even: independent samples after which the "
-        "training time has paid for itself against the faster baseline, training seconds / "
-        "(baseline - learned seconds per independent sample); never when the learned sampler is "
-        "not faster per sample.</p>",
-        hit_cost_note(table),
-        *(resolve(item.html)(available[item.name]) for item in REPORT_TABLES if item.html),
+        "training time (every stage behind the model) has paid for itself against the point of "
+        "the same-move baseline that is fastest in seconds, training seconds / (baseline - "
+        "learned seconds per independent sample); never when the learned sampler is not faster "
+        "per sample.</p>",
+        move_note(table),
+        *(_table_html(item, available) for item in REPORT_TABLES if not item.opening),
         transfer_html(transfer_table(table)),
         "<h2>Exactness checks: average plaquette, &lt;Q_Z²&gt; and charge-sector weights</h2>",
         checks_html(checks),
         "<h2>Figures</h2>",
-        *(_figure_html(item.name, pngs[item.name]) for item in REPORT_FIGURES),
+        *(_figure_html(item.name, pngs[item.name]) for item in REPORT_FIGURES if not item.opening),
         "<h2>Integrated autocorrelation times</h2>",
         tau_html(table),
         "<h2>Settings</h2>",

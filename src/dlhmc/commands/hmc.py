@@ -5,9 +5,12 @@ exactly what the analysis needs (observables, acceptance and ``dH`` per
 trajectory, wall-clock throughput, force evaluations per trajectory) and nothing
 depends on which group runs: the theory object supplies the physics and its own
 observables.  With ``--instanton-hits K`` it is winding HMC, the baseline of a
-learned sampler that has a topological move; the measured cost of one hit in
-leapfrog steps (``hit_cost_lf``) goes into the file so that the comparison can
-charge the hits honestly.
+learned sampler that has a topological move.  The hits' cost in leapfrog steps is a
+fixed count of their operations (``dlhmc.analysis.move_costs``), not a timing: the
+file records only what the analysis counts from (``instanton_hits``,
+``instanton_size``, the accepted hits per trajectory) and the real time of the
+hits is in ``traj_per_second``.  Files written before carry a measured
+``hit_cost_lf``, which the analysis ignores.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import make_theory, theory_class
 from dlhmc.samplers.base import run_chains
 from dlhmc.samplers.hmc import HMC
-from dlhmc.samplers.instanton import hit_cost_in_leapfrog_steps
 from dlhmc.settings import MAX_INSTANTON_HITS, MAX_SEED, HMCSettings
 from dlhmc.theory import GaugeTheory
 
@@ -120,11 +122,6 @@ def run(args: argparse.Namespace) -> int:
         "start": args.start,
         "device": str(device),
     }
-    if kernel.instanton_hits:
-        # Timed apart from the chains, with its own generator: the chains do not depend on it.
-        attrs["hit_cost_lf"] = hit_cost_in_leapfrog_steps(
-            theory, kernel.instanton_size, batch=args.chains, repeats=20
-        )
     dataset = chain_dataset(per_traj, attrs)
     check_room(args.out, dataset.nbytes)
     write_chains(args.out, dataset)

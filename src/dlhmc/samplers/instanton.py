@@ -19,9 +19,7 @@ gathered and scattered with per-chain offsets, one batched operation per hit.
 
 from __future__ import annotations
 
-import math
 import operator
-import time
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +28,6 @@ from dlhmc.group.u1 import TWO_PI, wrap_
 from dlhmc.groups import groups_with
 from dlhmc.lattice.u1_instanton import check_instanton_size, instanton_field, patch_extents
 from dlhmc.samplers.base import acceptance, metropolis
-from dlhmc.samplers.integrators import integrate
 
 
 def check_instanton_options(theory, hits: int, size: int) -> tuple[int, int]:
@@ -183,33 +180,3 @@ def instanton_hits(
         n_accepted += accepted
     return links.view_as(x), action, n_accepted
 
-
-def hit_cost_in_leapfrog_steps(
-    theory, size: int, batch: int = 16, repeats: int = 50, seed: int = 0
-) -> float:
-    """Measured wall time of one hit (all ``batch`` chains) in units of one leapfrog step.
-
-    For the "cost in leapfrog steps" of winding HMC: a hit is one local action
-    difference plus a scatter, a leapfrog step one force evaluation on the whole
-    lattice.  The force refresh after a trajectory with accepted hits is one more
-    force evaluation, not counted here.  Timing, so never used in tests.
-    """
-    generator = torch.Generator(device=theory.device).manual_seed(seed)
-    x = theory.hot_start(batch, generator)
-    p = theory.sample_momentum(batch, generator)
-    action, force = theory.action(x), theory.force(x)
-
-    def seconds(run) -> float:
-        run()  # warm-up (allocations, kernels)
-        if theory.device.type == "cuda":
-            torch.cuda.synchronize(theory.device)
-        start = time.perf_counter()
-        run()
-        if theory.device.type == "cuda":
-            torch.cuda.synchronize(theory.device)
-        return (time.perf_counter() - start) / repeats
-
-    with torch.no_grad():
-        hit = seconds(lambda: instanton_hits(theory, x, action, repeats, size, generator))
-        step = seconds(lambda: integrate(theory, x, p, force, repeats, 0.01))
-    return hit / step if step > 0 else math.inf

@@ -1,0 +1,92 @@
+"""Leapfrog-step equivalents of the moves that are not leapfrog steps: a fixed count, not a time.
+
+``N_LF tau_int`` counts a sampler's work in leapfrog steps, that is in force evaluations (the
+integrator's ``force_evaluations`` per trajectory: ``N_LF`` for the leapfrog, ``2 N_LF`` for
+Omelyan); the drifts and kicks between them are not counted. A move that is not a leapfrog step
+is counted by the same rule: the force evaluations that its operations on the lattice amount to,
+stated here once per kind of move, never its measured time. A time depends on the machine, its
+load and the per-call overhead of small kernels: with instanton hits charged at their measured
+time, identical winding-HMC chains of ``configs/paper_cpu.yaml`` cost 31.4 and 20.4 leapfrog
+steps at beta 2 on two runs. The real time of every move stays in the seconds columns, from the
+chain file's ``traj_per_second`` (measured over whole trajectories, moves included).
+
+The rule for 2D U(1). A force evaluation computes the angle of each of the ``V`` plaquettes
+from its 4 links and its sine (``lattice.u1.force``), then two differences per link. An
+instanton hit computes ``dS`` from the ``P`` plaquettes of its patch alone, each an angle of 4
+links and a sine (``samplers.instanton._action_change``), then writes the ``P - 1`` links its
+field changes. So one hit is ``P / V`` force evaluations, its link writes left out as the
+leapfrog step's drifts and kicks are: ``W^2 / V`` for a ``W x W`` patch, 1 for the delocalized
+instanton (``W = 0``, ``P = V``). A trajectory after which a hit was accepted recomputes the
+cached force: one more force evaluation.
+
+Measured once, for comparison (``benchmarks/instanton_hit_cost.py``, one thread, double, batch
+16, on the shared 2-core machine): on 256x256, where array work dominates, a delocalized hit
+takes 1.6-1.8 leapfrog steps and a 128x128 hit 0.9-1.0 (rule: 1 and 0.25): the present
+implementation spends 2-4 times a force evaluation's time per plaquette (gathers and scatters
+through index tensors). On 16x16 every hit takes 1.7-3.3 leapfrog steps whatever its size
+(rule for ``W = 4``: 0.06): one hit is a dozen small kernel calls, whose overhead no count of
+operations sees. The seconds columns carry both.
+
+A new move (a flow's proposal, a flow's force) is one line of :data:`MOVES` with its own
+derivation, in the same unit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dlhmc.lattice.u1_instanton import patch_extents
+
+if TYPE_CHECKING:
+    from dlhmc.analysis.chains import ChainSet
+
+
+@dataclass(frozen=True)
+class Move:
+    """A kind of move: ``count`` per trajectory of a chain file and ``lf_each``, the leapfrog
+    steps (force evaluations) one of them is counted as."""
+
+    count: Callable[[ChainSet], float]
+    lf_each: Callable[[ChainSet], float]
+
+
+def winding_hit_lf(lattice: tuple[int, int], size: int) -> float:
+    """One instanton hit of 2D U(1) is ``P / V`` force evaluations, ``P`` its patch plaquettes
+    (``W^2``, or ``V`` for the delocalized instanton ``W = 0``), ``V`` the lattice's."""
+    return math.prod(patch_extents(lattice, size)) / math.prod(lattice)
+
+
+def _hits(chains: ChainSet) -> float:
+    return float(chains.instanton_hits)
+
+
+def _refreshes(chains: ChainSet) -> float:
+    """Fraction of trajectories after which a hit was accepted (0 for a file without the
+    record: such old files undercount by at most one force evaluation per trajectory)."""
+    if chains.instanton_hits == 0 or "instanton_accepted" not in chains.data.variables:
+        return 0.0
+    return float(np.mean(chains.values("instanton_accepted") > 0))
+
+
+# kind of move -> (moves per trajectory, leapfrog steps each); the module docstring derives each.
+MOVES = {
+    "winding_hit": Move(
+        _hits, lambda chains: winding_hit_lf(chains.lattice, chains.instanton_size)
+    ),
+    "force_refresh": Move(_refreshes, lambda chains: 1.0),
+}
+
+
+def moves_lf_per_traj(chains: ChainSet) -> float:
+    """Leapfrog-step equivalents per trajectory of every move of :data:`MOVES` the file has."""
+    total = 0.0
+    for move in MOVES.values():
+        count = move.count(chains)
+        if count:
+            total += count * move.lf_each(chains)
+    return total
