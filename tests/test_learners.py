@@ -58,6 +58,12 @@ FILES = (
 )
 
 
+# Chain throughput (trajectories per second) where it differs from the helper's default: the
+# local learner is slow, so it never pays off in seconds although it is cheaper in steps.
+RATES = {"learned/local/l2hmc.nc": 2.0}
+DEFAULT_RATE = 50.0
+
+
 def _charges(rho, rng):
     if rho == 1.0:  # every chain stuck in the sector it started in
         return np.ones((N_CHAINS, N_TRAJ)), np.full((N_CHAINS, N_TRAJ), 0.98)
@@ -88,6 +94,7 @@ def report(tmp_path_factory):
                 nlf=nlf,
                 charge_real=charge_real,
                 training_seconds=seconds,
+                traj_per_second=RATES.get(path, DEFAULT_RATE),
                 extra_attrs=attrs,
             )
         )
@@ -141,6 +148,45 @@ def test_ratio_is_the_same_move_baseline_over_the_learner(report, prefix, observ
         assert r[f"{prefix}_baseline_point"].startswith(
             "winding HMC" if baseline == "whmc" else "HMC"
         )
+
+
+def test_seconds_and_break_even_against_the_fastest_same_move_point(report):
+    """Seconds per independent Q_R = tau_int / throughput; break-even = training seconds /
+    (fastest same-move baseline - learner), ``never`` where the learner is slower, a lower bound
+    where the learner is frozen."""
+    table = report["table"]
+    rows = table[table.observable == "charge_real"]
+    learners = report["learners"].set_index("learner")
+    kinds = set()
+    for name, path, baseline in (
+        ("train", "l2hmc.nc", "whmc"),
+        ("plain", "learned/plain/l2hmc.nc", "hmc"),
+        ("local", "learned/local/l2hmc.nc", "hmc"),
+        ("stuck", "learned/stuck/l2hmc.nc", "hmc"),
+    ):
+        mine = rows[rows.file.str.endswith(f"results/{path}")].iloc[0]
+        rate = RATES.get(path, DEFAULT_RATE)
+        training = next(t for p, *_, t in FILES if p == path)
+        seconds = mine.tau_int / rate
+        r = learners.loc[name]
+        assert r.charge_seconds == pytest.approx(seconds)
+        assert r.charge_seconds_err == pytest.approx(mine.tau_int_err / rate, nan_ok=True)
+        base = rows[rows.category == baseline]
+        fastest = base.loc[(base.tau_int / DEFAULT_RATE).idxmin()]
+        saving = fastest.tau_int / DEFAULT_RATE - seconds
+        assert r.charge_break_even_baseline.startswith(
+            f"{'winding HMC' if baseline == 'whmc' else 'HMC'} N_LF {int(fastest.nlf)},"
+        )
+        if saving > 0:
+            kind = "lower bound" if mine.frozen else "value"
+            assert r.charge_break_even == pytest.approx(training / saving)
+        else:
+            kind = "never"
+            assert np.isinf(r.charge_break_even)
+        assert r.charge_break_even_kind == kind
+        kinds.add(kind)
+    assert {"value", "never"} <= kinds
+    assert "s / indep., charge" in report["html"] and "never (vs HMC N_LF" in report["html"]
 
 
 def test_a_frozen_learner_gives_an_upper_bound(report):

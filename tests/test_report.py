@@ -133,6 +133,7 @@ def report(tmp_path_factory):
     return {
         "table": pd.read_csv(table_path),
         "comparison": pd.read_csv(out_dir / "comparison.csv"),
+        "headline": pd.read_csv(out_dir / "headline.csv"),
         "html": (out_dir / "report.html").read_text(encoding="utf-8"),
         "out_dir": out_dir,
     }
@@ -205,6 +206,47 @@ def test_comparison_picks_best_hmc(report):
             # No winding sampler in this experiment: its categories and ratio stay empty.
             assert row.whmc_n_points == 0 and row.l2hmc_w_n_points == 0
             assert np.isnan(row.whmc_cost_lf) and np.isnan(row.ratio_learned_w_vs_whmc)
+
+
+def test_report_opens_with_figure_1_then_the_headline(report):
+    """Figure 1 and the headline table come first; the long tables and the other figures follow."""
+    body = report["html"].split("</h1>", 1)[1]
+    sections = re.findall(r'<figure id="([^"]+)"|<h2>([^<]*)</h2>', body)
+    opening = [figure or heading for figure, heading in sections[:3]]
+    assert opening[0] == "fig1_cost_vs_beta"
+    assert opening[1].startswith("Headline")
+    assert opening[2].startswith("Four-way comparison")
+
+
+def test_headline_picks_the_best_of_each_kind_per_beta(report):
+    """Per beta and kind: the lowest N_LF tau_int of Q_R, its seconds (tau_int / throughput) and,
+    for the learned kind, its training seconds and break-even against the fastest HMC point."""
+    table, headline = report["table"], report["headline"]
+    rows = table[table.observable == "charge_real"]
+    assert len(headline) == len(BETAS) * 2
+    assert set(headline.observable) == {"charge_real"}
+    for beta in BETAS:
+        mine = headline[np.isclose(headline.beta, beta)]
+        assert list(mine.kind) == ["hmc", "l2hmc"]  # the kinds' own order
+        at_beta = rows[np.isclose(rows.beta, beta)]
+        for _, r in mine.iterrows():
+            points = at_beta[at_beta.category == r.kind]
+            best = points.loc[points.cost_lf.idxmin()]
+            rate = 20.0 if r.kind == "l2hmc" else 40.0
+            assert r.cost_lf == pytest.approx(best.cost_lf)
+            assert bool(r.frozen) == bool(best.frozen)
+            assert r.seconds == pytest.approx(best.tau_int / rate)
+            assert r.seconds_err == pytest.approx(best.tau_int_err / rate, nan_ok=True)
+        learned = mine[mine.kind == "l2hmc"].iloc[0]
+        hmc = at_beta[at_beta.category == "hmc"]
+        fastest = hmc.loc[hmc.tau_int.idxmin()]  # one throughput for every HMC point
+        saving = fastest.tau_int / 40.0 - learned.seconds
+        assert saving > 0 and not fastest.frozen  # the synthetic learner pays off
+        assert learned.training_seconds == pytest.approx(600.0 * beta)
+        assert learned.break_even_kind == "value"
+        assert learned.break_even == pytest.approx(600.0 * beta / saving)
+        assert f"{learned.break_even:.4g} ± {learned.break_even_err:.2g}" in report["html"]
+        assert mine[mine.kind == "hmc"].break_even.isna().all()
 
 
 @pytest.mark.parametrize(
