@@ -30,11 +30,20 @@ class State:
     trajectory is the force at the start of the next when it is accepted, and the old
     one is kept when it is rejected.  ``force`` is ``None`` for kernels that evaluate it
     themselves on sub-batches (L2HMC splits the chains by direction).
+
+    ``x`` are the variables the kernel moves; ``links`` the gauge field they stand for, whose
+    observables the chains record.  They are the same tensor except for a sampler that moves
+    other variables than the links (flow HMC moves the latent ``z`` of ``U = f(z)``), whose
+    state subclass carries ``U`` too, so every kernel records the physical field.
     """
 
     x: torch.Tensor
     action: torch.Tensor
     force: torch.Tensor | None = None
+
+    @property
+    def links(self) -> torch.Tensor:
+        return self.x
 
 
 @dataclass(frozen=True)
@@ -96,13 +105,16 @@ T = TypeVar("T", torch.Tensor, State)
 
 
 def select(accepted: torch.Tensor, new: T, old: T) -> T:
-    """Per chain, ``new`` where accepted and ``old`` elsewhere (detached, for the chains)."""
+    """Per chain, ``new`` where accepted and ``old`` elsewhere (detached, for the chains).
+
+    States are chosen field by field, for every field of their class (a sampler's state
+    subclass carries more than the links: flow samplers their density or latent variables)."""
     if isinstance(new, State):
         chosen = {}
-        for f in fields(State):
+        for f in fields(new):
             a, b = getattr(new, f.name), getattr(old, f.name)
             chosen[f.name] = None if a is None or b is None else select(accepted, a, b)
-        return State(**chosen)
+        return type(new)(**chosen)
     mask = accepted.reshape(accepted.shape + (1,) * (new.dim() - 1))
     return torch.where(mask, new.detach(), old.detach())
 
@@ -145,7 +157,7 @@ def run_chains(
     """Thermalize for ``n_therm`` trajectories, then record ``n_traj`` of them.
 
     Each recorded trajectory stores ``kernel.theory.observables`` of the chosen links
-    and ``Info.records()``.  The measured trajectories (counted from 0) listed in
+    (``State.links``) and ``Info.records()``.  The measured trajectories (counted from 0) listed in
     ``layer_steps`` also ask the kernel for its per-layer records
     (``step(..., record_layers=True)``, L2HMC).  Records stay on the device until the end
     (no host synchronisation per trajectory, except the progress bar's acceptance every
@@ -168,7 +180,7 @@ def run_chains(
             else:
                 state, info = kernel.step(state, generator)
             if measured >= 0:
-                for name, value in {**theory.observables(state.x), **info.records()}.items():
+                for name, value in {**theory.observables(state.links), **info.records()}.items():
                     if name not in records:
                         records[name] = value.new_empty((n_traj, *value.shape))
                     records[name][measured] = value
