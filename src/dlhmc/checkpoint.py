@@ -6,15 +6,19 @@ None, lists, dicts), written with ``torch.save`` and read back with
 directory cannot execute code, and no class of ours has to stay importable for old
 checkpoints to load.
 
-Layout (``FORMAT = 2``)::
+Layout (``FORMAT = 3``)::
 
     format, step, world_size, metrics_rows
+    sampler     what was trained (dlhmc.trained_samplers.SAMPLERS): "l2hmc" or "flow"
     config      resolved training settings (plain dict, also in RUN_DIR/config.yaml)
-    l2hmc       L2HMCConfig.to_dict()
-    model       dynamics.state_dict(): log_eps_v, log_eps_x, the family's layers.*
+    l2hmc       L2HMCConfig.to_dict()                          (sampler l2hmc)
+    flow        FlowConfig.to_dict()                           (sampler flow)
+    model       the model's state_dict: l2hmc: log_eps_v, log_eps_x, the family's layers.*;
+                flow: layers.<k>.net.*
     optimizer   Adam state_dict
     scheduler   LambdaLR state_dict (the schedule itself is rebuilt from ``config``)
-    chains      [world_size, batch, ...] chain buffer of every rank, rank order
+    chains      [world_size, batch, ...] chain buffer of every rank, rank order (sampler l2hmc:
+                a flow is trained on fresh prior samples, it keeps no chains)
     rng         {"chain": uint8 [world_size, n], "torch": uint8 [world_size, m]}
     timing      {"training_seconds": this run, "previous_training_seconds": the ladder below}
 
@@ -45,8 +49,9 @@ from typing import Any
 import torch
 
 from dlhmc.atomic import atomic_path
+from dlhmc.trained_samplers import SAMPLERS
 
-FORMAT = 2
+FORMAT = 3
 FILENAME = "checkpoint.pt"
 
 
@@ -106,8 +111,13 @@ def _format1_model(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "format": 2, "l2hmc": l2hmc, "model": moved}
 
 
+def _format2_sampler(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 held L2HMC models only; format 3 says which sampler a checkpoint holds."""
+    return {**state, "format": 3, "sampler": "l2hmc"}
+
+
 # format -> the function that brings it one format up
-MIGRATIONS = {1: _format1_model}
+MIGRATIONS = {1: _format1_model, 2: _format2_sampler}
 
 
 def migrate(state: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +131,8 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, incomplete, mistyped or non-finite."""
 
 
-# key -> what it must be; the keys of the FORMAT 2 layout above.
-_DICTS = ("config", "l2hmc", "model", "optimizer", "scheduler", "rng", "timing")
+# key -> what it must be; the keys of the FORMAT 3 layout above (and the sampler's own).
+_DICTS = ("config", "model", "optimizer", "scheduler", "rng", "timing")
 _COUNTS = {"step": 0, "world_size": 1, "metrics_rows": 0}
 
 
@@ -142,10 +152,11 @@ def load_valid(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Check the FORMAT 2 layout: keys, types, restorable RNG states and finite tensors.
+    """Check the FORMAT 3 layout: keys, types, restorable RNG states and finite tensors.
 
     Raises :class:`CheckpointError` ``"<path>: <key>: <what is wrong>"``.  Why each part:
-    ``infer`` needs ``model``, ``l2hmc`` and ``config``; a resume needs all of it, and the
+    ``infer`` needs ``model``, the architecture (``l2hmc`` or ``flow``) and ``config``; a
+    resume needs all of it, and the
     RNG states must restore into generators (a damaged one fails only inside ``set_state``);
     a NaN weight would make every trajectory of ``infer`` NaN and a warm start train on NaN.
     """
@@ -159,7 +170,10 @@ def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
         value = state[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             fail(key, f"expected an integer >= {minimum}, got {value!r}")
-    for key in _DICTS:
+    sampler = SAMPLERS.get(state.get("sampler"))
+    if sampler is None:
+        fail("sampler", f"expected one of {', '.join(SAMPLERS)}, got {state.get('sampler')!r}")
+    for key in (*_DICTS, sampler.checkpoint_key):
         if key not in state:
             fail(key, "missing")
         if not isinstance(state[key], dict):
@@ -173,11 +187,12 @@ def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
     if not all_finite(state["optimizer"]):
         fail("optimizer", "non-finite values")
     world = state["world_size"]
-    chains = state.get("chains")
-    if not isinstance(chains, torch.Tensor) or chains.dim() < 2 or chains.shape[0] != world:
-        fail("chains", f"expected a tensor [world_size={world}, batch, ...]")
-    if not all_finite(chains):
-        fail("chains", "non-finite values")
+    if sampler.keeps_chains:
+        chains = state.get("chains")
+        if not isinstance(chains, torch.Tensor) or chains.dim() < 2 or chains.shape[0] != world:
+            fail("chains", f"expected a tensor [world_size={world}, batch, ...]")
+        if not all_finite(chains):
+            fail("chains", "non-finite values")
     for generator, restore in (("chain", _restore_chain_rng), ("torch", _restore_cpu_rng)):
         states = state["rng"].get(generator)
         if not isinstance(states, torch.Tensor) or states.dtype != torch.uint8:

@@ -26,6 +26,7 @@ from typing import Any
 from dlhmc.families import NETWORKS
 from dlhmc.families.dense import MASKS
 from dlhmc.families.local import PERIODS
+from dlhmc.flows.model import FlowConfig
 from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, groups_with
 from dlhmc.lattice import PRECISIONS
 from dlhmc.nets import ACTIVATIONS
@@ -45,6 +46,7 @@ from dlhmc.setting_spec import (  # noqa: F401 (re-exported: the settings' vocab
     required,
     setting,
 )
+from dlhmc.trained_samplers import SAMPLERS, trained_sampler
 
 # Initial links of HMC chains: uniform (hot) or unit (cold).
 STARTS = ("hot", "cold")
@@ -56,6 +58,8 @@ DECAYS = ("cosine", "exp", "none")
 ANNEAL_SCHEDULES = ("linear", "geometric")
 # Defaults of the sampler's architecture (nlf, hidden, mask, network, ...).
 MODEL_DEFAULTS = {f.name: f.default for f in fields(L2HMCConfig)}
+# Default depth of a flow (Albergo et al.: 16 coupling layers, each link moved twice at period 4).
+FLOW_LAYERS = FlowConfig().layers
 
 
 def _only(option: str, text: str) -> str:
@@ -81,6 +85,15 @@ class TrainSettings:
         range=POSITIVE_INT, nargs="+", metavar="N", help=_lattice_help()
     )
     beta: float = setting(range=POSITIVE_FLOAT, help="target coupling")
+    sampler: str = setting(
+        "l2hmc",
+        choices=tuple(SAMPLERS),
+        help="l2hmc: leapfrog layers with networks and a Metropolis test; flow: a normalizing "
+        "flow from the Haar prior trained by the reverse KL divergence (U1)",
+    )
+    flow_layers: int = setting(
+        FLOW_LAYERS, range=POSITIVE_INT, metavar="K", help="coupling layers of --sampler flow"
+    )
     nlf: int = setting(
         MODEL_DEFAULTS["nlf"], range=POSITIVE_INT, help="leapfrog layers per trajectory"
     )
@@ -164,6 +177,21 @@ class TrainSettings:
             object.__setattr__(self, "warmup", min(1000, self.steps // 10))
         if self.anneal_steps is None:
             object.__setattr__(self, "anneal_steps", max(1, 3 * self.steps // 4))
+        self._check_sampler()
+
+    def _check_sampler(self) -> None:
+        """``ValueError`` naming the setting when a setting of another sampler is changed from
+        its default (it would be silently ignored) or the sampler cannot move this group."""
+        own = trained_sampler(self.sampler)
+        for other in SAMPLERS.values():
+            for name in (o for o in other.options if o not in own.options):
+                default = _FIELD_DEFAULTS[name]
+                if _plain_tuple(getattr(self, name)) != _plain_tuple(default):
+                    raise ValueError(f"{name}: a setting of sampler {other.name}, not of sampler "
+                                     f"{self.sampler}; leave it at {_shown(default)}")
+        if own.groups is not None and self.group not in own.groups:
+            raise ValueError(f"sampler: {self.sampler} is implemented for "
+                             f"{', '.join(own.groups)} only, got group {self.group}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists for tuples), for checkpoints and config.yaml."""
@@ -179,6 +207,14 @@ class TrainSettings:
                 kwargs[f.name] = tuple(value) if isinstance(value, list) else value
         return cls(**kwargs)
 
+    def flow_config(self) -> FlowConfig:
+        return FlowConfig(
+            layers=self.flow_layers,
+            hidden=tuple(self.hidden),
+            activation=self.activation,
+            local_period=self.local_period,
+        )
+
     def l2hmc_config(self) -> L2HMCConfig:
         return L2HMCConfig(
             nlf=self.nlf,
@@ -192,6 +228,20 @@ class TrainSettings:
             network=self.network,
             local_period=self.local_period,
         )
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(TrainSettings)}
+
+
+def _plain_tuple(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _shown(value) -> str:
+    """A default as it is written on the command line."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value)) if value else "empty"
+    return str(value)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,7 @@
-"""``dlhmc train``: train an L2HMC sampler, resumable, on one process or under ``mpiexec``.
+"""``dlhmc train``: train an L2HMC sampler or a flow, resumable, on one process or ``mpiexec``.
+
+``--sampler`` picks what is trained (:data:`dlhmc.trained_samplers.SAMPLERS`); a setting that
+only another sampler reads is refused unless left at its default.
 
 Every option may also come from ``--config FILE.yaml`` (keys are option names,
 with ``-`` or ``_``); the command line wins over the file, the file over the
@@ -20,11 +23,10 @@ from dlhmc import devices, distributed
 from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError, add_settings, option_error, read_config_text
 from dlhmc.config_check import MAX_TRAIN_SEED, duplicate_keys, schedule_problems
-from dlhmc.families import family
 from dlhmc.groups import unsupported_options
 from dlhmc.lattice import make_theory, theory_class
-from dlhmc.samplers.l2hmc import check_network
 from dlhmc.settings import RunOptions, TrainSettings, defaults, required
+from dlhmc.trained_samplers import trained_sampler
 from dlhmc.training.rundir import TrainingError
 from dlhmc.training.trainer import train
 
@@ -32,7 +34,8 @@ from dlhmc.training.trainer import train
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train an L2HMC sampler (resumes RUN_DIR after a kill; mpiexec for several ranks)",
+        help="train an L2HMC sampler or a normalizing flow (resumes RUN_DIR after a kill; "
+        "mpiexec for several ranks)",
         description=__doc__,
         argument_default=argparse.SUPPRESS,
     )
@@ -127,7 +130,10 @@ def resolve(
         if init == out.resolve():
             raise UsageError("--init: must be another run directory than --out")
         merged["init"] = str(init)
-    settings = TrainSettings.from_dict(merged)
+    try:  # a setting of another sampler, a group the sampler cannot move
+        settings = TrainSettings.from_dict(merged)
+    except ValueError as err:
+        raise option_error(err) from None
     for name, message in schedule_problems(settings.steps, settings.warmup, settings.anneal_from,
                                            settings.anneal_steps, "--steps"):
         raise UsageError(f"--{name.replace('_', '-')}: {message}")
@@ -136,7 +142,7 @@ def resolve(
                   "cpu")
     try:  # the architecture, and the local masks on this lattice (cheap: no dense networks)
         theory = make_theory(settings.group, settings.lattice, settings.beta, settings.precision)
-        check_network(theory, settings.l2hmc_config())
+        trained_sampler(settings.sampler).trainer_module().check(theory, settings)
     except ValueError as err:
         raise option_error(err) from None
     options = RunOptions(
@@ -162,16 +168,17 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         raise UsageError(f"--device: {err}") from None
     checks.seed(settings.seed, world_size=ctx.world_size)
     checks.seed(settings.mask_seed, "--mask-seed")
-    weights, activations = checks.network_sizes(settings.hidden, settings.nlf, settings.batch)
-    # The family's bound reads the networks' real input widths (dense: every unit's momenta), so
-    # a huge --hidden is refused here rather than by the kernel after minutes of allocation.
+    sampler = trained_sampler(settings.sampler).trainer_module()
+    depth = sampler.depth(settings)
+    weights, activations = checks.network_sizes(settings.hidden, depth, settings.batch)
+    # The sampler's bound reads the networks' real input widths (dense: every unit's momenta),
+    # so a huge --hidden is refused here rather than by the kernel after minutes of allocation.
     shapes_only = make_theory(settings.group, settings.lattice, settings.beta, settings.precision,
                               "meta")
-    weights = max(weights, family(settings.network).weight_bound(shapes_only,
-                                                                 settings.l2hmc_config()))
+    weights = max(weights, sampler.weight_bound(shapes_only, settings))
     checks.memory(settings.group, settings.lattice, settings.batch, settings.precision, "train",
                   "--batch, --lattice, --hidden", ctx.device, extra=8 * activations,
-                  nlf=settings.nlf, parameters=weights)
+                  nlf=depth, parameters=weights)
     try:
         steps, skipped = train(settings, options, ctx)
     except TrainingError as err:

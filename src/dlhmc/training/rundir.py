@@ -30,6 +30,7 @@ from dlhmc.settings import RunOptions, TrainSettings
 
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.yaml"
+# The columns of an L2HMC run (a flow run's: dlhmc.training.flow_trainer.METRIC_COLUMNS).
 METRIC_COLUMNS = (
     "step",
     "loss",
@@ -49,7 +50,7 @@ METRIC_COLUMNS = (
 # lattice is not among them: local networks run on any volume, and dense ones are refused by
 # the shapes of their weights (check_weights).
 ARCHITECTURE = (
-    "group", "nlf", "hidden", "activation", "winding", "network",
+    "sampler", "group", "nlf", "flow_layers", "hidden", "activation", "winding", "network",
     *(option for fam in families() for option in fam.options),
 )  # fmt: skip
 
@@ -72,13 +73,14 @@ class StoredRun:
 # --- metrics.csv and config.yaml ---------------------------------------------------------------
 
 
-def truncate_metrics(path: Path, keep_steps: int) -> None:
+def truncate_metrics(path: Path, keep_steps: int,
+                     columns: tuple[str, ...] = METRIC_COLUMNS) -> None:
     """Keep the header and the rows of steps ``1..keep_steps``; later rows belong to lost work.
 
     A kill can leave rows past the last checkpoint and half a line at the end; the
     resumed run writes those steps again, so they are dropped first.
     """
-    header = ",".join(METRIC_COLUMNS) + "\n"
+    header = ",".join(columns) + "\n"
     rows: list[str] = []
     if path.exists():
         for line in path.read_text().splitlines(keepends=True)[1:]:
@@ -88,10 +90,10 @@ def truncate_metrics(path: Path, keep_steps: int) -> None:
     write_text(path, header + "".join(rows))
 
 
-def format_row(values: dict[str, float]) -> str:
-    """One metrics.csv line (without newline)."""
+def format_row(values: dict[str, float], columns: tuple[str, ...] = METRIC_COLUMNS) -> str:
+    """One metrics.csv line (without newline) of the sampler's ``columns``."""
     # repr keeps every digit of a float: the metrics of a resumed run compare exactly.
-    cells = (values[c] for c in METRIC_COLUMNS)
+    cells = (values[c] for c in columns)
     return ",".join(repr(v) if isinstance(v, float) else str(v) for v in cells)
 
 

@@ -1,32 +1,31 @@
-"""The training loop of one rank, and ``train``, which builds what the loop receives.
+"""The L2HMC trainer, and ``train``, which builds the trainer of a run's sampler and runs it.
 
-Reproducibility: the schedules are functions of the step counter, every random number comes
-from one explicit generator per rank (seeded ``seed + rank``) plus torch's global generator
-(network initialization), and all of them are stored in the checkpoint, so that a killed and
-resumed run ends with exactly the checkpoint of an uninterrupted one (CPU; on GPUs up to
-non-deterministic kernels).
+The shared loop (optimizer, generators, checkpoints, resume, MPI averaging, metrics) is
+:class:`dlhmc.training.loop.TrainingLoop`; this module adds what L2HMC trains on: a buffer of
+Markov chains carried on between steps by the Metropolis test, and the loss of
+:mod:`dlhmc.training.loss`.  It is also the ``l2hmc`` entry of
+:data:`dlhmc.trained_samplers.SAMPLERS` (``check``, ``build``, ``weight_bound``, ``depth``).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-import time
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
-from dlhmc import checkpoint as ckpt
 from dlhmc import distributed as dist
+from dlhmc.families import family
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.base import metropolis
 from dlhmc.samplers.hmc import thermalize
-from dlhmc.samplers.l2hmc import L2HMCDynamics
+from dlhmc.samplers.l2hmc import L2HMCDynamics, check_network
 from dlhmc.settings import RunOptions, TrainSettings
 from dlhmc.theory import GaugeTheory
+from dlhmc.trained_samplers import trained_sampler
 from dlhmc.training import rundir
-from dlhmc.training.events import EventLog
+from dlhmc.training.loop import TrainingLoop
 from dlhmc.training.loss import loss_terms, plaquette_from_action
 from dlhmc.training.schedules import Schedule
 
@@ -34,12 +33,10 @@ from dlhmc.training.schedules import Schedule
 _STATS = ("loss", "accept", "dq2", "sumlogdet", "plaq", "bad_state")
 
 
-class Trainer:
-    """One rank's view of a training run; rank 0 also writes the run directory.
+class Trainer(TrainingLoop):
+    """The L2HMC training of one rank: the loop of :class:`TrainingLoop` over a chain buffer."""
 
-    It receives the theory at the target beta, the sampler (its networks initialized) and the
-    schedule; ``settings`` supplies the optimizer's numbers and what the checkpoint records.
-    """
+    non_finite_model = "the update made a parameter or step size non-finite"
 
     def __init__(
         self,
@@ -50,33 +47,15 @@ class Trainer:
         options: RunOptions,
         ctx: dist.DistContext,
     ):
-        self.theory = theory
+        super().__init__(theory, dynamics, schedule, settings, options, ctx)
         self.dynamics = dynamics
-        self.schedule = schedule
-        self.settings = settings
-        self.options = options
-        self.ctx = ctx
-        self.run_dir = options.out
-        self.device = ctx.device
-        self.params = [p for p in self.dynamics.parameters() if p.requires_grad]
-        # fused: one kernel for all parameters (4x faster steps than the per-tensor loop).
-        self.optimizer = torch.optim.Adam(self.params, lr=settings.lr, fused=True)
-        # A lambda, not the bound method: LambdaLR stores no state for plain functions, so the
-        # checkpoint's scheduler entry stays as it was.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: schedule.lr_factor(step)
-        )
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(settings.seed + ctx.rank)
-        self.step = 0
-        self.seconds_before = 0.0
-        self.previous_seconds = 0.0
         self.x: torch.Tensor | None = None
 
     # -- state ---------------------------------------------------------------------------------
 
     def start(self, resume: rundir.StoredRun | None, warm: rundir.StoredRun | None) -> None:
-        """Continue ``resume``, or start fresh (from the weights of ``warm`` when given)."""
+        """Continue ``resume``, or start fresh (from the weights of ``warm`` when given) on
+        hot-started chains, thermalized by ``therm_hmc`` HMC trajectories."""
         if resume is not None:
             self._restore(resume.state)
         else:
@@ -86,72 +65,37 @@ class Trainer:
             hot = self.theory.hot_start(self.settings.batch, self.generator)
             self.x = thermalize(self.theory, hot, self.settings.therm_hmc, self.generator)
 
-    def _warm_start(self, warm: rundir.StoredRun) -> None:
-        """Load another run's weights; shapes must match."""
-        rundir.check_weights(self.dynamics.state_dict(), warm)
-        self.dynamics.load_state_dict(warm.state["model"])
-        self.previous_seconds = ckpt.training_seconds_total(warm.state)
-
     def _restore(self, state: dict[str, Any]) -> None:
-        rank = self.ctx.rank
-        try:
-            ckpt.check_weights(self.dynamics.state_dict(), state["model"])
-        except ValueError as err:
-            path = ckpt.checkpoint_path(self.run_dir)
-            raise rundir.TrainingError(f"--out: {path}: {err}") from None
-        self.dynamics.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        # Rows of the stacked per-rank tensors are views with an offset: generators need their
-        # own contiguous state tensor.
-        self.x = state["chains"][rank].clone().to(self.device)
-        self.generator.set_state(state["rng"]["chain"][rank].clone())
-        torch.set_rng_state(state["rng"]["torch"][rank].clone())
-        self.step = int(state["step"])
-        self.seconds_before = float(state["timing"]["training_seconds"])
-        self.previous_seconds = float(state["timing"]["previous_training_seconds"])
+        super()._restore(state)
+        self.x = state["chains"][self.ctx.rank].clone().to(self.device)
 
-    def checkpoint_state(self, seconds: float) -> dict[str, Any] | None:
-        """The checkpoint dict on rank 0 (``None`` on other ranks); collective."""
-        local = {
-            "chains": self.x.detach().cpu(),
-            "chain_rng": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        gathered = dist.gather_to_main(self.ctx, local)
-        if not self.ctx.is_main:
-            return None
+    def local_state(self) -> dict[str, Any]:
+        return {"chains": self.x.detach().cpu()}
+
+    def sampler_state(self, gathered: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "step": self.step,
-            "world_size": self.ctx.world_size,
-            "metrics_rows": self.step,
-            "config": self.settings.to_dict(),
             "l2hmc": self.settings.l2hmc_config().to_dict(),
-            "model": self.dynamics.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "chains": torch.stack([g["chains"] for g in gathered]),
-            "rng": {
-                "chain": torch.stack([g["chain_rng"] for g in gathered]),
-                "torch": torch.stack([g["torch_rng"] for g in gathered]),
-            },
-            "timing": {
-                "training_seconds": seconds,
-                "previous_training_seconds": self.previous_seconds,
-            },
         }
 
-    def save(self, seconds: float) -> None:
-        state = self.checkpoint_state(seconds)
-        if state is None:
-            return
-        if not ckpt.all_finite({k: state[k] for k in ("model", "optimizer", "chains")}):
-            raise RuntimeError("refusing to write a checkpoint with non-finite values")
-        ckpt.save(ckpt.checkpoint_path(self.run_dir), state)
+    def hashed_state(self) -> torch.Tensor:
+        return self.x
+
+    def finite_extras(self) -> list[torch.Tensor]:
+        """The step sizes ``exp(log_eps)``: finite parameters can still overflow them."""
+        return [torch.isfinite(self.dynamics.eps_x).all(),
+                torch.isfinite(self.dynamics.eps_v).all()]
+
+    def progress(self, row: dict[str, Any]) -> dict[str, str]:
+        return {"loss": f"{row['loss']:.3g}", "acc": f"{row['accept']:.2f}"}
+
+    def summary(self, row: dict[str, Any]) -> str:
+        return (f"loss {row['loss']:.4g}, accept {row['accept']:.3f}, dq2 {row['dq2']:.4g}, "
+                f"beta {row['beta']:.4g}")
 
     # -- one step -------------------------------------------------------------------------------
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, Any]:
         """One optimizer step on every rank; returns the rank-averaged metrics."""
         settings = self.settings
         beta_t = self.schedule.gamma(self.step) * self.theory.beta
@@ -178,19 +122,9 @@ class Trainer:
         grad_norm = float(grad_norm)
         skipped = not (math.isfinite(values["loss"]) and math.isfinite(grad_norm))
         skipped = skipped or values["bad_state"] != 0.0
-        reason = "non-finite loss or gradient"
+        skipped, reason = self.apply_update(skipped)
         if not skipped:
-            saved = self._snapshot()
-            self.optimizer.step()
-            if self._finite_model():
-                self.x = x_new
-            else:
-                self._restore_snapshot(saved)
-                skipped, reason = True, "the update made a parameter or step size non-finite"
-        if skipped:
-            self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        self.step += 1
+            self.x = x_new
         with torch.no_grad():
             eps_x = float(self.dynamics.eps_x.mean())
             eps_v = float(self.dynamics.eps_v.mean())
@@ -210,106 +144,26 @@ class Trainer:
             "grad_norm": grad_norm,
         }
 
-    def _snapshot(self) -> tuple[list[torch.Tensor], dict]:
-        """Copies of the parameters and of Adam's state, taken just before ``optimizer.step()``.
 
-        Why: one step with a too large learning rate can move a log step size to ~500, whose
-        ``exp`` is infinite in single precision; every later trajectory is then NaN.  Copies
-        (no random numbers, no arithmetic on the originals) keep resumed runs bit-identical.
-        """
-        with torch.no_grad():
-            params = [p.detach().clone() for p in self.params]
-            state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
-                     for p, st in self.optimizer.state.items()}
-        return params, state
+# -- the l2hmc entry of dlhmc.trained_samplers.SAMPLERS ----------------------------------------
 
-    def _restore_snapshot(self, saved: tuple[list[torch.Tensor], dict]) -> None:
-        params, state = saved
-        with torch.no_grad():
-            for p, copy in zip(self.params, params, strict=True):
-                p.copy_(copy)
-        self.optimizer.state.clear()
-        self.optimizer.state.update(state)
 
-    def _finite_model(self) -> bool:
-        """Every parameter and every step size ``exp(log_eps)`` finite (one host sync)."""
-        with torch.no_grad():
-            flags = [torch.isfinite(p).all() for p in self.params]
-            flags += [torch.isfinite(self.dynamics.eps_x).all(),
-                      torch.isfinite(self.dynamics.eps_v).all()]
-            return bool(torch.stack(flags).all())
+def check(theory: GaugeTheory, settings: TrainSettings) -> None:
+    """``ValueError`` where the layers cannot be built for ``theory`` (without building them)."""
+    check_network(theory, settings.l2hmc_config())
 
-    # -- the run --------------------------------------------------------------------------------
 
-    def run(self) -> tuple[int, int]:
-        """Train to ``settings.steps``; returns the steps run and how many were skipped."""
-        settings, ctx = self.settings, self.ctx
-        steps_run = skipped = 0
-        metrics_path = self.run_dir / rundir.METRICS_FILE
-        if ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.remove_stale_temporaries(self.run_dir)
-            rundir.write_config(settings, self.options)
-            rundir.truncate_metrics(metrics_path, self.step)
-        hash_log = None
-        if self.options.hash_log is not None:
-            self.options.hash_log.mkdir(parents=True, exist_ok=True)
-            hash_log = rundir.hash_log_path(self.options.hash_log, ctx.rank)
-            rundir.truncate_hash_log(hash_log, self.step)
-        bar = tqdm(
-            total=settings.steps,
-            initial=self.step,
-            disable=self.options.no_progress or not (ctx.is_main and sys.stderr.isatty()),
-            desc="train",
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
-        metrics = open(metrics_path, "a") if ctx.is_main else None
-        events = EventLog(self.run_dir, self.step) if ctx.is_main else None
-        t_start = time.perf_counter()
-        try:
-            while self.step < settings.steps:
-                t0 = time.perf_counter()
-                row = self.train_step()
-                row["seconds"] = time.perf_counter() - t0
-                steps_run += 1
-                skipped += row["skipped"]
-                if hash_log is not None:
-                    rundir.append_hashes(hash_log, self.step, self.params, self.x)
-                if metrics is not None:
-                    metrics.write(rundir.format_row(row) + "\n")
-                    metrics.flush()
-                    events.write(row)
-                    if row["skipped"]:
-                        bar.write(
-                            f"dlhmc train: step {row['step']}: {row['reason']} "
-                            f"(loss={row['loss']}, grad_norm={row['grad_norm']}); update skipped",
-                            file=sys.stderr,
-                        )
-                bar.set_postfix(
-                    loss=f"{row['loss']:.3g}", acc=f"{row['accept']:.2f}", refresh=False
-                )
-                bar.update(1)
-                if self.step % self.options.checkpoint_every == 0 or self.step == settings.steps:
-                    seconds = self.seconds_before + time.perf_counter() - t_start
-                    self.save(seconds)
-                    if ctx.is_main:  # one line per checkpoint: readable in batch-job logs
-                        bar.write(
-                            f"dlhmc train: checkpoint at step {self.step}/{settings.steps} "
-                            f"({seconds:.0f} s): loss {row['loss']:.4g}, accept "
-                            f"{row['accept']:.3f}, dq2 {row['dq2']:.4g}, beta {row['beta']:.4g}",
-                            file=sys.stderr,
-                        )
-        finally:
-            bar.close()
-            if metrics is not None:
-                metrics.close()
-                events.close()
-        return steps_run, skipped
+def weight_bound(theory: GaugeTheory, settings: TrainSettings) -> int:
+    """A lower bound of the model's weights (the family's, from its real input widths)."""
+    return family(settings.network).weight_bound(theory, settings.l2hmc_config())
+
+
+def depth(settings: TrainSettings) -> int:
+    return settings.nlf
 
 
 def build(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -> Trainer:
-    """The trainer of fresh networks: theory at the target beta, sampler and schedule."""
+    """The L2HMC trainer of fresh networks: theory at the target beta, sampler and schedule."""
     theory = make_theory(
         settings.group, settings.lattice, settings.beta, settings.precision, ctx.device
     )
@@ -334,7 +188,8 @@ def train(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -
                 print(f"dlhmc train: {options.out} is complete ({resume.state['step']} steps)",
                       file=sys.stderr)
             return 0, 0
-    trainer = build(settings, options, ctx)
+    build_trainer = trained_sampler(settings.sampler).trainer_module().build
+    trainer = build_trainer(settings, options, ctx)
     trainer.start(resume, warm)  # checks the warm-start weights' shapes: a refusal writes nothing
     rundir.check_outputs(options)
     return trainer.run()
