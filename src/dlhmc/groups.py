@@ -32,9 +32,10 @@ class GroupFacts:
     therm_steps: tuple[int, float]  # (N_LF, eps) of the HMC that thermalizes a hot start
 
 
-# Most instanton hits after one trajectory (dlhmc hmc --instanton-hits): a hit costs about one
-# leapfrog step (hit_cost_lf), so 10^4 hits are hundreds of trajectories' work for one sample;
-# winding HMC uses a handful (arXiv:2106.14234), and a larger number is a typo.
+# Most instanton hits after one trajectory (dlhmc hmc --instanton-hits): a hit takes about one to
+# three leapfrog steps' time (benchmarks/instanton_hit_cost.py), so 10^4 hits are hundreds of
+# trajectories' work for one sample; winding HMC uses a handful (arXiv:2106.14234), and a larger
+# number is a typo.
 MAX_INSTANTON_HITS = 10_000
 
 # Options that exist for some groups only, with what they build (for error messages).
