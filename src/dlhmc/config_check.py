@@ -23,6 +23,7 @@ import yaml
 from dlhmc.analysis.requirements import MIN_TRAJ
 from dlhmc.families import NETWORKS
 from dlhmc.groups import GROUPS
+from dlhmc.trained_samplers import SAMPLERS
 
 # Keys whose values (or items, ``[]``) are integers in workflow/schemas/config.schema.yaml
 # (tests/test_config_check.py compares this list with the schema).
@@ -32,7 +33,7 @@ INTEGER_KEYS = frozenset({
     "train.steps", "train.lattice[]", "train.batch", "train.nlf", "train.hidden[]",
     "train.checkpoint_every", "train.ranks", "train.mask_seed", "train.local_period",
     "train.conv_channels[]", "train.warmup", "train.anneal_steps", "train.winding",
-    "train.therm_hmc",
+    "train.therm_hmc", "train.flow_layers", "train.flow_hmc.nlf",
     "infer.chains", "infer.trajectories", "infer.therm", "infer.therm_hmc",
     "infer.layer_samples",
     "hmc.nlf[]", "hmc.points[].nlf", "hmc.points[].instanton_hits",
@@ -43,7 +44,9 @@ INTEGER_KEYS = frozenset({
 # Keys whose value names an entry of a registry: the registry is the one list of the names (a new
 # gauge group or network family is one registry line), so the schema states no enum for them and
 # they are checked here (tests/test_settings_sources.py compares them with the command's choices).
-REGISTRY_KEYS = {"group": tuple(GROUPS), "train.network": NETWORKS}
+REGISTRY_KEYS = {
+    "group": tuple(GROUPS), "train.network": NETWORKS, "train.sampler": tuple(SAMPLERS),
+}  # fmt: skip
 # Training seeds torch's global generator with ``seed`` (``manual_seed`` of the network
 # initialization takes 63 bits), rank r with ``seed + r``, inference with ``seed + 1`` and HMC
 # with ``seed + 2``: every derived seed must stay within the training limit (``dlhmc train``

@@ -21,7 +21,7 @@ from dlhmc.analysis.registry import (
 )
 from dlhmc.plan.experiments import config_key, load_experiments
 from dlhmc.plan.jobs import Plan, lattice_option
-from dlhmc.plan.paths import TRANSFER_STAGES
+from dlhmc.plan.paths import FLOW_SAMPLERS, TRANSFER_STAGES
 
 SCHEMA = "../schemas/config.schema.yaml"
 
@@ -107,3 +107,4 @@ wildcard_constraints:
     point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?",
     stage="|".join(TRANSFER_STAGES),
     variant="[a-z][a-z0-9_]*",
+    flow_sampler="|".join(FLOW_SAMPLERS),

@@ -33,3 +33,18 @@ use rule infer as infer_variant with:
         "results/{exp}/{lattice}/beta{beta}/learned/{variant}/l2hmc.nc",
     log:
         "logs/{exp}/{lattice}/beta{beta}/{variant}/infer.log",
+
+
+use rule infer as infer_flow with:
+    """A flow learner's chains, twice (dlhmc.plan.paths.FLOW_SAMPLERS): independence Metropolis
+    with flow proposals (flow_imh.nc) and, with the learner's flow_hmc settings, HMC in the
+    flow's latent variables (flow_hmc.nc, dlhmc infer --flow-hmc --nlf N --eps E).
+    """
+    input:
+        checkpoint=PLAN.flow_checkpoint,
+    output:
+        "results/{exp}/{lattice}/beta{beta}/learned/{variant}/{flow_sampler}.nc",
+    log:
+        "logs/{exp}/{lattice}/beta{beta}/{variant}/{flow_sampler}.log",
+    params:
+        options=PLAN.flow_infer_options,

@@ -5,6 +5,14 @@ Each experiment trains one learner along its beta ladder (``train``) and one mor
 train schema only once merged, because JSON schema cannot merge two mappings.  Every message
 names the config key it is about (``experiments.<name>.<key>: ...``), so a wrong config stops
 before any job with one line per problem.
+
+A learner is an L2HMC sampler unless it says ``sampler: flow`` (a variant only: the ladder's own
+model, which the beta transfer and every variant build on, is L2HMC).  A variant of another
+sampler than ``train``'s inherits only the settings the samplers share (steps, batch, hidden,
+lr, schedules, local_period, ...), not ``train``'s settings of its own sampler (nlf, winding,
+network, ...): ``train`` describes the L2HMC ladder, and a flow variant that had to reset each
+of them would break whenever ``train`` gained one.  A setting of another sampler given in a
+learner's own block is refused, naming it (``dlhmc train`` refuses it too, one job later).
 """
 
 from __future__ import annotations
@@ -19,6 +27,14 @@ from dlhmc.families.local_masks import mask_problem
 from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, instanton_size_problem, unsupported_options
 from dlhmc.plan.hmc_grid import hmc_grid
 from dlhmc.plan.paths import lattice_label
+from dlhmc.trained_samplers import SAMPLERS
+
+# The sampler of a learner that names none: ``dlhmc train``'s default (``--sampler``; a test
+# compares the two), and the only sampler of the ladder's own model.
+LADDER_SAMPLER = "l2hmc"
+# Learner settings the workflow reads itself, by the sampler they belong to: a flow's flow_hmc
+# (the step count and size of its flow-HMC chains, dlhmc infer --flow-hmc --nlf --eps).
+WORKFLOW_SETTINGS = {"flow": ("flow_hmc",)}
 
 
 def config_key(path: Iterable) -> str:
@@ -34,14 +50,54 @@ def learner_key(variant: str | None) -> str:
     return "train" if variant is None else f"variants.{variant}"
 
 
+def sampler_of(train: Mapping) -> str:
+    """The sampler a learner trains: its ``sampler`` setting, else :data:`LADDER_SAMPLER`."""
+    return train.get("sampler", LADDER_SAMPLER)
+
+
+def sampler_settings(sampler: str) -> tuple[str, ...]:
+    """The settings only ``sampler`` reads: its options of ``dlhmc train`` and the workflow's."""
+    return SAMPLERS[sampler].options + WORKFLOW_SETTINGS.get(sampler, ())
+
+
+def foreign_settings(sampler: str) -> dict[str, str]:
+    """Settings of the other samplers that ``sampler`` does not read, each with its owner; none
+    for a name outside the registry (check_values names that)."""
+    if sampler not in SAMPLERS:
+        return {}
+    own = set(sampler_settings(sampler))
+    return {
+        key: other
+        for other in SAMPLERS
+        if other != sampler
+        for key in sampler_settings(other)
+        if key not in own
+    }
+
+
 def learners(exp: Mapping) -> dict[str, dict]:
     """Training settings of every learned sampler of an experiment, by config key: `train` (the
-    ladder's model) and, for each of `variants`, `train` with the variant's settings replaced.
+    ladder's model) and, for each of `variants`, `train` with the variant's settings replaced;
+    a variant of another sampler drops `train`'s settings that only `train`'s sampler reads.
     """
-    found = {"train": exp["train"]}
+    train = exp["train"]
+    found = {"train": train}
     for name, changes in exp.get("variants", {}).items():
-        found[learner_key(name)] = {**exp["train"], **changes}
+        foreign = foreign_settings(changes.get("sampler", sampler_of(train)))
+        shared = {key: value for key, value in train.items() if key not in foreign}
+        found[learner_key(name)] = {**shared, **changes}
     return found
+
+
+def is_flow(train: Mapping) -> bool:
+    """Whether a learner trains a flow (sampled twice: independence Metropolis and flow HMC)."""
+    return sampler_of(train) == "flow"
+
+
+def runs_on_any_volume(train: Mapping) -> bool:
+    """Whether a learner's models run on other volumes than their own: network local, or a
+    flow (its coupling layers are local too, and the same weights fit every volume)."""
+    return train.get("network", "dense") == "local" or is_flow(train)
 
 
 def train_shape(train: Mapping, lattice_shape: Sequence[int]) -> Sequence[int]:
@@ -103,10 +159,10 @@ def _finetune_problems(key: str, train: Mapping) -> list[str]:
             f"{key}.finetune_steps: fine-tunes the models trained on {key}.lattice on the other "
             "volumes; set lattice (the small training volume) too, or finetune_steps: 0"
         )
-    if train.get("network", "dense") != "local":
+    if not runs_on_any_volume(train):
         problems.append(
-            f"{key}.finetune_steps: only a network: local model can be fine-tuned on another "
-            f"volume (got network {train.get('network', 'dense')})"
+            f"{key}.finetune_steps: only a network: local model or a flow can be fine-tuned on "
+            f"another volume (got network {train.get('network', 'dense')})"
         )
     if train.get("anneal_from", 1.0) < 1.0 and steps < 2:
         problems.append(
@@ -132,27 +188,58 @@ def check_train(key: str, exp: Mapping, train: Mapping) -> list[str]:
             problems.append(
                 f"{key}.lattice: {exp['group']} needs {dims} extents, got {train['lattice']}"
             )
-        if train.get("network", "dense") != "local":
+        if not runs_on_any_volume(train):
             problems.append(
-                f"{key}.lattice: only a network: local model runs on other volumes "
+                f"{key}.lattice: only a network: local model or a flow runs on other volumes "
                 f"than it was trained on (got network {train.get('network', 'dense')})"
             )
     return problems + _finetune_problems(key, train)
 
 
+def _sampler_problems(key: str, learner: str, exp: Mapping, train: Mapping) -> list[str]:
+    """The ladder's learner is L2HMC; a learner names no setting of another sampler (a variant
+    inherits none: :func:`learners`); a sampler runs on the groups it is implemented for.
+    ``key`` names the learner's settings (experiments.X.train or experiments.X.variants.Y),
+    ``learner`` is ``train`` or ``variants.Y``."""
+    sampler = sampler_of(train)
+    if sampler not in SAMPLERS:
+        return []  # named by check_values
+    if learner == "train" and sampler != LADDER_SAMPLER:
+        return [
+            f"{key}.sampler: the ladder's own learner is {LADDER_SAMPLER} (the beta transfer "
+            f"and the variants build on it); give a {sampler} as a variant, "
+            f"variants.<name>: {{sampler: {sampler}}}"
+        ]
+    problems = [
+        f"{key}.{name}: a setting of sampler {owner}, not of this learner's sampler "
+        f"{sampler}; remove it"
+        for name, owner in foreign_settings(sampler).items()
+        if name in train
+    ]
+    groups = SAMPLERS[sampler].groups
+    if groups is not None and exp["group"] not in groups:
+        problems.append(
+            f"{key}.sampler: {sampler} is implemented for {', '.join(groups)} only, got group "
+            f"{exp['group']}"
+        )
+    return problems
+
+
 def _mask_problems(key: str, learner: str, exp: Mapping, train: Mapping) -> list[str]:
-    """A local model runs on its training volume and on every volume of `lattices`: its link
-    masks must fit each, or the first job on that volume fails after the ladder below it.
-    ``key`` names the experiment, ``learner`` the settings (``train`` or ``variants.<name>``)."""
-    if train.get("network", "dense") != "local":
+    """A local model or a flow runs on its training volume and on every volume of `lattices`:
+    its link masks must fit each, or the first job on that volume fails after the ladder below
+    it.  ``key`` names the experiment, ``learner`` the settings (``train`` or
+    ``variants.<name>``)."""
+    if not runs_on_any_volume(train):
         return []
+    what = "is a flow" if is_flow(train) else "has network local"
     volumes = [(f"{key}.{learner}.lattice", train["lattice"])] if "lattice" in train else []
     volumes += [(f"{key}.lattices[{i}]", shape) for i, shape in enumerate(exp["lattices"])]
     problems = []
     for where, shape in volumes:
         problem = mask_problem(exp["group"], shape, train.get("local_period", 4))
         if problem:
-            problems.append(f"{where}: {problem} ({key}.{learner} has network local)")
+            problems.append(f"{where}: {problem} ({key}.{learner} {what})")
     return problems
 
 
@@ -201,6 +288,7 @@ def check_experiment(name: str, exp: Mapping) -> list[str]:
         problems.append(f"{key}.lattices: duplicate volumes in {exp['lattices']}")
     for where, train in learners(exp).items():
         problems += check_train(f"{key}.{where}", exp, train)
+        problems += _sampler_problems(f"{key}.{where}", where, exp, train)
         problems += _mask_problems(key, where, exp, train)
     if (
         "beta_transfer" in exp

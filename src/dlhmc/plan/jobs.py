@@ -15,6 +15,7 @@ from dlhmc.analysis.registry import report_files
 from dlhmc.plan.experiments import (
     finetune_train_settings,
     finetunes,
+    is_flow,
     learner_key,
     learners,
     train_shape,
@@ -22,9 +23,11 @@ from dlhmc.plan.experiments import (
 )
 from dlhmc.plan.hmc_grid import Point, hmc_options, hmc_points
 from dlhmc.plan.paths import (
+    FLOW_SAMPLERS,
     TRANSFER_STAGES,
     beta_dir,
     beta_label,
+    flow_chain,
     lattice_label,
     lattice_shape,
     learned_dir,
@@ -33,9 +36,11 @@ from dlhmc.plan.paths import (
     volume_transfer_chain,
 )
 
-# Training settings the workflow reads itself: how a job is launched, where its model trains and
-# how the volume curriculum fine-tunes it.
-NOT_TRAIN_OPTIONS = ("ranks", "lattice", "finetune_steps", "finetune_lr")
+# Training settings the workflow reads itself: how a job is launched, where its model trains,
+# how the volume curriculum fine-tunes it and how a flow's flow-HMC chains are sampled.
+NOT_TRAIN_OPTIONS = ("ranks", "lattice", "finetune_steps", "finetune_lr", "flow_hmc")
+# Infer settings of L2HMC runs only: a flow's chains have no layers to record.
+L2HMC_INFER_OPTIONS = ("layer_samples",)
 
 
 def cli_options(settings: Mapping, skip: Iterable[str] = ()) -> str:
@@ -145,7 +150,16 @@ class Plan:
         return wildcards.lattice if self.finetuning(wildcards) else self.train_volume(wildcards)
 
     def infer_checkpoint(self, wildcards) -> str:
-        """The model an inference job samples with."""
+        """The model an L2HMC inference job (l2hmc.nc) samples with."""
+        if is_flow(self.train_settings(wildcards)):
+            raise ValueError(
+                f"experiments.{wildcards.exp}.{learner_key(self.variant(wildcards))}.sampler: a "
+                f"flow, whose chains are {' and '.join(f'{s}.nc' for s in FLOW_SAMPLERS)}, not "
+                "l2hmc.nc"
+            )
+        return self._model_checkpoint(wildcards)
+
+    def _model_checkpoint(self, wildcards) -> str:
         trained = self.infer_source(wildcards)
         where = learned_dir(wildcards.exp, trained, wildcards.beta, self.variant(wildcards))
         return f"{where}/model/checkpoint.pt"
@@ -158,7 +172,33 @@ class Plan:
         return f"--lattice {lattice_option(wildcards)}"
 
     def infer_options(self, wildcards) -> str:
-        return cli_options(self.experiment(wildcards)["infer"])
+        """The experiment's infer settings; a flow's without those of L2HMC runs only."""
+        skip = L2HMC_INFER_OPTIONS if is_flow(self.train_settings(wildcards)) else ()
+        return cli_options(self.experiment(wildcards)["infer"], skip=skip)
+
+    # ---- a flow learner's two samplers (infer.smk, rule infer_flow) ----------------------------
+
+    def flow_checkpoint(self, wildcards) -> str:
+        """The flow a flow-sampler job (``wildcards.flow_sampler``: flow_imh or flow_hmc)
+        samples with; a learner that is no flow, or flow_hmc chains of a flow without flow_hmc
+        settings, are refused naming the key."""
+        key = f"experiments.{wildcards.exp}.{learner_key(self.variant(wildcards))}"
+        train = self.train_settings(wildcards)
+        if not is_flow(train):
+            raise ValueError(
+                f"{key}.sampler: not a flow, so it has no {wildcards.flow_sampler}.nc chains"
+            )
+        if wildcards.flow_sampler == "flow_hmc" and "flow_hmc" not in train:
+            raise ValueError(f"{key}.flow_hmc: not set, so the flow has no flow-HMC chains")
+        return self._model_checkpoint(wildcards)
+
+    def flow_infer_options(self, wildcards) -> str:
+        """The infer settings, and for flow HMC ``--flow-hmc`` with the learner's nlf and eps."""
+        options = self.infer_options(wildcards)
+        if wildcards.flow_sampler != "flow_hmc":
+            return options
+        hmc = self.train_settings(wildcards)["flow_hmc"]
+        return f"{options} --flow-hmc --nlf {hmc['nlf']} --eps {hmc['eps']}"
 
     def hmc_point(self, wildcards) -> Point:
         """(nlf, eps, integrator, hits, size) of an HMC job, from its file name."""
@@ -270,11 +310,15 @@ class Plan:
             volumes |= set(self.volumes(name))
         return sorted(volumes)
 
-    def trained_models(self, name: str) -> list[str]:
-        """Checkpoints of every (learner, training volume, beta) of an experiment."""
+    def flow_learner(self, name: str, variant: str | None) -> bool:
+        return is_flow(learners(self.experiments[name])[learner_key(variant)])
+
+    def trained_models(self, name: str, variants: Iterable[str | None] | None = None) -> list[str]:
+        """Checkpoints of every (learner, training volume, beta) of an experiment, or of the
+        learners ``variants`` only."""
         return [
             f"{learned_dir(name, lattice, beta, variant)}/model/checkpoint.pt"
-            for variant in self.learner_names(name)
+            for variant in (self.learner_names(name) if variants is None else variants)
             for lattice in self.train_volumes(name, variant)
             for beta in self.betas(name)
         ]
@@ -283,6 +327,20 @@ class Plan:
         return [
             f"{learned_dir(name, lattice, beta, variant)}/l2hmc.nc"
             for variant in self.learner_names(name)
+            if not self.flow_learner(name, variant)
+            for lattice in self.volumes(name)
+            for beta in self.betas(name)
+        ]
+
+    def flow_chains(self, name: str) -> list[str]:
+        """Chain files of every flow learner: flow_imh.nc, and flow_hmc.nc with flow_hmc."""
+        exp = self.experiments[name]
+        return [
+            flow_chain(name, lattice, beta, variant, sampler)
+            for variant in self.learner_names(name)
+            if self.flow_learner(name, variant)
+            for sampler in FLOW_SAMPLERS
+            if sampler != "flow_hmc" or "flow_hmc" in learners(exp)[learner_key(variant)]
             for lattice in self.volumes(name)
             for beta in self.betas(name)
         ]
@@ -298,7 +356,8 @@ class Plan:
 
     def all_chains(self, wildcards) -> list[str]:
         """Every chain file the comparison reads: the learners', then the baselines'."""
-        return self.l2hmc_chains(wildcards.exp) + self.hmc_chains(wildcards.exp)
+        exp = wildcards.exp
+        return self.l2hmc_chains(exp) + self.flow_chains(exp) + self.hmc_chains(exp)
 
     def transfer_chains(self, wildcards) -> list[str]:
         """Beta-transfer chain files (none without beta_transfer): at every beta above the
@@ -313,7 +372,12 @@ class Plan:
         ]
 
     def report_runs(self, wildcards) -> list[str]:
-        return self.trained_models(wildcards.exp)
+        """The training runs the report draws (figure 5): the L2HMC learners'. A flow's
+        metrics.csv has its own columns (loss, ess; no acceptance or step sizes) and its
+        training cost reaches the report through its chain files' training_seconds."""
+        name = wildcards.exp
+        l2hmc = [v for v in self.learner_names(name) if not self.flow_learner(name, v)]
+        return self.trained_models(name, l2hmc)
 
     def final_targets(self) -> list[str]:
         """What `snakemake` with no target makes: each experiment's table and report."""

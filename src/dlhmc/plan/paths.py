@@ -17,6 +17,10 @@ TRANSFER_STAGES = ("none", "retrained")
 # Chain file of the volume curriculum's transfer row, in a learner's directory on a fine-tuned
 # volume: the model of train.lattice, sampled there as it is (not a stage of the beta transfer).
 VOLUME_TRANSFER = "transfer/volume.nc"
+# The chain files of a flow learner, in its directory, each named after the sampler attribute of
+# the file (the analysis's kind): independence Metropolis with flow proposals, and HMC in the
+# flow's latent variables (with the learner's flow_hmc settings).
+FLOW_SAMPLERS = ("flow_imh", "flow_hmc")
 
 
 def beta_label(beta: float) -> str:
@@ -53,6 +57,11 @@ def learned_dir(exp: str, lattice: str, beta: str, variant: str | None = None) -
 
 def model_files(exp: str, lattice: str, beta: str, variant: str | None = None) -> list[str]:
     return [f"{learned_dir(exp, lattice, beta, variant)}/model/{name}" for name in MODEL_FILES]
+
+
+def flow_chain(exp: str, lattice: str, beta: str, variant: str, sampler: str) -> str:
+    """Chains of one flow sampler (a name of :data:`FLOW_SAMPLERS`) of a flow learner."""
+    return f"{learned_dir(exp, lattice, beta, variant)}/{sampler}.nc"
 
 
 def transfer_chain(exp: str, lattice: str, beta: str, stage: str) -> str:
