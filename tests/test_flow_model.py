@@ -1,0 +1,165 @@
+"""The flow's coupling layers: gauge equivariance, exact inverse, log|J| against autograd, the
+identity at zero layers, and the same weights on another lattice (dlhmc.flows)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dlhmc.flows import mixture
+from dlhmc.flows.model import FlowConfig, GaugeFlow, check_lattice
+from dlhmc.lattice import make_theory
+
+TWO_PI = 2 * math.pi
+
+
+def angle_gap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Largest distance of two link configurations on the circle."""
+    return torch.remainder(a - b + math.pi, TWO_PI).sub(math.pi).abs().max()
+
+
+def random_flow(lattice, period=4, layers=8, hidden=(4,), seed=0, scale=0.5) -> GaugeFlow:
+    """A flow whose maps are far from the identity (the trained heads start near zero)."""
+    theory = make_theory("U1", lattice, 2.0, "double")
+    torch.manual_seed(seed)
+    flow = GaugeFlow(theory, FlowConfig(layers=layers, hidden=hidden, local_period=period))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return flow
+
+
+def links(flow: GaugeFlow, batch: int = 3, seed: int = 1) -> torch.Tensor:
+    return flow.theory.hot_start(batch, torch.Generator().manual_seed(seed))
+
+
+def gauge_transform(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``x_mu(n) -> x_mu(n) + a(n) - a(n + mu)`` (``mu = 0`` along t, dim 1 of ``a``)."""
+    return torch.stack((x[:, 0] + a - a.roll(-1, 1), x[:, 1] + a - a.roll(-1, 2)), dim=1)
+
+
+@pytest.mark.parametrize("period", [2, 4])
+def test_coupling_layers_commute_with_random_gauge_transformations(period):
+    flow = random_flow((8, 8), period)
+    z = links(flow)
+    a = torch.rand(z.shape[0], 8, 8, dtype=z.dtype, generator=torch.Generator().manual_seed(2))
+    a = TWO_PI * a - math.pi
+    with torch.no_grad():
+        x, logdet = flow(z)
+        x_g, logdet_g = flow(gauge_transform(z, a))
+    assert angle_gap(x_g, gauge_transform(x, a)) < 1e-10
+    assert torch.allclose(logdet_g, logdet, atol=1e-10)
+    assert angle_gap(x, z) > 0.5  # the flow moved the links: the check above is not void
+
+
+@pytest.mark.parametrize("period", [2, 4])
+def test_inverse_undoes_the_flow_and_negates_its_log_jacobian(period):
+    flow = random_flow((8, 8), period)
+    z = links(flow)
+    with torch.no_grad():
+        x, logdet = flow(z)
+        z_back, logdet_inv = flow.inverse(x)
+    assert angle_gap(z_back, z) < 1e-9
+    assert torch.allclose(logdet_inv, -logdet, atol=1e-9)
+
+
+@pytest.mark.parametrize("period", [2, 4])
+def test_log_jacobian_equals_autograd_determinant(period):
+    flow = random_flow((4, 4), period)
+    z = links(flow, batch=2)
+    for b in range(z.shape[0]):
+        jac = torch.autograd.functional.jacobian(
+            lambda v: flow(v.view(1, 2, 4, 4))[0].flatten(), z[b].flatten(), vectorize=True
+        )
+        sign, logabs = torch.linalg.slogdet(jac)
+        assert sign > 0  # orientation kept: every circle map is increasing
+        assert logabs.item() == pytest.approx(flow(z[b:b + 1])[1].item(), abs=1e-9)
+
+
+def test_zero_layers_is_the_identity_with_the_haar_density():
+    theory = make_theory("U1", (6, 4), 1.0, "double")
+    flow = GaugeFlow(theory, FlowConfig(layers=0))
+    z = theory.hot_start(4, torch.Generator().manual_seed(0))
+    x, logdet = flow(z)
+    assert torch.equal(x, z) and torch.equal(logdet, torch.zeros(4, dtype=z.dtype))
+    x, log_q = flow.sample(4, torch.Generator().manual_seed(0))
+    assert torch.equal(x, z)
+    assert torch.allclose(log_q, torch.full((4,), -48 * math.log(TWO_PI), dtype=z.dtype))
+
+
+def test_sample_returns_the_density_of_its_proposals():
+    flow = random_flow((4, 8))
+    with torch.no_grad():
+        x, log_q = flow.sample(3, torch.Generator().manual_seed(5))
+        z, logdet_inv = flow.inverse(x)
+    assert torch.allclose(log_q, flow.prior_log_prob(z) + logdet_inv, atol=1e-9)
+
+
+def test_the_weights_run_on_another_lattice():
+    """Only the masks depend on the volume: a flow built for 8x8 loads into one on 12x6."""
+    small = random_flow((8, 8), period=2)
+    other = GaugeFlow(make_theory("U1", (12, 6), 2.0, "double"),
+                      FlowConfig(layers=8, hidden=(4,), local_period=2))
+    assert not any(name.endswith("keep") for name in small.state_dict())
+    other.load_state_dict(small.state_dict())
+    z = links(other)
+    with torch.no_grad():
+        x, logdet = other(z)
+        z_back, logdet_inv = other.inverse(x)
+    assert x.shape == (3, 2, 12, 6) and angle_gap(x, z) > 0.5
+    assert angle_gap(z_back, z) < 1e-9 and torch.allclose(logdet_inv, -logdet, atol=1e-9)
+
+
+def test_a_lattice_too_small_for_every_offset_keeps_the_other_layers():
+    """Extent 2 with period 4: no column of offset 2 or 3, those layers are the identity."""
+    flow = random_flow((2, 6), period=4)
+    z = links(flow)
+    with torch.no_grad():
+        x, logdet = flow(z)
+        z_back, _ = flow.inverse(x)
+    assert angle_gap(z_back, z) < 1e-9 and angle_gap(x, z) > 0.1
+
+
+@pytest.mark.parametrize(("lattice", "period"), [((5, 8), 4), ((6, 7), 2)])
+def test_lattices_the_masks_do_not_fit_are_refused_naming_the_lattice(lattice, period):
+    with pytest.raises(ValueError, match=r"^lattice: the local link masks"):
+        check_lattice(lattice, period)
+    with pytest.raises(ValueError, match=r"^lattice: "):
+        GaugeFlow(make_theory("U1", lattice, 1.0), FlowConfig(local_period=period))
+
+
+def test_the_circle_map_is_inverted_to_rounding_on_the_whole_circle():
+    y = torch.linspace(-math.pi, math.pi, 401, dtype=torch.float64)[:-1].expand(2, -1)
+    params = torch.randn(2, mixture.N_PARAMETERS, 400, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(3)) * 3
+    delta, log_d = mixture.forward(y, params)
+    back, log_d_back = mixture.inverse(y + delta, params)
+    assert torch.allclose(back, delta, atol=1e-12)
+    assert torch.allclose(log_d_back, log_d, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [({"layers": -1}, "layers: expected an integer >= 0"),
+     ({"hidden": ()}, "hidden: expected one or more"),
+     ({"local_period": 3}, "local_period: expected one of (2, 4)")],
+)
+def test_bad_architectures_name_the_setting(change, words):
+    with pytest.raises(ValueError) as err:
+        FlowConfig(**change)
+    assert str(err.value).startswith(words)
+
+
+def test_a_stored_architecture_must_state_every_setting():
+    stored = FlowConfig(layers=2).to_dict()
+    assert FlowConfig.from_dict(stored) == FlowConfig(layers=2)
+    del stored["local_period"]
+    with pytest.raises(ValueError, match="^local_period: missing"):
+        FlowConfig.from_dict(stored)
+
+
+def test_flows_are_u1_only():
+    with pytest.raises(ValueError, match="^group: flows are implemented for U1 only"):
+        GaugeFlow(make_theory("SU3", (2, 2, 2, 2), 5.0), FlowConfig(layers=1))
