@@ -182,6 +182,38 @@ class Range:
     what: str = "finite values"
 
 
+@dataclass(frozen=True)
+class GroupRanges:
+    """What differs between gauge groups in the ranges of a chain file's variables.
+
+    ``plaq``: the closed range of the average plaquette; ``charge``: what the ``charge`` variable
+    is (words of the error message) and whether it is an integer; ``charge_bound`` and
+    ``charge_real_bound``: ``(c, formula)``, ``|charge| <= c V`` and ``|charge_real| <= c V``
+    (``V`` as in :func:`variable_ranges`), with the formula the error message states.
+    """
+
+    plaq: tuple[float, float]
+    charge: str
+    charge_integer: bool
+    charge_bound: tuple[float, str]
+    charge_real_bound: tuple[float, str]
+
+
+# One entry per gauge group (derivations in :func:`variable_ranges`); a group without one gets
+# the group-independent ranges only.
+GROUP_RANGES = {
+    "U1": GroupRanges(
+        plaq=(-1.0, 1.0), charge="integer U(1) charges Q_Z", charge_integer=True,
+        charge_bound=(0.5, "V/2"), charge_real_bound=(1 / (2 * math.pi), "V/(2 pi)"),
+    ),
+    "SU3": GroupRanges(
+        plaq=(-0.5, 1.0), charge="SU(3) clover charges", charge_integer=False,
+        charge_bound=(9 / (4 * math.pi**2), "9 V/(4 pi^2)"),
+        charge_real_bound=(9 / (4 * math.pi**2), "9 V/(4 pi^2)"),
+    ),
+}  # fmt: skip
+
+
 def variable_ranges(attrs: Mapping) -> dict[str, Range]:
     """The physical range of every variable a chain file with these attributes can hold.
 
@@ -202,7 +234,12 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
     ``instanton_accepted`` an integer in [0, instanton_hits]. Per-layer diagnostics (means over
     sampled trajectories, non-finite when one diverged): ``lf_plaq_dev`` (a plaquette minus a
     reference plaquette) within the width of the plaquette range, ``lf_charge_real`` within
-    ``charge_real``'s. An unknown group or lattice gets the group-independent ranges only.
+    ``charge_real``'s.
+
+    What differs between groups (the plaquette's range, whether ``charge`` is an integer, the
+    charges' bounds per unit volume) is the group's entry in :data:`GROUP_RANGES`, not a branch
+    here. A group without an entry gets the group-independent ranges only; a file without a
+    valid lattice gets no charge bounds (an integer charge is still checked for being one).
     """
     group = attrs.get("group")
     lattice = np.atleast_1d(attrs.get("lattice", 0))
@@ -223,26 +260,25 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
                                     what=f"integers in [0, instanton_hits = {hits}]"),
         "lf_energy": Range(diverges=True, what="real values"),
     }  # fmt: skip
-    plaq = {"U1": (-1.0, 1.0), "SU3": (-0.5, 1.0)}.get(group)
-    if plaq is not None:
-        ranges["plaq"] = Range(*plaq, what=f"average plaquettes in [{plaq[0]:g}, {plaq[1]:g}]")
-        width = plaq[1] - plaq[0]
-        ranges["lf_plaq_dev"] = Range(-width, width, diverges=True,
-                                      what=f"plaquette deviations within +-{width:g}")  # fmt: skip
-    if group == "U1":
-        ranges["charge"] = Range(integer=True, what="integer U(1) charges Q_Z")
-    if volume is not None and group in ("U1", "SU3"):
-        real = volume / (2 * math.pi) if group == "U1" else 9 * volume / (4 * math.pi**2)
-        label = "V/(2 pi)" if group == "U1" else "9 V/(4 pi^2)"
-        ranges["charge_real"] = Range(-real, real, what=f"charges within {label} = {real:.6g}")
-        ranges["lf_charge_real"] = Range(-real, real, diverges=True,
-                                         what=f"charges within {label} = {real:.6g}")  # fmt: skip
-        top = volume / 2 if group == "U1" else real
-        ranges["charge"] = Range(
-            -top, top, integer=group == "U1",
-            what=f"integer U(1) charges Q_Z within V/2 = {top:g}" if group == "U1"
-            else f"charges within {label} = {top:.6g}",
-        )  # fmt: skip
+    facts = GROUP_RANGES.get(group)
+    if facts is None:
+        return ranges
+    low, high = facts.plaq
+    width = high - low
+    ranges["plaq"] = Range(low, high, what=f"average plaquettes in [{low:g}, {high:g}]")
+    ranges["lf_plaq_dev"] = Range(-width, width, diverges=True,
+                                  what=f"plaquette deviations within +-{width:g}")  # fmt: skip
+    if volume is None:  # no bound, but an integer charge is still an integer
+        if facts.charge_integer:
+            ranges["charge"] = Range(integer=True, what=facts.charge)
+        return ranges
+    (per_site, formula), (real_per_site, real_formula) = facts.charge_bound, facts.charge_real_bound
+    top, real = per_site * volume, real_per_site * volume
+    ranges["charge"] = Range(-top, top, integer=facts.charge_integer,
+                             what=f"{facts.charge} within {formula} = {top:.6g}")  # fmt: skip
+    within = f"charges within {real_formula} = {real:.6g}"
+    ranges["charge_real"] = Range(-real, real, what=within)
+    ranges["lf_charge_real"] = Range(-real, real, diverges=True, what=within)
     return ranges
 
 
