@@ -35,11 +35,17 @@ class Kind:
     tunnels by itself, so a learned kind names as its ``baseline`` the non-learned kind with the
     same move, and the move's gain is never credited to training; ``ratio`` names the
     comparison's ``ratio_<ratio>`` columns of that pair.  Baselines have neither.
+
+    ``integrates``: whether the file's ``force_evaluations`` (else ``nlf``) are the kind's
+    leapfrog steps.  A flow's are not: an independence sampler has no integrator (its file says
+    ``nlf`` 1) and each step of flow HMC is a force through the flow; both are counted by the
+    flow moves of :data:`dlhmc.analysis.move_costs.MOVES` instead.
     """
 
     label: str
     baseline: str | None = None
     ratio: str | None = None
+    integrates: bool = True
 
 
 # Every kind, in the order the tables and figures list them: a new kind is one line here.
@@ -48,7 +54,12 @@ KINDS = {
     "whmc": Kind("winding HMC"),
     "l2hmc": Kind("L2HMC", baseline="hmc", ratio="learned_vs_hmc"),
     "l2hmc_w": Kind("L2HMC + winding", baseline="whmc", ratio="learned_w_vs_whmc"),
+    # Flows (issue 19) have no topological move: their baseline is plain HMC.
+    "flow_imh": Kind("flow IMH", baseline="hmc", ratio="flow_imh_vs_hmc", integrates=False),
+    "flow_hmc": Kind("flow HMC", baseline="hmc", ratio="flow_hmc_vs_hmc", integrates=False),
 }
+# Kinds that are the sampler attribute of their chain files as it is (a flow's two samplers).
+SAMPLER_KINDS = ("flow_imh", "flow_hmc")
 CATEGORIES = tuple(KINDS)
 CATEGORY_LABELS = {name: kind.label for name, kind in KINDS.items()}
 LEARNED = tuple(name for name, kind in KINDS.items() if kind.baseline)
@@ -108,6 +119,8 @@ class ChainSet:
         """One of :data:`CATEGORIES`: learned or not, with or without a topological move."""
         if self.sampler == "hmc":
             return "whmc" if self.instanton_hits > 0 else "hmc"
+        if self.sampler in SAMPLER_KINDS:
+            return self.sampler
         return "l2hmc_w" if self.winding != 0 else "l2hmc"
 
     @property
@@ -116,11 +129,13 @@ class ChainSet:
 
         ``force_evaluations`` per trajectory when the file records it (the Omelyan integrator
         evaluates the force twice per step), else ``N_LF``; plus each move of
-        :data:`dlhmc.analysis.move_costs.MOVES` (instanton hits, the force refresh after them)
-        at its fixed count of operations, never at a measured time: the same chains must cost
-        the same on a busy and an idle machine.
+        :data:`dlhmc.analysis.move_costs.MOVES` (instanton hits, the force refresh after them,
+        a flow's passes and forces) at its fixed count of operations, never at a measured time:
+        the same chains must cost the same on a busy and an idle machine.  A kind that does not
+        :attr:`Kind.integrates` has its every step among the moves.
         """
-        return float(self.attr("force_evaluations", self.nlf)) + moves_lf_per_traj(self)
+        own = self.attr("force_evaluations", self.nlf) if KINDS[self.category].integrates else 0
+        return float(own) + moves_lf_per_traj(self)
 
     @property
     def divergent_rate(self) -> float:

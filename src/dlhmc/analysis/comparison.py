@@ -6,7 +6,8 @@ itself, so a learned sampler is measured against the baseline with the same move
 ``ratio_learned_vs_hmc`` (plain L2HMC against plain HMC: what training gives without a move) and
 ``ratio_learned_w_vs_whmc`` (L2HMC with winding against winding HMC: what the networks add on top
 of the move). Each ratio is ``cost_baseline / cost_learned`` (above 1: the learned sampler is
-cheaper).
+cheaper). The flows' two kinds (``flow_imh``, ``flow_hmc``) have no topological move and are
+measured against plain HMC (``ratio_flow_imh_vs_hmc``, ``ratio_flow_hmc_vs_hmc``).
 
 The best point of a category is its lowest ``N_LF * tau_int`` (leapfrog-step equivalents, hits of
 winding HMC included) at that beta, whatever its flag. If that point is frozen its cost is a

@@ -27,6 +27,8 @@ CATEGORY_STYLE = {
     "whmc": {"color": "C2", "marker": "D"},
     "l2hmc": {"color": "C0", "marker": "o"},
     "l2hmc_w": {"color": "C1", "marker": "^"},
+    "flow_imh": {"color": "C4", "marker": "v"},
+    "flow_hmc": {"color": "C3", "marker": "P"},
 }
 MARKERS = "osD^vP*Xhp<>"
 STYLE = {

@@ -27,8 +27,29 @@ through index tensors). On 16x16 every hit takes 1.7-3.3 leapfrog steps whatever
 (rule for ``W = 4``: 0.06): one hit is a dozen small kernel calls, whose overhead no count of
 operations sees. The seconds columns carry both.
 
-A new move (a flow's proposal, a flow's force) is one line of :data:`MOVES` with its own
-derivation, in the same unit.
+The rule for a flow of ``K`` coupling layers (issue 19), by the convention the comparison
+already applies to L2HMC, after the paper: one learned layer counts as one leapfrog step,
+whatever its networks cost (that cost shows in the seconds columns). A coupling layer moves a
+set of links by a network of their frozen loops, as an L2HMC link update does, so it is one
+learned layer. Hence:
+
+- ``flow_proposal``, a forward pass through the flow, ``x = f(z)`` with ``log|J|``: ``K``.
+  Independence Metropolis makes one per trajectory (its proposal); flow HMC one at the end of
+  each trajectory (``S_F`` for its Metropolis test and the recorded links ``f(z)``). The chain
+  file says how many (``flow_passes``). The action of the proposal for the Metropolis test is
+  not counted, as HMC's Hamiltonian at the end of a trajectory is not.
+- ``flow_force``, the force ``dS_F/dz`` of flow HMC: ``2 K + 1``. Autograd runs the ``K``
+  layers forward (``f(z)`` and ``log|J|`` on the graph), takes the gauge force of ``S`` at
+  ``f(z)`` (the plaquette sines of one force evaluation: 1) and runs back through the same
+  ``K`` layers (one reverse pass visits each layer once: counted as a layer, as the forward
+  pass; its real cost, about twice a forward pass's arithmetic, is in the seconds). The chain
+  file says how many per trajectory (``flow_forces``: one per integrator force evaluation).
+
+So a flow-HMC trajectory of ``N`` leapfrog steps costs ``N (2 K + 1) + K`` and a flow-IMH
+trajectory ``K``: at ``K = 16``, ``N = 10``, 346 and 16 leapfrog steps. A flow has no integrator
+of its own (``Kind.integrates`` false), so nothing else of its file is counted.
+
+A new move is one line of :data:`MOVES` with its own derivation, in the same unit.
 """
 
 from __future__ import annotations
@@ -73,12 +94,28 @@ def _refreshes(chains: ChainSet) -> float:
     return float(np.mean(chains.values("instanton_accepted") > 0))
 
 
+def _per_traj(name: str) -> Callable[[ChainSet], float]:
+    """The count a chain file states as attribute ``name`` (0 where absent: not this kind)."""
+    return lambda chains: float(chains.attr(name, 0))
+
+
+def _flow_layers(chains: ChainSet) -> float:
+    """``K`` of a flow's chain file (``ValueError`` naming the file where it is missing)."""
+    layers = chains.attr("flow_layers")
+    if layers is None:
+        raise ValueError(f"{chains.path}: missing attribute 'flow_layers' (a flow's passes and "
+                         "forces are counted in its layers)")
+    return float(layers)
+
+
 # kind of move -> (moves per trajectory, leapfrog steps each); the module docstring derives each.
 MOVES = {
     "winding_hit": Move(
         _hits, lambda chains: winding_hit_lf(chains.lattice, chains.instanton_size)
     ),
     "force_refresh": Move(_refreshes, lambda chains: 1.0),
+    "flow_proposal": Move(_per_traj("flow_passes"), _flow_layers),
+    "flow_force": Move(_per_traj("flow_forces"), lambda chains: 2 * _flow_layers(chains) + 1),
 }
 
 
