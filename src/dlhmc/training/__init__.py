@@ -1,7 +1,10 @@
-"""Training an L2HMC sampler, split by the data each part owns.
+"""Training the learned samplers, split by the data each part owns.
 
-``loss``: the loss and the Metropolis update of the chain buffer; ``schedules``: learning-rate
-factor and annealing as pure functions of the step; ``rundir``: the run directory (metrics.csv,
-config.yaml, hash logs, resume and warm-start checks); ``trainer``: the ``Trainer`` of one rank and
-``train``, which builds the theory, sampler and schedule from resolved settings.
+``loop``: what every trained sampler shares (optimizer, generators, checkpoints, resume, MPI
+averaging, metrics and events, the loop itself); ``trainer``: the L2HMC trainer and ``train``,
+which builds the trainer of a run's ``--sampler`` (:data:`dlhmc.trained_samplers.SAMPLERS`) from
+resolved settings; ``flow_trainer``: the reverse-KL training of a normalizing flow; ``loss``: the
+L2HMC loss and the Metropolis update of its chain buffer; ``schedules``: learning-rate factor and
+annealing as pure functions of the step; ``rundir``: the run directory (metrics.csv, config.yaml,
+hash logs, resume and warm-start checks).
 """
