@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
-from dlhmc.samplers.base import run_chains
+from dlhmc.samplers.base import Chains, Kernel, run_chains
 from dlhmc.samplers.hmc import thermalize
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
 from dlhmc.settings import TrainSettings
@@ -141,19 +142,20 @@ class Samples:
 
 
 @torch.no_grad()
-def sample(
-    dynamics: L2HMCDynamics,
+def run_sampler(
+    kernel: Kernel,
     chains: int,
     trajectories: int,
     therm: int,
     seed: int,
-    layer_samples: int,
     progress: bool = True,
     therm_hmc: int = 0,
-) -> Samples:
-    """Run ``chains`` chains from hot starts for ``therm + trajectories`` trajectories, after
-    ``therm_hmc`` HMC trajectories (:func:`thermalize`)."""
-    theory = dynamics.theory
+    layer_steps: Collection[int] = (),
+) -> tuple[Chains, float]:
+    """Chains of any kernel from hot starts: ``therm_hmc`` HMC trajectories (:func:`thermalize`),
+    then ``therm + trajectories`` of the kernel (:func:`run_chains`), one generator seeded with
+    ``seed`` for all of it.  Returns the chains and the wall time of the whole run."""
+    theory = kernel.theory
     generator = torch.Generator(device=theory.device)
     generator.manual_seed(seed)
     t0 = time.perf_counter()
@@ -167,15 +169,28 @@ def sample(
     )
     with bar:
         result = run_chains(
-            dynamics,
-            x,
-            therm,
-            trajectories,
-            generator,
-            layer_steps=layer_sample_steps(trajectories, layer_samples),
-            progress=bar,
+            kernel, x, therm, trajectories, generator, layer_steps=layer_steps, progress=bar
         )
-    wall = time.perf_counter() - t0
+    return result, time.perf_counter() - t0
+
+
+def sample(
+    dynamics: L2HMCDynamics,
+    chains: int,
+    trajectories: int,
+    therm: int,
+    seed: int,
+    layer_samples: int,
+    progress: bool = True,
+    therm_hmc: int = 0,
+) -> Samples:
+    """Run ``chains`` chains from hot starts for ``therm + trajectories`` trajectories, after
+    ``therm_hmc`` HMC trajectories (:func:`thermalize`)."""
+    theory = dynamics.theory
+    result, wall = run_sampler(
+        dynamics, chains, trajectories, therm, seed, progress, therm_hmc,
+        layer_steps=layer_sample_steps(trajectories, layer_samples),
+    )  # fmt: skip
     per_traj, layers = result.per_traj, result.per_layer
     exact = type(theory).exact_plaquette(theory.lattice, theory.beta)
     reference = exact.value if exact is not None else float(np.mean(per_traj["plaq"]))

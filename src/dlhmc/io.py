@@ -230,7 +230,8 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
     ``|Q| <= 9 V/(4 pi^2)`` (loose, but no damage hides under it as a plausible value).
 
     Every sampler: ``accept_prob = min(1, exp(log ratio))`` in [0, 1]; ``accepted`` and
-    ``divergent`` 0/1; ``dH`` and ``sumlogdet`` real, non-finite only where divergent;
+    ``divergent`` 0/1; ``dH``, ``sumlogdet`` and a flow proposal's ``log_weight`` real, non-finite
+    only where divergent;
     ``instanton_accepted`` an integer in [0, instanton_hits]. Per-layer diagnostics (means over
     sampled trajectories, non-finite when one diverged): ``lf_plaq_dev`` (a plaquette minus a
     reference plaquette) within the width of the plaquette range, ``lf_charge_real`` within
@@ -256,6 +257,7 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
         "divergent": Range(0.0, 1.0, integer=True, what="0/1 flags"),
         "dH": Range(diverges=True, what="finite values where not divergent"),
         "sumlogdet": Range(diverges=True, what="finite values where not divergent"),
+        "log_weight": Range(diverges=True, what="finite values where not divergent"),
         "instanton_accepted": Range(0.0, float(hits), integer=True,
                                     what=f"integers in [0, instanton_hits = {hits}]"),
         "lf_energy": Range(diverges=True, what="real values"),

@@ -48,6 +48,8 @@ from dlhmc.setting_spec import (  # noqa: F401 (re-exported: the settings' vocab
 )
 from dlhmc.trained_samplers import SAMPLERS, trained_sampler
 
+# Trajectories of an L2HMC inference run whose layers are recorded, unless --layer-samples says.
+LAYER_SAMPLES = 10
 # Initial links of HMC chains: uniform (hot) or unit (cold).
 STARTS = ("hot", "cold")
 # Largest seed of one generator: torch generators take 64-bit seeds (training, whose ranks seed
@@ -333,14 +335,24 @@ class InferSettings:
         range=POSITIVE_INT,
         nargs="+",
         metavar="N",
-        help="volume to sample (default: the checkpoint's); a network local model runs on any "
-        "volume of its group, a dense one on its own only",
+        help="volume to sample (default: the checkpoint's); a network local model or a flow runs "
+        "on any volume of its group that its masks fit, a dense one on its own only",
     )
     device: str = setting("auto", help="auto (CUDA when present), cpu, cuda[:N]")
-    layer_samples: int = setting(
-        10,
+    layer_samples: int | None = setting(
+        None,
         range=POSITIVE_INT,
         metavar="K",
-        help="trajectories whose layers feed the lf diagnostics",
+        help=f"L2HMC runs: trajectories whose layers feed the lf diagnostics (default "
+        f"{LAYER_SAMPLES})",
     )
+    flow_hmc: bool = setting(
+        False,
+        help="flow runs: HMC in the flow's latent variables (needs --nlf, --eps) instead of "
+        "independence Metropolis with flow proposals",
+    )
+    nlf: int | None = setting(
+        None, range=POSITIVE_INT, help="--flow-hmc: integrator steps per trajectory"
+    )
+    eps: float | None = setting(None, range=POSITIVE_FLOAT, help="--flow-hmc: step size")
     no_progress: bool = setting(False, help="no progress bar")
