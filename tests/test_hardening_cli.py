@@ -172,9 +172,36 @@ def test_analysis_of_a_divergent_run_is_bounded(tmp_path, capsys):
     table = tmp_path / "t.csv"
     # Every trajectory diverged: analyze writes the table as evidence and exits 1 (issue 21 L).
     assert run(["analyze", chain, "--out", table], capsys)[0] == 1 and table.is_file()
-    code, _ = run(["report", "--table", table, "--chains", chain, "--experiment", "default",
-                   "--out-dir", tmp_path / "report"], capsys)  # fmt: skip
-    assert code == 0
+    # ... and so does report: written, exit 1, the file named (issue 21, leftover of L).
+    code, err = run(["report", "--table", table, "--chains", chain, "--experiment", "default",
+                     "--out-dir", tmp_path / "report"], capsys)  # fmt: skip
+    assert code == 1
+    assert err.splitlines()[-1].startswith(f"dlhmc report: error: {chain}: every trajectory")
+    assert (tmp_path / "report" / "report.html").is_file()
+
+
+def test_report_refuses_a_table_mean_out_of_range(tmp_path, capsys):
+    """Issue 21 B/C through an edited table: a plaquette of 1.9e116 is refused on one line
+    naming the table, the row and the range; nothing is written."""
+    chain = tmp_path / "c.nc"
+    assert run([*HMC, "--trajectories", "10", "--out", chain], capsys)[0] == 0
+    table = tmp_path / "t.csv"
+    assert run(["analyze", chain, "--out", table], capsys)[0] == 0
+    rows = table.read_text().splitlines()
+    header = rows[0].split(",")
+    mean, observable = header.index("mean"), header.index("observable")
+    for i, line in enumerate(rows[1:], 1):
+        cells = line.split(",")
+        if cells[observable] == "plaq":
+            cells[mean] = "1.9e116"
+            rows[i] = ",".join(cells)
+    table.write_text("\n".join(rows) + "\n")
+    code, err = run(["report", "--table", table, "--chains", chain, "--experiment", "default",
+                     "--out-dir", tmp_path / "report"], capsys)  # fmt: skip
+    assert code == 2
+    one_line(err, f"--table: {table}: plaq of hmc at beta 2", "mean 1.9e+116",
+             "physical range [-1, 1]")  # fmt: skip
+    assert not (tmp_path / "report").exists()
 
 
 # --- case 6: damaged or ill-typed chain files ----------------------------------------------------

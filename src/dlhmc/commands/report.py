@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
+from dlhmc.analysis.checks import exactness_checks, physical_range
 from dlhmc.analysis.report import build_report
 from dlhmc.analysis.runs import RunDirError, load_run
-from dlhmc.analysis.table import COLUMNS, OPTIONAL_COLUMNS
+from dlhmc.analysis.table import COLUMNS, OPTIONAL_COLUMNS, report_divergences
 from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError
 
@@ -90,10 +91,35 @@ def read_table(path: Path, experiment: str) -> pd.DataFrame:
     return rows
 
 
+def check_ranges(table: pd.DataFrame, path: Path) -> None:
+    """Refuse a table with a checked mean outside its physical range (one line naming the row).
+
+    The exactness checks give such a mean the status ``out of range`` (never ``pass``);
+    ``dlhmc analyze`` cannot write one, since it refuses chain files with values out of range,
+    so the table was edited or damaged: the report is not written from it.
+    """
+    checks = exactness_checks(table)
+    bad = checks[checks.status == "out of range"]
+    if bad.empty:
+        return
+    row = bad.iloc[0]
+    low, high = physical_range(row.group, tuple(map(int, str(row.lattice).split("x"))),
+                               row.observable)  # fmt: skip
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    raise UsageError(
+        f"--table: {path}: {row.observable} of {row.sampler} at beta {row.beta:g}, lattice "
+        f"{row.lattice}: mean {float(row.measured)!r} outside its physical range "
+        f"[{low:g}, {high:g}]{more}; the table was edited or damaged (rerun dlhmc analyze)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    """Write the report; exit 1 (the report written, as the evidence) when a chain file's every
+    trajectory diverged, as ``dlhmc analyze`` does for its table."""
     if args.out_dir.exists() and not args.out_dir.is_dir():
         raise UsageError(f"--out-dir: {args.out_dir} exists and is not a directory")
     table = read_table(args.table, args.experiment)
+    check_ranges(table, args.table)
     try:
         chain_sets = [load_chain_set(p) for p in args.chains]
     except ChainFileError as err:
@@ -105,4 +131,4 @@ def run(args: argparse.Namespace) -> int:
     checks.writable(args.out_dir, "--out-dir", directory=True)
     path = build_report(table, chain_sets, runs, args.experiment, args.out_dir)
     print(f"wrote {path}")
-    return 0
+    return report_divergences(table, "report")
