@@ -91,6 +91,10 @@ class TrainingLoop(ABC):
     def sampler_state(self, gathered: list[dict[str, Any]]) -> dict[str, Any]:
         """The checkpoint entries of this sampler (its architecture, its chains)."""
 
+    @abstractmethod
+    def hashed_state(self) -> torch.Tensor:
+        """The per-step state hashed beside the parameters in ``--hash-log`` files."""
+
     def local_state(self) -> dict[str, Any]:
         """What this rank adds to the checkpoint besides its generators (gathered on rank 0)."""
         return {}
@@ -286,7 +290,3 @@ class TrainingLoop(ABC):
                 metrics.close()
                 events.close()
         return steps_run, skipped
-
-    @abstractmethod
-    def hashed_state(self) -> torch.Tensor:
-        """The per-step state hashed beside the parameters in ``--hash-log`` files."""
