@@ -1,7 +1,8 @@
 """Exactness checks: every measured plaquette, and for U(1) every ``<Q_Z^2>``, against its exact
 value, with the pull.
 
-Any correct sampler -- HMC, or a trained L2HMC with its Metropolis step, however poorly trained --
+Any correct sampler -- HMC, or a trained L2HMC or flow (flow IMH, flow HMC) with its Metropolis
+step, however poorly trained --
 reproduces the exact plaquette within its statistical error. The pull uses the Gamma-method error
 of the mean (autocorrelations included) and the exact value's own uncertainty (round-off for U(1),
 the truncation of the strong-coupling series for SU(3)). A check fails when ``|pull| >=
