@@ -211,6 +211,37 @@ def test_infer_options(workdir, trained, changes):
         assert not out.exists()
 
 
+@pytest.fixture(scope="module")
+def trained_flow(workdir):
+    run_dir = workdir / "trained_flow"
+    assert main(["train", "--sampler", "flow", "--group", "U1", "--lattice", "4", "4", "--beta",
+                 "1", "--flow-layers", "2", "--hidden", "4", "--batch", "8", "--steps", "2",
+                 "--no-progress", "--out", str(run_dir)]) == 0  # fmt: skip
+    return run_dir
+
+
+FLOW_INFER_OPTIONS = {"--chains": "int", "--trajectories": "int", "--therm": "count",
+                      "--seed": "int", "--beta": "float", "--device": "device", "--nlf": "count",
+                      "--eps": "float"}  # fmt: skip
+
+
+@BUDGET
+@given(changes=hostile(FLOW_INFER_OPTIONS, ("--lattice",)), flow_hmc=st.booleans())
+def test_flow_infer_options(workdir, trained_flow, changes, flow_hmc):
+    """Flow IMH (where --nlf and --eps are refused) and flow HMC (where they are needed)."""
+    out = fresh(workdir, "f") / "o.nc"
+    base = ["infer", "--checkpoint", str(trained_flow), "--chains", "2", "--trajectories", "6",
+            "--therm", "0", "--device", "cpu", "--no-progress"]  # fmt: skip
+    if flow_hmc:
+        base += ["--flow-hmc", "--nlf", "2", "--eps", "0.2"]
+    code, err = invoke([*replace(base, changes), "--out", str(out)])
+    outcome("infer", code, err)
+    if code == 0:
+        finite_chain_file(out)
+    if code == 2:
+        assert not out.exists()
+
+
 # --- analyze and report ---------------------------------------------------------------------------
 
 
