@@ -3,6 +3,11 @@
 `.ci/start-slurm.sh` starts it (Debian slurm-wlm + munge, slurmd -N localhost, 4 stand-in GPUs,
 no accounting database). Where no cluster answers, the tests that need one are skipped with the
 reason; the dry runs need only the profile.
+
+The three workflows that go through sbatch are started together by one fixture: each spends most
+of its time waiting for the executor plugin's next status check (its interval grows by 10 s after
+every check that finds no job finished), so side by side they cost the longest of them, not the
+sum. The real workflow runs the tiny experiment at one beta (every rule once).
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from workflow_helpers import REPO, TINY_CONFIG, expected_targets, tiny_config
+from workflow_helpers import REPO, expected_targets, one_beta_config, write_config
 
 BIN = Path(sys.executable).parent
 CONFIGS = [None, *sorted((REPO / "configs").glob("*.yaml"))]
@@ -50,23 +56,16 @@ def env() -> dict[str, str]:
     return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
 
 
-def profile_run(workdir: Path, *args: str, timeout: float):
+def profile_command(*args: str) -> list[str]:
     """`snakemake --profile <repo>/slurm`, polling Slurm from the first second on."""
-    return subprocess.run(
-        [
-            str(BIN / "snakemake"),
-            "--profile",
-            str(REPO / "slurm"),
-            "--slurm-init-seconds-before-status-checks",
-            "1",
-            *args,
-        ],
-        cwd=workdir,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return [
+        str(BIN / "snakemake"),
+        "--profile",
+        str(REPO / "slurm"),
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        *args,
+    ]
 
 
 # Rules named like the workflow's, so the profile's set-resources apply: hmc gets one GPU,
@@ -107,35 +106,74 @@ rule hmc:
 """
 
 
-def test_gpu_and_mpi_jobs_through_sbatch(cluster, tmp_path):
-    (tmp_path / "Snakefile").write_text(GPU_AND_MPI_WORKFLOW)
-    done = profile_run(tmp_path, timeout=240)
-    assert done.returncode == 0, done.stderr
-    jobid, gpus = (tmp_path / "hmc.txt").read_text().split()
+@dataclass
+class Started:
+    """A workflow running through sbatch: its directory, process and start time."""
+
+    workdir: Path
+    proc: subprocess.Popen
+    start: float
+
+    def finish(self, timeout: float) -> tuple[int, str, float]:
+        """Exit status, Snakemake's log (stdout and stderr) and seconds from the start."""
+        self.proc.wait(timeout=max(1.0, self.start + timeout - time.time()))
+        seconds = time.time() - self.start
+        return self.proc.returncode, (self.workdir / "snakemake.log").read_text(), seconds
+
+
+@pytest.fixture(scope="module")
+def sbatch_runs(cluster, tmp_path_factory):
+    """Start the three workflows at once (each test waits for its own): the GPU and MPI probe,
+    the failing job and the tiny experiment at one beta."""
+    runs = {}
+    for name, snakefile, args in (
+        ("gpu_mpi", GPU_AND_MPI_WORKFLOW, ()),
+        ("failing", FAILING_WORKFLOW, ("--retries", "0")),
+        ("tiny", None, ("-s", str(REPO / "Snakefile"), "--configfile", "one_beta.yaml")),
+    ):
+        workdir = tmp_path_factory.mktemp(f"sbatch_{name}")
+        if snakefile:
+            (workdir / "Snakefile").write_text(snakefile)
+        else:
+            write_config(workdir / "one_beta.yaml", one_beta_config())
+        with open(workdir / "snakemake.log", "w") as log:
+            proc = subprocess.Popen(profile_command(*args), cwd=workdir, env=env(), stdout=log,
+                                    stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        runs[name] = Started(workdir, proc, time.time())
+    yield runs
+    for run in runs.values():  # a test that failed early: Snakemake cancels its Slurm jobs
+        if run.proc.poll() is None:
+            run.proc.terminate()
+            run.proc.wait(timeout=60)
+
+
+def test_gpu_and_mpi_jobs_through_sbatch(sbatch_runs):
+    run = sbatch_runs["gpu_mpi"]
+    code, log, _ = run.finish(timeout=240)
+    assert code == 0, log
+    jobid, gpus = (run.workdir / "hmc.txt").read_text().split()
     assert jobid.isdigit() and gpus == "1"
-    ranks = sorted(line.split() for line in (tmp_path / "train.txt").read_text().splitlines())
+    ranks = sorted(line.split() for line in (run.workdir / "train.txt").read_text().splitlines())
     assert ranks == [["0", "2"], ["1", "2"]]
 
 
-def test_failed_job_stops_the_workflow(cluster, tmp_path):
+def test_failed_job_stops_the_workflow(sbatch_runs):
     """squeue (no accounting database) must report the failure; Snakemake stops promptly."""
-    (tmp_path / "Snakefile").write_text(FAILING_WORKFLOW)
-    start = time.time()
-    done = profile_run(tmp_path, "--retries", "0", timeout=240)
-    assert done.returncode != 0
-    assert "Error in rule hmc" in done.stderr
-    assert time.time() - start < 120
+    code, log, seconds = sbatch_runs["failing"].finish(timeout=240)
+    assert code != 0
+    assert "Error in rule hmc" in log
+    assert seconds < 120
 
 
-def test_tiny_workflow_through_sbatch(cluster, tmp_path):
-    done = profile_run(
-        tmp_path, "-s", str(REPO / "Snakefile"), "--configfile", str(TINY_CONFIG), timeout=900
-    )
-    assert done.returncode == 0, done.stderr
-    missing = [p for p in expected_targets("tiny", tiny_config()) if not (tmp_path / p).exists()]
-    assert missing == [], done.stderr
-    # 2 train, 2 infer, 4 hmc, analyze, report: each its own sbatch job
-    assert done.stderr.count("has been submitted with SLURM jobid") == 10
+def test_tiny_workflow_through_sbatch(sbatch_runs):
+    run = sbatch_runs["tiny"]
+    code, log, _ = run.finish(timeout=900)
+    assert code == 0, log
+    config = one_beta_config()
+    missing = [p for p in expected_targets("tiny", config) if not (run.workdir / p).exists()]
+    assert missing == [], log
+    # train, infer, hmc, analyze, report: each its own sbatch job
+    assert log.count("has been submitted with SLURM jobid") == 5
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name if c else "config.yaml")

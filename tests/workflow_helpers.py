@@ -53,6 +53,17 @@ def tiny_config() -> dict:
     return yaml.safe_load(TINY_CONFIG.read_text())
 
 
+def one_beta_config() -> dict:
+    """The tiny experiment at its first beta with one HMC point: every rule (train, infer, hmc,
+    analyze, report) runs once, four jobs deep. The cluster-profile tests run it: there each job
+    is a batch job, and each level of the job graph costs the scheduler's polling."""
+    config = tiny_config()
+    exp = config["experiments"]["tiny"]
+    exp["betas"] = exp["betas"][:1]
+    exp["hmc"]["length"] = exp["hmc"]["length"][-1:]
+    return config
+
+
 def planned_jobs(dry_run_output: str) -> list[tuple[str, dict[str, str]]]:
     """(rule, wildcards) of every job listed by `snakemake -n` (without --quiet)."""
     jobs = []
