@@ -311,6 +311,8 @@ class Plan:
         return sorted(volumes)
 
     def flow_learner(self, name: str, variant: str | None) -> bool:
+        """Whether a learner is a flow: its chains are flow_imh.nc (and flow_hmc.nc), not
+        l2hmc.nc, and its metrics are no L2HMC training run's."""
         return is_flow(learners(self.experiments[name])[learner_key(variant)])
 
     def trained_models(self, name: str, variants: Iterable[str | None] | None = None) -> list[str]:
