@@ -120,6 +120,14 @@ def test_imh_reproduces_the_exact_plaquette_long(flow_run, tmp_path, lattice):
     assert abs(gamma.mean - exact) < 4 * gamma.mean_err, (gamma.mean, exact, gamma.mean_err)
 
 
+def test_beta_option_samples_another_coupling(flow_run, tmp_path):
+    """The flow stays the proposal, the target changes: still exact, the model's beta on record."""
+    out = tmp_path / "imh.nc"
+    assert _infer(flow_run, out, "--beta", "1.5") == 0
+    attrs = read_chains(out).attrs
+    assert attrs["beta"] == 1.5 and attrs["train_beta"] == 1.0
+
+
 def test_same_seed_same_chains_and_therm_hmc(flow_run, tmp_path):
     a, b, c = tmp_path / "a.nc", tmp_path / "b.nc", tmp_path / "c.nc"
     assert _infer(flow_run, a) == 0 and _infer(flow_run, b) == 0
