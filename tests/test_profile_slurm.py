@@ -24,7 +24,14 @@ import pytest
 from workflow_helpers import REPO, expected_targets, one_beta_config, write_config
 
 BIN = Path(sys.executable).parent
-CONFIGS = [None, *sorted((REPO / "configs").glob("*.yaml"))]
+# The profile's dry run from the repository root, with config.yaml and with the multi-rank cluster
+# config in the default run; every shipped config's plan is dry-run there as well (with the default
+# profile, tests/test_workflow_config.py), so its dry run through this profile is in the slow run.
+PROFILE_DEFAULT_CONFIGS = (None, REPO / "configs" / "su3.yaml")
+CONFIGS = [
+    c if c in PROFILE_DEFAULT_CONFIGS else pytest.param(c, marks=pytest.mark.slow)
+    for c in [None, *sorted((REPO / "configs").glob("*.yaml"))]
+]
 
 
 def slurm_missing() -> str | None:
