@@ -163,3 +163,14 @@ def test_a_stored_architecture_must_state_every_setting():
 def test_flows_are_u1_only():
     with pytest.raises(ValueError, match="^group: flows are implemented for U1 only"):
         GaugeFlow(make_theory("SU3", (2, 2, 2, 2), 5.0), FlowConfig(layers=1))
+
+
+@pytest.mark.parametrize(("lattice", "period"), [((8, 8), 4), ((6, 10), 4), ((6, 10), 2)])
+def test_the_networks_read_at_the_active_plaquettes_are_the_full_maps_there(lattice, period):
+    """The strided evaluation of a layer's network equals the full map at its moving links."""
+    flow = random_flow(lattice, period, layers=2 * period, hidden=(3, 5))
+    for layer in flow.layers:
+        maps = torch.randn(2, 2 * len(layer.loops), *lattice, dtype=torch.float64)
+        dim = -1 if layer.mu == 0 else -2
+        strided = layer.net.at_sites(maps, dim, layer.offset, layer.period)
+        assert torch.allclose(strided, layer._at(layer.net(maps)), atol=1e-12)
