@@ -2,8 +2,8 @@
 
 One run of tests/data/tiny_config.yaml (U(1) 4x4, two betas, a few training steps, a two-point HMC
 grid) is shared by the module: it must produce every target; a second run must have nothing to do;
-adding a beta, a volume or the beta transfer must schedule only the new jobs and the experiment's
-analyze and report.
+adding a beta, a volume, the beta transfer or a variant must schedule only the new jobs and the
+experiment's analyze and report (the last two are added together to one copy of the run, and run).
 How long the run takes is measured by benchmarks/pipeline_tiny.py, not asserted here.
 """
 
@@ -125,28 +125,35 @@ def test_adding_a_volume_schedules_only_its_ladder(finished_run):
             assert wildcards["lattice"] == "6x6"
 
 
-def _extend_finished_run(finished_run, tmp_path, config, planned):
-    """Copy the finished run, check that ``config`` plans exactly ``planned`` (rule -> count)
-    there, run it; returns the copy and the config file."""
-    workdir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def extended_run(finished_run, tmp_path_factory):
+    """A copy of the finished run with beta_transfer and a variant added to the experiment: the
+    plan must hold exactly the new jobs (the transfer model and its two chain files, the variant's
+    ladder and its chain files) and the experiment's analyze and report; then it is run once, for
+    the two tests below. Returns the copy and its config file."""
+    workdir = tmp_path_factory.mktemp("extended") / "run"
     shutil.copytree(finished_run, workdir, symlinks=True)
+    config = tiny_config()
+    config["experiments"]["tiny"]["beta_transfer"] = 0.5
+    config["experiments"]["tiny"]["variants"] = {"wind": {"winding": 1}}
     cfg = write_config(workdir / "extended.yaml", config)
     result = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
     assert result.returncode == 0, result.stderr
-    assert Counter(rule for rule, _ in planned_jobs(result.stdout)) == planned
+    assert Counter(rule for rule, _ in planned_jobs(result.stdout)) == {
+        "transfer_train": 1, "transfer_infer": 2, "train_variant": 2, "infer_variant": 2,
+        "analyze": 1, "report": 1, "all": 1,
+    }  # fmt: skip
     result = snakemake("--cores", "2", "--configfile", str(cfg), cwd=workdir, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, cfg
+    again = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    return workdir, config
 
 
-def test_adding_beta_transfer_runs_only_the_transfer_jobs(finished_run, tmp_path):
+def test_adding_beta_transfer_runs_only_the_transfer_jobs(extended_run):
     """beta_transfer added to the finished experiment (in a copy of it) trains and samples only
     the transfer models; their chain files get their roles and stay out of the comparison."""
-    config = tiny_config()
-    config["experiments"]["tiny"]["beta_transfer"] = 0.5
-    workdir, cfg = _extend_finished_run(finished_run, tmp_path, config, {
-        "transfer_train": 1, "transfer_infer": 2, "analyze": 1, "report": 1, "all": 1
-    })  # fmt: skip
+    workdir, config = extended_run
     base = workdir / "results/tiny/4x4/beta2.0"
     model = torch.load(base / "transfer/model/checkpoint.pt", weights_only=True)
     steps = round(0.5 * config["experiments"]["tiny"]["train"]["steps"])
@@ -165,18 +172,12 @@ def test_adding_beta_transfer_runs_only_the_transfer_jobs(finished_run, tmp_path
     comparison = pd.read_csv(workdir / "results/tiny/report/comparison.csv")
     assert set(comparison.l2hmc_n_points) == {1}
     assert "<h2>Beta transfer" in (workdir / "results/tiny/report/report.html").read_text()
-    again = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
-    assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_adding_a_variant_runs_only_its_ladder(finished_run, tmp_path):
+def test_adding_a_variant_runs_only_its_ladder(extended_run):
     """A variant added to the finished experiment (in a copy of it) trains and samples only its
     own ladder; its chains enter the four-way comparison next to the ladder's model."""
-    config = tiny_config()
-    config["experiments"]["tiny"]["variants"] = {"wind": {"winding": 1}}
-    workdir, cfg = _extend_finished_run(finished_run, tmp_path, config, {
-        "train_variant": 2, "infer_variant": 2, "analyze": 1, "report": 1, "all": 1
-    })  # fmt: skip
+    workdir, _ = extended_run
     model = torch.load(
         workdir / "results/tiny/4x4/beta2.0/learned/wind/model/checkpoint.pt", weights_only=True
     )
@@ -185,8 +186,6 @@ def test_adding_a_variant_runs_only_its_ladder(finished_run, tmp_path):
     assert model["config"]["winding"] == 1
     comparison = pd.read_csv(workdir / "results/tiny/report/comparison.csv")
     assert set(comparison.l2hmc_n_points) == {1} and set(comparison.l2hmc_w_n_points) == {1}
-    again = snakemake("-n", "--configfile", str(cfg), cwd=workdir)
-    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_snakemake_report_collects_the_outputs(finished_run):
