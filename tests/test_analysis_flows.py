@@ -172,3 +172,16 @@ def test_flow_rows_get_the_exactness_checks(report):
         assert "FAIL" not in set(flows.status)
     plaq = plaquette_checks(table)
     assert set(plaq[plaq.category.str.startswith("flow")].status) == {"pass"}
+
+
+def test_flow_rows_name_their_layers_and_the_imh_ess(report):
+    """A flow's point is its coupling layers (and flow HMC's N_LF, eps), not the placeholder
+    ``N_LF 1, eps 1`` of an independence sampler's file; the learners table carries the IMH
+    file's ESS and leaves it empty for flow HMC."""
+    headline = report["headline"].set_index("label")
+    assert headline.loc["flow IMH", "point"] == f"flow, {K} layers"
+    assert headline.loc["flow HMC", "point"] == f"{NLF}, 0.1; flow, {K} layers"
+    flows = report["learners"][report["learners"].learner == "flow"].set_index("category")
+    assert flows.loc["flow_imh", "ess"] == pytest.approx(IMH["ess"])
+    assert np.isnan(flows.loc["flow_hmc", "ess"])
+    assert ">ESS<" in report["html"]

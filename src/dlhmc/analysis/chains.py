@@ -110,6 +110,17 @@ class ChainSet:
         return str(self.attr("integrator", "leapfrog"))
 
     @property
+    def flow_layers(self) -> int:
+        """Coupling layers of a flow's chains (0 for every other sampler)."""
+        return int(self.attr("flow_layers", 0))
+
+    @property
+    def ess(self) -> float:
+        """Effective sample size per proposal of flow IMH's weights (NaN for other samplers):
+        the flow's quality in the unit of the normalizing-flow literature."""
+        return float(self.attr("ess", math.nan))
+
+    @property
     def network(self) -> str:
         """L2HMC network kind (``dense`` when the file predates the choice); empty for HMC."""
         return "" if self.sampler == "hmc" else str(self.attr("network", "dense"))

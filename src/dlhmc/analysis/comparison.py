@@ -50,6 +50,7 @@ POINT_FIELDS = {
     "winding": "winding",
     "network": "network",
     "integrator": "integrator",
+    "flow_layers": "flow_layers",
     "tau_int": "tau_int",
     "tau_int_err": "tau_int_err",
     "cost_lf": "cost_lf",

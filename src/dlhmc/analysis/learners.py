@@ -62,6 +62,7 @@ IDENTITY = (
     "training_seconds",
     "training_steps",
     "accept_rate",
+    "ess",
     "file",
 )
 PER_OBSERVABLE = (
@@ -167,6 +168,7 @@ def learners_html(learners: pd.DataFrame) -> str:
         "trained on",
         "training s",
         "accept",
+        "ESS",
         "N_LF τ_int, charge",
         "vs. same-move baseline",
         "s / indep., charge",
@@ -187,6 +189,7 @@ def learners_html(learners: pd.DataFrame) -> str:
                 "" if pd.isna(r.train_lattice) else str(r.train_lattice),
                 fmt(r.training_seconds),
                 fmt(r.accept_rate),
+                "" if pd.isna(r.ess) else fmt(r.ess),
                 *_cost_cells(r, "charge"),
                 *_seconds_cells(r, "charge"),
                 *_cost_cells(r, "plaq"),

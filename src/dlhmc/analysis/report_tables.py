@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from dlhmc.analysis.chains import CATEGORIES, CATEGORY_LABELS
+from dlhmc.analysis.chains import CATEGORIES, CATEGORY_LABELS, SAMPLER_KINDS
 from dlhmc.analysis.checks import PULL_LIMIT, UNCHECKED
 from dlhmc.analysis.comparison import RATIOS
 from dlhmc.analysis.paper import PAPER_LATTICE, PAPER_SOURCE, paper_points
@@ -120,8 +120,15 @@ def sampler_label(row) -> str:
 
 
 def point_text(row, category: str) -> str:
-    """The best point's settings: ``N_LF, eps``, hits of winding HMC, network and winding."""
+    """The best point's settings: ``N_LF, eps``, hits of winding HMC, network and winding; a
+    flow's coupling layers (flow IMH has no integrator: its file's ``N_LF`` and ``eps`` are 1)."""
     c = f"{category}_"
+    if category in SAMPLER_KINDS:
+        layers = row.get(c + "flow_layers", math.nan)
+        text = "flow" if pd.isna(layers) else f"flow, {int(layers)} layers"
+        if category == "flow_hmc":
+            text = f"{int(row[c + 'nlf'])}, {row[c + 'eps']:.4g}; {text}"
+        return text
     text = f"{int(row[c + 'nlf'])}, {row[c + 'eps']:.4g}"
     if category == "whmc":
         size = int(row[c + "instanton_size"])

@@ -64,6 +64,8 @@ OPTIONAL_COLUMNS = {
     "n_params": math.nan,
     "train_lattice": "",
     "divergent_rate": math.nan,
+    "flow_layers": 0,
+    "ess": math.nan,
 }
 
 COLUMNS = (
@@ -82,6 +84,8 @@ COLUMNS = (
     "winding",
     "network",
     "integrator",
+    "flow_layers",
+    "ess",
     "observable",
     "mean",
     "mean_err",
@@ -229,6 +233,8 @@ def observable_rows(
                 "winding": chains.winding,
                 "network": chains.network,
                 "integrator": chains.integrator,
+                "flow_layers": chains.flow_layers,
+                "ess": chains.ess,
                 "observable": name,
                 "mean": free.mean,
                 "mean_err": free.mean_err,
