@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,18 @@ def test_all_skipped_training_at_huge_beta_names_beta():
     moderate = TrainSettings.from_dict({"group": "U1", "lattice": [4, 4], "beta": 2.0,
                                         "steps": 2})
     assert train_command._skipped_cause(moderate).startswith("lower --lr")
+
+
+def test_all_skipped_training_prints_its_line_without_a_torch_warning(tmp_path, capsys):
+    """Case K: a skipped step still advances the schedule; torch's warning that the scheduler
+    stepped before the optimizer must not come before the one-line error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, err = run(["train", *TINY, "--beta", "1e300", "--steps", "2",
+                           "--out", tmp_path / "k"], capsys)
+    assert status == 1
+    assert err[-1].startswith("dlhmc train: error: all 2 steps were skipped")
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
 
 
 @pytest.mark.parametrize("extra, option", [

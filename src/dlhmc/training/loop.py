@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -195,7 +196,12 @@ class TrainingLoop(ABC):
                 skipped, reason = True, self.non_finite_model
         if skipped:
             self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # The schedule is a function of the step counter, so a skipped step advances it
+            # too; torch warns when that happens before any optimizer step, which is intended.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                    category=UserWarning)
+            self.scheduler.step()
         self.step += 1
         return skipped, reason
 
