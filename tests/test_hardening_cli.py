@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from train_helpers import TINY
@@ -178,6 +179,8 @@ def test_analysis_of_a_divergent_run_is_bounded(tmp_path, capsys):
     assert code == 1
     assert err.splitlines()[-1].startswith(f"dlhmc report: error: {chain}: every trajectory")
     assert (tmp_path / "report" / "report.html").is_file()
+    # Its beta keys the tables as it is: rounding to 10 decimals made it inf (issue 21 L).
+    assert set(pd.read_csv(tmp_path / "report" / "comparison.csv").beta) == {1e300}
 
 
 def test_report_refuses_a_table_mean_out_of_range(tmp_path, capsys):

@@ -32,7 +32,7 @@ import pandas as pd
 
 from dlhmc.analysis.chains import CATEGORIES, CATEGORY_LABELS, KINDS, LEARNED
 from dlhmc.analysis.costs import break_even, ratio_with_error
-from dlhmc.analysis.table import main_rows
+from dlhmc.analysis.table import beta_key, main_rows
 
 KEYS = ("experiment", "group", "lattice", "beta")
 CHARGES = ("charge", "charge_real")
@@ -143,7 +143,7 @@ def comparison_table(table: pd.DataFrame, observables=CHARGES) -> pd.DataFrame:
     """One row per (experiment, group, lattice, beta) and charge observable of the main rows."""
     rows = main_rows(table)
     rows = rows[rows.observable.isin(observables)].copy()
-    rows["beta"] = rows["beta"].round(10)
+    rows["beta"] = beta_key(rows["beta"])
     out = []
     for key, group in rows.groupby([*KEYS, "observable"], sort=True):
         out.append(_compare(dict(zip((*KEYS, "observable"), key, strict=True)), group))

@@ -37,6 +37,7 @@ from dlhmc.analysis.report_tables import (
     html_table,
 )
 from dlhmc.analysis.runs import learner_name
+from dlhmc.analysis.table import beta_key
 
 # Learner name of the ladder's own model (the experiment's `train`).
 LADDER = "train"
@@ -92,7 +93,7 @@ def learners_table(table: pd.DataFrame) -> pd.DataFrame:
     table; baselines are the ``main`` rows."""
     rows = table.copy()
     rows["role"] = rows["role"].fillna("main") if "role" in rows.columns else "main"
-    rows["beta"] = rows["beta"].round(10)
+    rows["beta"] = beta_key(rows["beta"])
     main = rows[rows.role == "main"]
     out = []
     learned = rows[rows.category.isin(LEARNED) & rows.role.isin(ROLES)]

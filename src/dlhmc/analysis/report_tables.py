@@ -17,7 +17,7 @@ from dlhmc.analysis.chains import CATEGORIES, CATEGORY_LABELS, SAMPLER_KINDS
 from dlhmc.analysis.checks import PULL_LIMIT, UNCHECKED
 from dlhmc.analysis.comparison import RATIOS
 from dlhmc.analysis.paper import PAPER_LATTICE, PAPER_SOURCE, paper_points
-from dlhmc.analysis.table import DIVERGED_LIMIT, sector_charge
+from dlhmc.analysis.table import DIVERGED_LIMIT, beta_key, sector_charge
 
 RATIO_PREFIX = {"lower bound": "≥ ", "upper bound": "≤ ", "value": ""}
 OBSERVABLE_NAMES = {"charge": "Q_Z (integer charge)", "charge_real": "Q_R (real-valued charge)"}
@@ -220,7 +220,7 @@ def paper_html(comp: pd.DataFrame) -> str:
     header += [f"ours: {CATEGORY_LABELS[c]}" for c in CATEGORIES]
     rows = []
     for beta in sorted(set(paper.index) | set(ours.beta)):
-        mine = ours[ours.beta.round(10) == round(float(beta), 10)]
+        mine = ours[beta_key(ours.beta) == float(f"{float(beta):.10g}")]
         cells = [fmt(float(beta))]
         cells += [fmt(paper.loc[beta, s]) if beta in paper.index else "" for s in paper.columns]
         for c in CATEGORIES:

@@ -147,6 +147,13 @@ def series(chains: ChainSet) -> dict[str, np.ndarray]:
     return out
 
 
+def beta_key(betas: pd.Series) -> pd.Series:
+    """Betas rounded to 10 significant digits, so that a beta read back from CSV matches the
+    one computed; significant digits, not decimals, so that no finite beta overflows (rounding
+    1e300 to 10 decimals multiplies it by 1e10)."""
+    return betas.map(lambda beta: float(f"{beta:.10g}"))
+
+
 def main_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that compete in the comparison: role ``main`` (every row of a table without
     roles, written before they existed)."""

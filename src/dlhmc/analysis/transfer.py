@@ -30,6 +30,7 @@ from dlhmc.analysis.report_tables import (
     fmt_ratio,
     html_table,
 )
+from dlhmc.analysis.table import beta_key
 
 KEYS = ("experiment", "group", "lattice", "beta", "category", "observable")
 # Model -> role of its rows in the tau_int table.
@@ -65,7 +66,7 @@ def transfer_table(table: pd.DataFrame) -> pd.DataFrame:
     if "role" not in table.columns:
         return pd.DataFrame(columns=list(COLUMNS))
     rows = table[table.observable.isin(CHARGES)].copy()
-    rows["beta"] = rows["beta"].round(10)
+    rows["beta"] = beta_key(rows["beta"])
     rows["lattice"] = rows["lattice"].astype(str)
     rows["role"] = rows["role"].fillna("main")
     roles = [MODELS[m] for m in TRANSFERRED]
