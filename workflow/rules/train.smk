@@ -15,6 +15,9 @@ rule train:
         config="results/{exp}/{lattice}/beta{beta}/model/config.yaml",
     log:
         "logs/{exp}/{lattice}/beta{beta}/train.log",
+    # A ladder trains its betas one after another: the longest chain of jobs. Started first,
+    # it runs beside the independent HMC and inference jobs instead of after them.
+    priority: 10
     conda:
         "../envs/dlhmc.yaml"
     threads: 1
