@@ -186,6 +186,31 @@ def test_train_options(workdir, changes):
         assert not (run_dir / "config.yaml").exists()
 
 
+FLOW_TRAIN_BASE = ["train", "--sampler", "flow", "--group", "U1", "--lattice", "4", "4",
+                   "--beta", "1", "--flow-layers", "2", "--hidden", "4", "--batch", "8",
+                   "--steps", "2", "--seed", "0", "--device", "cpu", "--no-progress"]  # fmt: skip
+# The flow's own options, the shared ones, and L2HMC's (refused unless at their defaults).
+FLOW_TRAIN_OPTIONS = {"--beta": "float", "--flow-layers": "count", "--steps": "count",
+                      "--batch": "int", "--lr": "float", "--seed": "int", "--clip": "float",
+                      "--decay-to": "fraction", "--anneal-from": "fraction", "--warmup": "count",
+                      "--device": "device", "--nlf": "count", "--winding": "count",
+                      "--network": "network"}  # fmt: skip
+
+
+@BUDGET
+@given(changes=hostile(FLOW_TRAIN_OPTIONS, ("--lattice", "--hidden")))
+def test_flow_train_options(workdir, changes):
+    """``train --sampler flow``: the same three endings as L2HMC training, and nothing written
+    on a usage error."""
+    run_dir = fresh(workdir, "f")
+    code, err = invoke([*replace(FLOW_TRAIN_BASE, changes), "--out", str(run_dir)])
+    outcome("train", code, err)
+    if code == 0:
+        ckpt.load_valid(ckpt.checkpoint_path(run_dir))
+    if code == 2:
+        assert not (run_dir / "config.yaml").exists()
+
+
 @pytest.fixture(scope="module")
 def trained(workdir):
     run_dir = workdir / "trained"
