@@ -56,8 +56,6 @@ links move), and one per layer the two momentum updates, as in the dense family.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 
@@ -74,17 +72,6 @@ from dlhmc.nets.local import (
 
 # Orientation of the moving link x_mu(n) in its active plaquette P(n).
 SIGNS = (1.0, -1.0)
-# Input channels of the link networks after the frozen loop features: v, then the indicator.
-MOMENTUM_CHANNELS = (N_LOOP_FEATURES, N_LOOP_FEATURES + 1)
-INDICATOR_CHANNELS = (N_LOOP_FEATURES + 2, N_LOOP_FEATURES + 3)
-
-
-class MomentumPart(NamedTuple):
-    """The link network's first convolution of the momenta, shared by the sub-updates of a
-    layer: no link sub-update changes ``v``, so it is convolved once per layer (the carry
-    of :meth:`LocalU1Layers.x_update`)."""
-
-    conv: torch.Tensor
 
 
 def link_masks(lattice: tuple[int, int], period: int
@@ -180,9 +167,8 @@ class LocalU1Layers(nn.Module):
 
         The network is what :meth:`x_inputs` feeds ``xnets[k]``, evaluated only at the
         moving links and without its input channels that are zero everywhere
-        (:meth:`LocalNet.at_sites`); its first convolution of ``v`` is computed once per
-        layer (``carry``, :class:`MomentumPart`) and that of the indicator for one chain.
-        The update runs on the moving links alone and every other link is copied.
+        (:meth:`LocalNet.at_sites`); the update runs on the moving links alone and every
+        other link is copied.
         """
         mu, sign = self.subs[j][0], SIGNS[self.subs[j][0]]
         dim, offset, step = self.sites[j]
@@ -190,12 +176,10 @@ class LocalU1Layers(nn.Module):
         kept = (*loops, *(N_LOOPS + loop for loop in loops))
         plaq = plaquette_angles(x)
         frozen = loop_features(loop_angles(plaq)[:, loops]) * self.keep_float[j, kept]
-        net = self.xnets[k]
-        if not isinstance(carry, MomentumPart):  # the layer's first sub-update
-            carry = MomentumPart(net.first_conv(v, MOMENTUM_CHANNELS))
-        # The indicator is the same for every chain: convolved for one, broadcast.
-        indicator = net.first_conv(self.moving_float[j].unsqueeze(0), INDICATOR_CHANNELS)
-        s, t, q = net.at_sites(frozen, kept, self.sites[j], mu, partial=carry.conv + indicator)
+        indicator = self.moving_float[j].expand(x.shape[0], -1, -1, -1)
+        channels = (*kept, *range(N_LOOP_FEATURES, N_LOOP_FEATURES + 4))
+        s, t, q = self.xnets[k].at_sites(torch.cat((frozen, v, indicator), dim=1), channels,
+                                         self.sites[j], mu)
 
         def at(a):  # a [..., Nt, Nx] at the moving links of sub-update j
             return a[..., offset::step, :] if dim == -2 else a[..., offset::step]
@@ -217,4 +201,4 @@ class LocalU1Layers(nn.Module):
             link = x_mu + sign * (mapped - y) + shift
         out = x.clone()
         at(out[:, mu]).copy_(wrap(link))
-        return out, log_jac.sum((1, 2)), carry
+        return out, log_jac.sum((1, 2)), None

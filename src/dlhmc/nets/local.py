@@ -208,24 +208,10 @@ class LocalNet(nn.Module):
             h = act(_site_conv(h, conv.weight, conv.bias, pad=0 if i == 1 else 1))
         return self.head(h)
 
-    def first_conv(self, maps, channels):
-        """The first convolution's part from input ``channels`` alone (``maps`` holds those
-        channels, in that order), without its bias, padded by one site as :meth:`at_sites`
-        pads its hidden layer.
-
-        Why: the convolution is linear in its input channels, so a sub-update whose input
-        shares channels with the other sub-updates of its layer (the momenta, which no link
-        update changes) or holds a constant (the moving-link indicator) convolves them once
-        and passes the sum to :meth:`at_sites` as ``partial``.
-        """
-        return _site_conv(maps, self.body[0].weight[:, channels], None, pad=2)
-
-    def at_sites(self, maps, channels, sites, mu, partial=None):
+    def at_sites(self, maps, channels, sites, mu):
         """``(s, t, q)`` of direction ``mu`` at ``sites = (dim, offset, step)`` (see
         :func:`_site_conv`), each ``[B, *sites]``: what :meth:`forward` gives there, up to
-        rounding, for the input that is ``maps`` on ``channels`` and zero on every other one,
-        plus what :meth:`first_conv` gave for other channels (``partial``, broadcast over
-        the batch).
+        rounding, for the input that is ``maps`` on ``channels`` and zero on every other one.
 
         Why: a link sub-update reads the networks only at its moving links, and most input
         channels of its networks are zero (loops through a moving link).  Those are not
@@ -236,8 +222,7 @@ class LocalNet(nn.Module):
         """
         dim, offset, step = sites
         first = self.body[0]
-        h = _site_conv(maps, first.weight[:, channels], first.bias, pad=2)
-        h = self.body[1](h if partial is None else h + partial)
+        h = self.body[1](_site_conv(maps, first.weight[:, channels], first.bias, pad=2))
         n_convs = len(self.body) // 2
         if n_convs == 1:
             h = h[..., 1:-1, 1:-1]
