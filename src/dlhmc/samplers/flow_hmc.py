@@ -17,13 +17,12 @@ through the flow.  The integrators are those of :mod:`dlhmc.samplers.integrators
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
-from dlhmc.samplers.integrators import INTEGRATORS, integrate
+from dlhmc.samplers.integrators import checked_integrator, integrate
 
 
 @dataclass(frozen=True)
@@ -74,19 +73,13 @@ class FlowHMC:
     (the chains record its observables of ``f(z)``)."""
 
     def __init__(self, flow, nlf: int, eps: float, integrator: str = "leapfrog"):
-        if nlf < 1:
-            raise ValueError(f"nlf: need at least one integrator step, got {nlf}")
-        if not (eps > 0 and math.isfinite(eps)):
-            raise ValueError(f"eps: expected a positive step size, got {eps}")
-        if integrator not in INTEGRATORS:
-            raise ValueError(f"integrator: expected one of {', '.join(INTEGRATORS)}, "
-                             f"got {integrator!r}")
+        coefficients = checked_integrator(nlf, eps, integrator)
         self.flow = flow
         self.theory = flow.theory
         self.latent = LatentAction(flow)
         self.nlf = nlf
         self.eps = eps
-        self.integrator = INTEGRATORS[integrator]
+        self.integrator = coefficients
 
     @property
     def force_evaluations(self) -> int:

@@ -13,14 +13,12 @@ large beta.  Each move keeps the Boltzmann distribution, so their composition do
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from dlhmc.groups import GROUPS
 from dlhmc.samplers.base import Info, State, acceptance, metropolis
 from dlhmc.samplers.instanton import check_instanton_options, instanton_hits
-from dlhmc.samplers.integrators import INTEGRATORS, integrate
+from dlhmc.samplers.integrators import checked_integrator, integrate
 from dlhmc.theory import Theory
 
 
@@ -37,17 +35,11 @@ class HMC:
         instanton_hits: int = 0,
         instanton_size: int = 0,
     ):
-        if nlf < 1:
-            raise ValueError(f"nlf: need at least one integrator step, got {nlf}")
-        if not (eps > 0 and math.isfinite(eps)):
-            raise ValueError(f"eps: expected a positive step size, got {eps}")
-        if integrator not in INTEGRATORS:
-            raise ValueError(f"integrator: expected one of {', '.join(INTEGRATORS)}, "
-                             f"got {integrator!r}")
+        coefficients = checked_integrator(nlf, eps, integrator)
         self.theory = theory
         self.nlf = nlf
         self.eps = eps
-        self.integrator = INTEGRATORS[integrator]
+        self.integrator = coefficients
         self.instanton_hits, self.instanton_size = check_instanton_options(
             theory, instanton_hits, instanton_size
         )

@@ -13,6 +13,7 @@ A new integrator is a new coefficient list; ``integrate`` applies any of them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,20 @@ OMELYAN = Integrator(
 )
 
 INTEGRATORS = {integrator.name: integrator for integrator in (LEAPFROG, OMELYAN)}
+
+
+def checked_integrator(nlf: int, eps: float, integrator: str) -> Integrator:
+    """The integrator named ``integrator`` once ``nlf`` steps of size ``eps`` are known to make
+    a trajectory (at least one step, a positive finite size); ``ValueError`` naming the setting
+    otherwise.  Every sampler that integrates (HMC, flow HMC) checks its settings here."""
+    if nlf < 1:
+        raise ValueError(f"nlf: need at least one integrator step, got {nlf}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"eps: expected a positive step size, got {eps}")
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"integrator: expected one of {', '.join(INTEGRATORS)}, "
+                         f"got {integrator!r}")
+    return INTEGRATORS[integrator]
 
 
 def integrate(
