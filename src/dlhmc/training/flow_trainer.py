@@ -92,8 +92,7 @@ class FlowTrainer(TrainingLoop):
     def train_step(self) -> dict[str, Any]:
         """One optimizer step on every rank; returns the rank-averaged metrics."""
         settings = self.settings
-        beta_t = self.schedule.gamma(self.step) * self.theory.beta
-        theory_t = self.theory if beta_t == self.theory.beta else self.theory.with_beta(beta_t)
+        beta_t, theory_t = self.annealed_theory()
         lr = self.optimizer.param_groups[0]["lr"]
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -103,9 +102,7 @@ class FlowTrainer(TrainingLoop):
         action = theory_t.action(x)
         loss = (log_q + action).mean()
         loss.backward()
-        dist.average_gradients(self.flow)
-        max_norm = settings.clip if settings.clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        grad_norm = float(self.synchronized_gradients())
 
         with torch.no_grad():
             log_w = -(action + log_q)

@@ -17,6 +17,7 @@ non-deterministic kernels).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -179,6 +180,19 @@ class TrainingLoop(ABC):
         ckpt.save(ckpt.checkpoint_path(self.run_dir), state)
 
     # -- the update ----------------------------------------------------------------------------
+
+    def annealed_theory(self) -> tuple[float, GaugeTheory]:
+        """This step's coupling ``beta_t = gamma_t beta`` (the annealing schedule) and the theory
+        at it (the target's own object once annealing is over)."""
+        beta_t = self.schedule.gamma(self.step) * self.theory.beta
+        return beta_t, self.theory if beta_t == self.theory.beta else self.theory.with_beta(beta_t)
+
+    def synchronized_gradients(self) -> torch.Tensor:
+        """Average the gradients over ranks, then clip their norm (``--clip``, 0: no clipping);
+        returns the norm before clipping, on which a step is judged finite."""
+        dist.average_gradients(self.model)
+        max_norm = self.settings.clip if self.settings.clip > 0 else math.inf
+        return torch.nn.utils.clip_grad_norm_(self.params, max_norm)
 
     def apply_update(self, skipped: bool) -> tuple[bool, str]:
         """The optimizer step of a step whose loss and gradients are in place (unless

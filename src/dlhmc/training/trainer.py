@@ -98,17 +98,14 @@ class Trainer(TrainingLoop):
     def train_step(self) -> dict[str, Any]:
         """One optimizer step on every rank; returns the rank-averaged metrics."""
         settings = self.settings
-        beta_t = self.schedule.gamma(self.step) * self.theory.beta
-        theory_t = self.theory if beta_t == self.theory.beta else self.theory.with_beta(beta_t)
+        beta_t, theory_t = self.annealed_theory()
         lr = self.optimizer.param_groups[0]["lr"]
 
         self.optimizer.zero_grad(set_to_none=True)
         proposal = self.dynamics.propose(self.x, self.generator, theory=theory_t)
         loss, stats = loss_terms(theory_t, self.x, proposal, settings.plaq_weight)
         loss.backward()
-        dist.average_gradients(self.dynamics)
-        max_norm = settings.clip if settings.clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        grad_norm = self.synchronized_gradients()
 
         with torch.no_grad():
             x_new, _ = metropolis(proposal.accept_prob, proposal.x, self.x, self.generator)
