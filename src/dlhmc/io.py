@@ -34,6 +34,7 @@ import numpy as np
 import xarray as xr
 
 from dlhmc import __version__
+from dlhmc import configurations as configurations_io
 from dlhmc.atomic import atomic_path
 
 ENGINE = "h5netcdf"
@@ -84,6 +85,8 @@ def chain_dataset(
     per_traj: Mapping[str, np.ndarray],
     attrs: Mapping[str, object],
     per_layer: Mapping[str, np.ndarray] | None = None,
+    configurations: np.ndarray | None = None,
+    save_every: int = 0,
 ) -> xr.Dataset:
     """Assemble a chain file's dataset.
 
@@ -91,7 +94,9 @@ def chain_dataset(
     ``plaq, charge, accept_prob, accepted, dH``); ``accepted`` and ``divergent``
     are stored as int8.  ``per_layer`` (L2HMC diagnostics) maps names to arrays ``[lf]``.
     ``attrs`` must hold the run settings listed in ``REQUIRED_ATTRS``;
-    ``dlhmc_version`` is added.
+    ``dlhmc_version`` is added.  ``configurations`` ``[chain, saved, ...]``, the links after
+    every ``save_every``-th recorded trajectory, become variable ``links``
+    (:mod:`dlhmc.configurations`).
     """
     missing = [name for name in REQUIRED_VARIABLES if name not in per_traj]
     if missing:
@@ -115,6 +120,11 @@ def chain_dataset(
             raise ValueError(f"variable {name!r}: expected [lf], got {array.shape}")
         data_vars[name] = (("lf",), array)
     coords = {"chain": np.arange(shape[0]), "traj": np.arange(shape[1])}
+    if configurations is not None:
+        links, saved = configurations_io.variables(
+            configurations, configurations_io.saved_trajectories(shape[1], save_every))
+        data_vars.update(links)
+        coords.update(saved)
     all_attrs = {"dlhmc_version": __version__, **attrs}
     return xr.Dataset(
         data_vars,
@@ -261,6 +271,7 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
         "instanton_accepted": Range(0.0, float(hits), integer=True,
                                     what=f"integers in [0, instanton_hits = {hits}]"),
         "lf_energy": Range(diverges=True, what="real values"),
+        "links": Range(what="finite link variables"),
     }  # fmt: skip
     facts = GROUP_RANGES.get(group)
     if facts is None:

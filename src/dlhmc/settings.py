@@ -302,6 +302,13 @@ class HMCSettings:
         2000, range=POSITIVE_INT, help="recorded trajectories per chain, after thermalization"
     )
     therm: int = setting(200, range=NONNEGATIVE_INT, help="unrecorded thermalization trajectories")
+    save_every: int = setting(
+        0,
+        range=NONNEGATIVE_INT,
+        metavar="K",
+        help="also store the links after every K-th recorded trajectory (variable links): the "
+        "ensemble a bridge flow trains on and dlhmc derivative maps; 0: none",
+    )
     seed: int = setting(0, range=NONNEGATIVE_INT, help="seed of the one generator")
     device: str = setting("auto", help="auto (CUDA when present), cpu, cuda[:N]")
     precision: str = setting("double", choices=PRECISIONS, help="links")

@@ -74,6 +74,9 @@ def validate(args: argparse.Namespace) -> torch.device:
                          "--instanton-hits K (K > 0 hits after each trajectory)")
     checks.seed(args.seed)
     device = checks.device(args.device)
+    if args.save_every > args.trajectories:
+        raise UsageError(f"--save-every: {args.save_every} keeps no configuration of "
+                         f"--trajectories {args.trajectories}; expected at most that")
     checks.memory(args.group, args.lattice, args.chains, args.precision, "hmc",
                   "--chains, --lattice", device, trajectories=args.trajectories)
     checks.writable(args.out, "--out")
@@ -99,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
             x = theory.hot_start(args.chains, generator)
         else:
             x = theory.cold_start(args.chains)
-        per_traj = run_chains(
-            kernel, x, args.therm, args.trajectories, generator, progress=bar
-        ).per_traj
+        chains = run_chains(kernel, x, args.therm, args.trajectories, generator, progress=bar,
+                            save_every=args.save_every)
+        per_traj = chains.per_traj
         wall_seconds = time.perf_counter() - start
     attrs = {
         "group": args.group,
@@ -122,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
         "start": args.start,
         "device": str(device),
     }
-    dataset = chain_dataset(per_traj, attrs)
+    if args.save_every:
+        attrs["save_every"] = args.save_every
+    dataset = chain_dataset(per_traj, attrs, configurations=chains.configurations,
+                            save_every=args.save_every)
     check_room(args.out, dataset.nbytes)
     write_chains(args.out, dataset)
     return checks.divergences(

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dlhmc.configurations import saved_trajectories, stored
 from dlhmc.theory import Theory
 
 
@@ -143,6 +144,9 @@ class Chains:
     per_traj: dict[str, np.ndarray]
     per_layer: dict[str, np.ndarray]
     layer_samples: int
+    # Links ``[chain, saved, ...]`` after every ``save_every``-th recorded trajectory (float64,
+    # :func:`dlhmc.configurations.stored`); ``None`` when none were asked for.
+    configurations: np.ndarray | None = None
 
 
 def run_chains(
@@ -153,6 +157,7 @@ def run_chains(
     generator: torch.Generator,
     layer_steps: Collection[int] = (),
     progress: tqdm | None = None,
+    save_every: int = 0,
 ) -> Chains:
     """Thermalize for ``n_therm`` trajectories, then record ``n_traj`` of them.
 
@@ -161,12 +166,15 @@ def run_chains(
     ``layer_steps`` also ask the kernel for its per-layer records
     (``step(..., record_layers=True)``, L2HMC).  Records stay on the device until the end
     (no host synchronisation per trajectory, except the progress bar's acceptance every
-    50 trajectories when the bar is shown).
+    50 trajectories when the bar is shown).  With ``save_every`` K the links after every K-th
+    recorded trajectory are copied to the host (:mod:`dlhmc.configurations`).
     """
     theory = kernel.theory
     records: dict[str, torch.Tensor] = {}
     layer_sums: dict[str, torch.Tensor] = {}
     recorded = 0
+    kept = set(saved_trajectories(n_traj, save_every).tolist())
+    saved: list[np.ndarray] = []
     with torch.no_grad():
         state = kernel.init(x)
         for step in range(n_therm + n_traj):
@@ -184,6 +192,8 @@ def run_chains(
                     if name not in records:
                         records[name] = value.new_empty((n_traj, *value.shape))
                     records[name][measured] = value
+            if measured in kept:
+                saved.append(stored(state.links))
             if progress is not None and not progress.disable:
                 progress.update()
                 if step % 50 == 0:
@@ -191,4 +201,6 @@ def run_chains(
                     progress.set_postfix(accept=f"{accept:.3f}", refresh=False)
     per_traj = {name: value.T.cpu().numpy() for name, value in records.items()}
     per_layer = {name: (total / recorded).cpu().numpy() for name, total in layer_sums.items()}
-    return Chains(per_traj=per_traj, per_layer=per_layer, layer_samples=recorded)
+    configurations = np.stack(saved, axis=1) if saved else None
+    return Chains(per_traj=per_traj, per_layer=per_layer, layer_samples=recorded,
+                  configurations=configurations)
