@@ -294,6 +294,40 @@ def test_analyze_options(workdir, chain_file, amortize, where):
         assert np.isfinite(pd.read_csv(out)["tau_int"]).all()
 
 
+# --- derivative -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def derivative_files(workdir):
+    """Two chain files of one lattice at two couplings, the first with configurations; long
+    enough that every series moves (an all-rejected one has no error: exit 1, not 0)."""
+    paths = workdir / "d_b1.nc", workdir / "d_b2.nc"
+    for path, beta in zip(paths, ("2", "2.5"), strict=True):
+        base = replace(HMC_BASE, [("--beta", [beta]), ("--nlf", ["5"]), ("--chains", ["4"]),
+                                  ("--trajectories", ["20"]), ("--therm", ["20"])])
+        assert main([*base, "--save-every", "2", "--out", str(path)]) == 0
+    return paths
+
+
+DERIVATIVE_OPTIONS = {"--batch": "int", "--device": "device"}
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(changes=hostile(DERIVATIVE_OPTIONS))
+def test_derivative_options(workdir, derivative_files, changes):
+    out = fresh(workdir, "d") / "d.csv"
+    out.parent.mkdir()
+    base = ["derivative", "--chains", *map(str, derivative_files), "--device", "cpu"]
+    code, err = invoke([*replace(base, changes), "--out", str(out)])
+    outcome("derivative", code, err)
+    if code == 0:
+        import pandas as pd
+
+        assert np.isfinite(pd.read_csv(out)[["value", "error"]].to_numpy()).all()
+    if code == 2:
+        assert not out.exists()
+
+
 # --- toy-gmm --------------------------------------------------------------------------------------
 
 TOY_BASE = ["toy-gmm", "--steps", "2", "--batch", "4", "--chains", "2", "--trajectories", "3",

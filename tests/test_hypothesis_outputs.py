@@ -55,6 +55,8 @@ CASES = {
     "report": (lambda f: ["report", "--table", f["table"], "--experiment", "x"], "table",
                "--out-dir"),
     "infer": (lambda f: ["infer", "--checkpoint", f["run"], "--chains", "2"], "run", "--out"),
+    "derivative": (lambda f: ["derivative", "--chains", f["chains"], f["chains"]], "chains",
+                   "--out"),
 }
 
 

@@ -13,7 +13,8 @@ from dlhmc.commands import outputs
 from dlhmc.commands.options import OneLineParser, UsageError
 
 # Each module provides ``register(subparsers)`` which adds its parser and sets ``func``.
-COMMANDS = ("hmc", "train", "infer", "analyze", "report", "toy_gmm", "check_config")
+COMMANDS = ("hmc", "train", "infer", "analyze", "derivative", "report", "toy_gmm",
+            "check_config")
 
 
 def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
