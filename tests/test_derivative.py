@@ -205,6 +205,23 @@ def test_the_command_with_a_bridge(files, monkeypatch):
     assert "d<plaq>/dbeta flow" in printed
 
 
+def test_a_bridge_is_evaluated_on_the_chains_it_did_not_train_on(files, monkeypatch):
+    """Trained on B1's own file: only its held-out chains (the last quarter) enter the flow
+    rows; an estimate on the training configurations is biased (module docstring)."""
+    pytest.importorskip("dlhmc.training.bridge_trainer")
+    from dlhmc.flows import store
+
+    bridge = _fake_bridge(random_flow(), data=str(files["b1"]))
+    monkeypatch.setattr(store, "load_bridge", bridge, raising=False)
+    out = files["root"] / "held.csv"
+    code, printed, err = invoke(["derivative", "--chains", files["b1"], files["b2"], "--bridge",
+                                 files["root"] / "run", "--out", out, "--device", "cpu"])
+    assert code == 0, err
+    assert "the flow rows use its 4 held-out chains of 16" in printed
+    table = pd.read_csv(out).set_index("estimator")
+    assert table.n_configs.to_dict() == {"independent": 6400, "reweight": 3200, "flow": 800}
+
+
 BAD = {
     "one file": (lambda f: [f["b1"]], "--chains: expected exactly two"),
     "three files": (lambda f: [f["b1"], f["b2"], f["b2"]], "--chains: expected exactly two"),

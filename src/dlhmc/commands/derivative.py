@@ -63,8 +63,10 @@ def _chain_sets(paths: list[Path]) -> tuple[ChainSet, ChainSet]:
 
 
 def _bridge(run_dir: Path, first: ChainSet, second: ChainSet, device):
-    """The bridge flow of ``run_dir``, checked against the files: the same group and lattice,
-    trained from B1's coupling to B2's."""
+    """The bridge flow of ``run_dir``, checked against the files (the same group and lattice,
+    trained from B1's coupling to B2's), and the chains of B1 to evaluate it on: all of them,
+    or, where the bridge trained on B1's own file, only the chains it held out (an estimate on
+    its training configurations is biased: :mod:`dlhmc.analysis.derivative`)."""
     from dlhmc.flows.store import load_bridge
 
     try:
@@ -82,7 +84,23 @@ def _bridge(run_dir: Path, first: ChainSet, second: ChainSet, device):
             raise UsageError(f"--bridge: {run_dir} has {key} {float(config[key]):g}, but "
                              f"{which} ({(first if which == 'B1' else second).path}) is at "
                              f"beta {beta:g}")
-    return flow
+    data = config.get("data")
+    if data is None or not _same_file(Path(data), first.path):
+        return flow, slice(None)
+    from dlhmc.training.bridge_trainer import held_out_chains
+
+    chains = first.data.sizes["chain"]
+    held = held_out_chains(chains)
+    print(f"dlhmc derivative: the bridge trained on {first.path}: the flow rows use its "
+          f"{held} held-out chains of {chains}")
+    return flow, slice(chains - held, None)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,9 +111,10 @@ def run(args: argparse.Namespace) -> int:
     checks.writable(args.out, "--out")
     device = checks.device(args.device)
     first, second = _chain_sets(args.chains)
-    bridge = None if args.bridge is None else _bridge(args.bridge, first, second, device)
+    bridge, chains = (None, slice(None)) if args.bridge is None else _bridge(
+        args.bridge, first, second, device)
     try:
-        table = derivative_table(first, second, bridge, device, args.batch)
+        table = derivative_table(first, second, bridge, device, args.batch, chains)
     except ValueError as err:  # non-finite weights or observables of the mapped links
         print(f"dlhmc derivative: error: {err}; {args.out} not written", file=sys.stderr)
         return 1
