@@ -22,6 +22,8 @@ include: "workflow/rules/infer.smk"
 include: "workflow/rules/hmc.smk"
 include: "workflow/rules/transfer.smk"
 include: "workflow/rules/curriculum.smk"
+include: "workflow/rules/bridges.smk"
+include: "workflow/rules/exchange.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -185,7 +185,7 @@ def test_a_flow_may_train_on_one_volume_and_sample_the_others():
         ({"train": {"sampler": "flow"}, "variants": {}},
          "experiments.tiny.train.sampler: the ladder's own learner is l2hmc"),
         ({"variants": {"flow": {**FLOW, "sampler": "flwo"}}},
-         "experiments.tiny.variants.flow.sampler: expected one of l2hmc, flow, got 'flwo'"),
+         "experiments.tiny.variants.flow.sampler: expected one of l2hmc, flow"),
         ({"lattices": [[5, 5]], "variants": {"flow": FLOW}},
          "experiments.tiny.lattices[0]: the local link masks of period 4 need extents other "
          "than 4k + 1 (k >= 1), got (5, 5) (experiments.tiny.variants.flow is a flow)"),

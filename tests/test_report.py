@@ -153,12 +153,13 @@ def test_all_figures_written(report):
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
         assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
         assert f'id="{name}"' in report["html"]
-    assert report["html"].count("data:image/png;base64,") == 5
+    assert report["html"].count("data:image/png;base64,") == len(REPORT_FIGURES)
     assert not list(report["out_dir"].glob("*.tmp-*"))
 
 
 # The inputs build_report hands to the registry's builders, besides the tables built before.
-REPORT_INPUTS = {"table", "chain_sets", "runs", "checks", "main", "main_plaq"}
+REPORT_INPUTS = {"table", "chain_sets", "runs", "checks", "main", "main_plaq", "derivative_rows",
+                 "swap_rows"}
 
 
 def test_every_registered_table_and_figure_is_built_with_the_inputs_it_names(report):

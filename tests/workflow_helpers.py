@@ -20,6 +20,7 @@ FIGURES = (
     "fig3_layer_diagnostics",
     "fig4_plaquette",
     "fig5_training",
+    "fig6_derivatives",
 )
 
 

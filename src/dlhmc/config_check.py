@@ -40,6 +40,10 @@ INTEGER_KEYS = frozenset({
     "hmc.points[].instanton_size", "hmc.instanton_hits[]", "hmc.instanton_size[]",
     "hmc.chains", "hmc.trajectories", "hmc.therm",
     "analyze.amortize_samples",
+    "bridges.hmc.nlf", "bridges.save_every", "bridges.steps", "bridges.batch",
+    "bridges.flow_layers", "bridges.hidden[]", "bridges.local_period", "bridges.warmup",
+    "bridges.checkpoint_every",
+    "trex.nlf", "trex.chains", "trex.trajectories", "trex.therm", "trex.swap_every",
 })  # fmt: skip
 # Keys whose value names an entry of a registry: the registry is the one list of the names (a new
 # gauge group or network family is one registry line), so the schema states no enum for them and
@@ -94,7 +98,7 @@ def check_values(name, exp) -> list[str]:
             problems.append(f"{key}.{path}: expected one of "
                             f"{', '.join(REGISTRY_KEYS[pattern])}, got {value!r}")
     problems += _check_seed(key, exp)
-    for section in ("infer", "hmc"):
+    for section in ("infer", "hmc", "trex"):
         settings = exp.get(section)
         trajectories = settings.get("trajectories") if isinstance(settings, dict) else None
         if _is_int(trajectories) and trajectories < MIN_TRAJ:

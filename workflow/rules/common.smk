@@ -19,15 +19,17 @@ from dlhmc.analysis.registry import (
     caption_path,
     table_file,
 )
+from dlhmc.plan.bridges import switches_as_mappings
 from dlhmc.plan.experiments import config_key, load_experiments
 from dlhmc.plan.jobs import Plan, lattice_option
-from dlhmc.plan.paths import FLOW_SAMPLERS, TRANSFER_STAGES
+from dlhmc.plan.paths import EXCHANGES, FLOW_SAMPLERS, TRANSFER_STAGES
 
 SCHEMA = "../schemas/config.schema.yaml"
 
 
 def validate_config(config):
     """Validate against the schema (filling defaults) and re-raise with the offending key first."""
+    switches_as_mappings(config)
     try:
         validate(config, schema=SCHEMA)
     except WorkflowError as err:
@@ -61,6 +63,13 @@ def init_option(wildcards, input):
 def mpi_launcher(wildcards, resources):
     """`{mpi} -n {tasks}` when training runs on several ranks; profiles set mpi (srun, mpiexec ...)."""
     return f"{resources.mpi} -n {resources.tasks}" if resources.tasks > 1 else ""
+
+
+def bridges_option(wildcards, input):
+    """`--bridges <run dir> ...` of a T-REX run, in ladder order; nothing for plain PT."""
+    if not input.bridges:
+        return ""
+    return "--bridges " + " ".join(os.path.dirname(path) for path in input.bridges)
 
 
 def run_dirs(wildcards, input):
@@ -104,7 +113,8 @@ wildcard_constraints:
     exp="[A-Za-z][A-Za-z0-9_-]*",
     lattice="[0-9]+(x[0-9]+)+",
     beta="[0-9][0-9.e+-]*",
-    point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?",
+    point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?(_save[0-9]+)?",
     stage="|".join(TRANSFER_STAGES),
     variant="[a-z][a-z0-9_]*",
     flow_sampler="|".join(FLOW_SAMPLERS),
+    exchange="|".join(EXCHANGES),

@@ -6,6 +6,7 @@ rule analyze:
         chains=PLAN.all_chains,
         transfer=PLAN.transfer_chains,
         volume_transfer=PLAN.volume_transfer_chains,
+        exchange=PLAN.exchange_dirs,
     output:
         report(
             "results/{exp}/tauint.csv",
@@ -36,8 +37,9 @@ rule analyze:
             )
             if files
         ),
+        exchange=lambda wc: " ".join(PLAN.exchange_chains(wc)),
     shell:
-        "dlhmc analyze {input.chains} {params.transfer} --out {output} "
+        "dlhmc analyze {input.chains} {params.exchange} {params.transfer} --out {output} "
         "--experiment {wildcards.exp} {params.amortize} > {log} 2>&1"
 
 
@@ -47,6 +49,8 @@ rule report:
         table="results/{exp}/tauint.csv",
         chains=PLAN.all_chains,
         runs=PLAN.report_runs,
+        derivatives=PLAN.derivative_files,
+        exchange=PLAN.exchange_dirs,
     output:
         **report_outputs("results/{exp}/report"),
     log:
@@ -60,6 +64,16 @@ rule report:
     params:
         runs=run_dirs,
         out_dir=lambda wc, output: os.path.dirname(output.html),
+        exchange_chains=lambda wc: " ".join(PLAN.exchange_chains(wc)),
+        bridges=lambda wc, input: " ".join(
+            f"{flag} {' '.join(files)}"
+            for flag, files in (
+                ("--derivatives", input.derivatives),
+                ("--exchange", input.exchange),
+            )
+            if files
+        ),
     shell:
-        "dlhmc report --table {input.table} --chains {input.chains} --runs {params.runs} "
+        "dlhmc report --table {input.table} --chains {input.chains} "
+        "{params.exchange_chains} --runs {params.runs} {params.bridges} "
         "--experiment {wildcards.exp} --out-dir {params.out_dir} > {log} 2>&1"

@@ -114,3 +114,44 @@ def exact_sectors(group: str, lattice: tuple[int, ...], beta: float) -> dict[int
     compute = _SECTORS.get(group)
     sectors = None if compute is None else compute(tuple(lattice), float(beta))
     return sectors or {}
+
+
+# Exact expectation values by the observable names of ``dlhmc derivative`` (plaq, q2), whose
+# derivatives in beta the report draws (issue 20: the bridges' derivative estimators).
+_DERIVABLE = {"plaq": exact_plaquette, "q2": exact_charge_sq}
+# Half-width of the central difference, relative to beta: the sums are exact to ~1e-12
+# relative (q2: the deficit of the summed sector probabilities, < 1e-9), so the difference's
+# round-off is ~1e-9 / 1e-3 and its truncation ~h^2 f''' / 6 ~ 1e-7 of the derivative.
+DERIVATIVE_STEP = 1e-3
+
+
+def exact_derivative(
+    group: str, lattice: tuple[int, ...], beta: float, observable: str
+) -> float | None:
+    """``d<O>/dbeta`` at ``beta`` for ``O`` = ``plaq`` (``<cos x_P>``) or ``q2`` (``<Q_Z^2>``):
+    the central difference of the exact values, ``None`` where those are unknown.
+
+    For U(1) the plaquette's is ``V (<P^2> - <P>^2)`` of the plaquette average ``P`` (physics.md;
+    ``1 - P/beta - P^2`` with ``P = I_1/I_0`` in infinite volume, which the tests check); a
+    difference of the Bessel sums gives it without a second sum, and the same code the charge's.
+    """
+    lookup = _DERIVABLE.get(observable)
+    if lookup is None:
+        raise ValueError(f"no exact derivative of {observable!r} (expected one of "
+                         f"{', '.join(_DERIVABLE)})")
+    h = DERIVATIVE_STEP * float(beta)
+    low, high = lookup(group, tuple(lattice), beta - h), lookup(group, tuple(lattice), beta + h)
+    if low is None or high is None:
+        return None
+    return (high.value - low.value) / (2.0 * h)
+
+
+def exact_derivative_curve(
+    group: str, lattice: tuple[int, ...], betas: np.ndarray, observable: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(betas, d<O>/dbeta)`` where the exact derivative is known; ``None`` where nowhere."""
+    points = [(b, exact_derivative(group, lattice, float(b), observable)) for b in betas]
+    points = [(b, d) for b, d in points if d is not None]
+    if not points:
+        return None
+    return np.array([b for b, _ in points]), np.array([d for _, d in points])

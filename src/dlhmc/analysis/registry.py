@@ -29,8 +29,10 @@ class ReportItem:
     figure) and the caption's (``captions/<name>.rst``); ``builder`` the ``module:function``
     that makes it from the report's inputs named by ``inputs``, in order (the chain table
     ``table``, ``chain_sets``, training ``runs``, the derived ``checks``, ``main``, ``main_plaq``,
-    and every table built before it, by name); ``html`` optionally the ``module:function`` that
-    renders a table as its section of report.html (figures are embedded with their caption).
+    the bridges' ``derivative_rows`` and the replica exchanges' ``swap_rows``
+    (:mod:`dlhmc.analysis.bridges`), and every table built before it, by name); ``html``
+    optionally the ``module:function`` that renders a table as its section of report.html
+    (figures are embedded with their caption).
     ``opening`` items open report.html, figures before tables, so that the page starts with
     the answer (figure 1 and the headline table); the others follow in this list's order.
     """
@@ -52,6 +54,14 @@ REPORT_TABLES = (
                html="dlhmc.analysis.headline:headline_html", opening=True),
     ReportItem("learners", "dlhmc.analysis.learners:learners_table", ("table",),
                html="dlhmc.analysis.learners:learners_html"),
+    # Bridges and replica exchange (issue 20): derivative estimators, swap acceptance, the top
+    # of the ladder against HMC; empty tables where the experiment has neither.
+    ReportItem("derivatives", "dlhmc.analysis.bridges:derivatives_table", ("derivative_rows",),
+               html="dlhmc.analysis.bridges:derivatives_html"),
+    ReportItem("swaps", "dlhmc.analysis.bridges:swaps_table", ("swap_rows",),
+               html="dlhmc.analysis.bridges:swaps_html"),
+    ReportItem("exchange", "dlhmc.analysis.bridges:exchange_table", ("table",),
+               html="dlhmc.analysis.bridges:exchange_html"),
 )  # fmt: skip
 REPORT_FIGURES = (
     ReportItem("fig1_cost_vs_beta", "dlhmc.analysis.figures:fig_cost_vs_beta",
@@ -62,6 +72,8 @@ REPORT_FIGURES = (
                ("chain_sets",)),
     ReportItem("fig4_plaquette", "dlhmc.analysis.figures:fig_plaquette", ("main", "main_plaq")),
     ReportItem("fig5_training", "dlhmc.analysis.figures:fig_training", ("runs",)),
+    ReportItem("fig6_derivatives", "dlhmc.analysis.figures_bridges:fig_derivatives",
+               ("derivative_rows",)),
 )  # fmt: skip
 FIGURE_FORMATS = ("png", "pdf")
 

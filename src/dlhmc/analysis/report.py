@@ -21,6 +21,7 @@ import yaml
 
 from dlhmc import __version__
 from dlhmc.analysis.autocorr import DEFAULT_S, MIN_CHAIN_TAUS
+from dlhmc.analysis.bridges import derivative_checks, read_derivatives, read_exchanges
 from dlhmc.analysis.chains import ChainSet
 from dlhmc.analysis.checks import PULL_LIMIT, exactness_checks
 from dlhmc.analysis.figures import save_figure
@@ -128,11 +129,22 @@ def build_report(
     runs: Sequence[TrainingRun],
     experiment: str,
     out_dir: Path,
+    derivative_rows: pd.DataFrame | None = None,
+    swap_rows: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html``, the tables (CSV) and the figures (PNG, PDF) of the registry into
-    ``out_dir``."""
+    ``out_dir``; ``derivative_rows`` and ``swap_rows`` are the bridges' derivative estimates and
+    the replica exchanges' swaps (:func:`dlhmc.analysis.bridges.read_derivatives`,
+    :func:`~dlhmc.analysis.bridges.read_exchanges`; none when absent)."""
     out_dir = Path(out_dir)
+    if derivative_rows is None:
+        derivative_rows = read_derivatives([])
+    if swap_rows is None:
+        swap_rows = read_exchanges([])
     checks = exactness_checks(table)
+    derivative = derivative_checks(derivative_rows)
+    if len(derivative):  # the derivative estimates with an exact value, checked by the same rule
+        checks = pd.concat([checks, derivative], ignore_index=True) if len(checks) else derivative
     # The inputs the registry's builders name.  The figures show what is compared: beta-transfer
     # rows have a table of their own.
     available = {
@@ -142,6 +154,8 @@ def build_report(
         "checks": checks,
         "main": main_rows(table),
         "main_plaq": checks[(checks.observable == "plaq") & (checks.role == "main")],
+        "derivative_rows": derivative_rows,
+        "swap_rows": swap_rows,
     }
     for item in REPORT_TABLES:
         available[item.name] = item.build(available)
@@ -172,7 +186,8 @@ def build_report(
         move_note(table),
         *(_table_html(item, available) for item in REPORT_TABLES if not item.opening),
         transfer_html(transfer_table(table)),
-        "<h2>Exactness checks: average plaquette, &lt;Q_Z²&gt; and charge-sector weights</h2>",
+        "<h2>Exactness checks: average plaquette, &lt;Q_Z²&gt;, charge-sector weights and "
+        "derivatives in β</h2>",
         checks_html(checks),
         "<h2>Figures</h2>",
         *(_figure_html(item.name, pngs[item.name]) for item in REPORT_FIGURES if not item.opening),

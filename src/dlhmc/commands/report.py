@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlhmc.analysis.bridges import BridgeInputError, read_derivatives, read_exchanges
 from dlhmc.analysis.chains import ChainFileError, load_chain_set
 from dlhmc.analysis.checks import exactness_checks, physical_range
 from dlhmc.analysis.report import build_report
@@ -47,10 +48,27 @@ def register(subparsers) -> None:
         metavar="RUN_DIR",
         help="training run directories (metrics.csv, config.yaml)",
     )
+    parser.add_argument(
+        "--derivatives",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="DERIVATIVE.csv",
+        help="dlhmc derivative tables (bridges: figure 6, the derivatives table and checks)",
+    )
+    parser.add_argument(
+        "--exchange",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="dlhmc trex output directories (swaps.csv and chain files: the swaps table)",
+    )
     parser.add_argument("--experiment", required=True, help="experiment whose rows to report")
     parser.add_argument("--out-dir", required=True, type=Path, help="directory for the report")
     parser.set_defaults(func=run)
-    outputs.declare(parser, inputs=("table", "chains", "runs"), output_dirs=("out_dir",))
+    outputs.declare(parser, inputs=("table", "chains", "runs", "derivatives", "exchange"),
+                    output_dirs=("out_dir",))  # fmt: skip
 
 
 def _kind(path: Path) -> str:
@@ -128,7 +146,16 @@ def run(args: argparse.Namespace) -> int:
         runs = [load_run(p) for p in args.runs]
     except RunDirError as err:
         raise UsageError(f"--runs: {err}") from None
+    try:
+        derivative_rows = read_derivatives(args.derivatives)
+    except BridgeInputError as err:
+        raise UsageError(f"--derivatives: {err}") from None
+    try:
+        swap_rows = read_exchanges(args.exchange)
+    except BridgeInputError as err:
+        raise UsageError(f"--exchange: {err}") from None
     checks.writable(args.out_dir, "--out-dir", directory=True)
-    path = build_report(table, chain_sets, runs, args.experiment, args.out_dir)
+    path = build_report(table, chain_sets, runs, args.experiment, args.out_dir,
+                        derivative_rows, swap_rows)  # fmt: skip
     print(f"wrote {path}")
     return report_divergences(table, "report")

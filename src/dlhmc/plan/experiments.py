@@ -25,6 +25,7 @@ import jsonschema
 from dlhmc.config_check import check_values, duplicate_keys, schedule_problems
 from dlhmc.families.local_masks import mask_problem
 from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, instanton_size_problem, unsupported_options
+from dlhmc.plan.bridges import BRIDGE_SAMPLER, bridge_problems, with_defaults
 from dlhmc.plan.hmc_grid import hmc_grid
 from dlhmc.plan.paths import lattice_label
 from dlhmc.trained_samplers import SAMPLERS
@@ -66,13 +67,12 @@ def foreign_settings(sampler: str) -> dict[str, str]:
     if sampler not in SAMPLERS:
         return {}
     own = set(sampler_settings(sampler))
-    return {
-        key: other
-        for other in SAMPLERS
-        if other != sampler
-        for key in sampler_settings(other)
-        if key not in own
-    }
+    found: dict[str, str] = {}
+    for other in SAMPLERS:
+        for key in sampler_settings(other) if other != sampler else ():
+            if key not in own:
+                found.setdefault(key, other)  # the first owner (flow_layers: flow, not bridge)
+    return found
 
 
 def learners(exp: Mapping) -> dict[str, dict]:
@@ -204,6 +204,11 @@ def _sampler_problems(key: str, learner: str, exp: Mapping, train: Mapping) -> l
     sampler = sampler_of(train)
     if sampler not in SAMPLERS:
         return []  # named by check_values
+    if sampler == BRIDGE_SAMPLER:
+        return [
+            f"{key}.sampler: a bridge joins two betas and is no learner of the ladder; set the "
+            "experiment's bridges: true instead"
+        ]
     if learner == "train" and sampler != LADDER_SAMPLER:
         return [
             f"{key}.sampler: the ladder's own learner is {LADDER_SAMPLER} (the beta transfer "
@@ -304,7 +309,7 @@ def check_experiment(name: str, exp: Mapping) -> list[str]:
         problems.append(f"{key}.betas: must be strictly increasing, got {betas}")
     if not hmc_grid(exp):
         problems.append(f"{key}.hmc: no grid points; give nlf and length, or points")
-    return problems + _instanton_problems(key, exp)
+    return problems + _instanton_problems(key, exp) + bridge_problems(key, exp)
 
 
 def variant_problems(name: str, exp: Mapping, schema: Mapping) -> list[str]:
@@ -338,6 +343,7 @@ def load_experiments(config: Mapping, schema: Mapping, configfiles: Iterable) ->
         problems += variant_problems(name, exp, schema)
     if not problems:
         for name, exp in experiments.items():
+            with_defaults(exp, schema)
             problems += check_experiment(name, exp)
     if problems:
         raise ValueError("Invalid config:\n  " + "\n  ".join(problems))

@@ -21,6 +21,10 @@ VOLUME_TRANSFER = "transfer/volume.nc"
 # the file (the analysis's kind): independence Metropolis with flow proposals, and HMC in the
 # flow's latent variables (with the learner's flow_hmc settings).
 FLOW_SAMPLERS = ("flow_imh", "flow_hmc")
+# Replica exchange over a volume's whole ladder (experiment key trex), each a directory of
+# chain files (one per beta, named by :func:`beta_label`), swaps.csv and round_trips.csv: plain
+# parallel tempering, and T-REX through the bridges (experiment key bridges).
+EXCHANGES = ("pt", "trex")
 
 
 def beta_label(beta: float) -> str:
@@ -70,3 +74,22 @@ def transfer_chain(exp: str, lattice: str, beta: str, stage: str) -> str:
 
 def volume_transfer_chain(exp: str, lattice: str, beta: str, variant: str | None = None) -> str:
     return f"{learned_dir(exp, lattice, beta, variant)}/{VOLUME_TRANSFER}"
+
+
+def bridge_dir(exp: str, lattice: str, beta: str) -> str:
+    """The bridge flow into ``beta`` from the beta below it, and its derivative estimates."""
+    return f"{beta_dir(exp, lattice, beta)}/bridge"
+
+
+def derivative_csv(exp: str, lattice: str, beta: str) -> str:
+    return f"{bridge_dir(exp, lattice, beta)}/derivative.csv"
+
+
+def exchange_dir(exp: str, lattice: str, exchange: str) -> str:
+    """Directory of one replica-exchange run (a name of :data:`EXCHANGES`) of a volume."""
+    return f"results/{exp}/{lattice}/{exchange}"
+
+
+def exchange_chain(exp: str, lattice: str, exchange: str, beta: str) -> str:
+    """The chain file ``dlhmc trex`` writes for ``beta`` (a beta label) into its directory."""
+    return f"{exchange_dir(exp, lattice, exchange)}/beta{beta}.nc"

@@ -32,6 +32,8 @@ def _text(value) -> str:
 
 
 def _type(node: Mapping) -> str:
+    if isinstance(node.get("type"), list):  # e.g. bridges: true, or a mapping of settings
+        return " or ".join(node["type"])
     if node.get("type") == "array":
         return f"list of {_type(node.get('items', {}))}"
     if "type" in node:
