@@ -164,6 +164,33 @@ def test_hmc_options_more(workdir, changes):
     _hmc(workdir, changes)
 
 
+# --- trex (parallel tempering; the bridges' own checks are in tests/test_trex.py) -----------------
+
+TREX_BASE = ["trex", "--lattice", "4", "4", "--betas", "1", "2", "--nlf", "3", "--eps", "0.2",
+             "--chains", "2", "--trajectories", "4", "--therm", "0", "--seed", "0", "--device",
+             "cpu", "--no-progress"]  # fmt: skip
+TREX_OPTIONS = {"--nlf": "count", "--eps": "float", "--chains": "int", "--trajectories": "int",
+                "--therm": "count", "--seed": "int", "--device": "device",
+                "--swap-every": "count"}  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(changes=hostile(TREX_OPTIONS, ("--lattice", "--betas")))
+def test_trex_options(workdir, changes):
+    """A ladder's extents and couplings (``--betas`` gets the extents' lists: one value, equal
+    or decreasing ones, NaN) and every shared option: the same three endings as ``hmc``."""
+    out = fresh(workdir, "x")
+    code, err = invoke([*replace(TREX_BASE, changes), "--out-dir", str(out)])
+    outcome("trex", code, err)
+    if code == 0:
+        for path in sorted(out.glob("beta*.nc")):
+            finite_chain_file(path)
+        assert len(list(out.glob("beta*.nc"))) >= 2 and (out / "swaps.csv").is_file()
+    if code == 2:
+        assert not out.exists() or not list(out.glob("*.nc"))
+
+
 # --- train and infer ------------------------------------------------------------------------------
 
 TRAIN_OPTIONS = {"--beta": "float", "--nlf": "count", "--steps": "count", "--batch": "int",

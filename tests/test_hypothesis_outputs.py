@@ -55,6 +55,8 @@ CASES = {
     "report": (lambda f: ["report", "--table", f["table"], "--experiment", "x"], "table",
                "--out-dir"),
     "infer": (lambda f: ["infer", "--checkpoint", f["run"], "--chains", "2"], "run", "--out"),
+    "trex": (lambda f: ["trex", "--lattice", "4", "4", "--betas", "1", "2", "--bridges", f["run"],
+                        "--chains", "2", "--device", "cpu"], "run", "--out-dir"),
     "derivative": (lambda f: ["derivative", "--chains", f["chains"], f["chains"]], "chains",
                    "--out"),
 }

@@ -13,7 +13,7 @@ from dlhmc.commands import outputs
 from dlhmc.commands.options import OneLineParser, UsageError
 
 # Each module provides ``register(subparsers)`` which adds its parser and sets ``func``.
-COMMANDS = ("hmc", "train", "infer", "analyze", "derivative", "report", "toy_gmm",
+COMMANDS = ("hmc", "trex", "train", "infer", "analyze", "derivative", "report", "toy_gmm",
             "check_config")
 
 

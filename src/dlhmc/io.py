@@ -242,10 +242,11 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
     Every sampler: ``accept_prob = min(1, exp(log ratio))`` in [0, 1]; ``accepted`` and
     ``divergent`` 0/1; ``dH``, ``sumlogdet`` and a flow proposal's ``log_weight`` real, non-finite
     only where divergent;
-    ``instanton_accepted`` an integer in [0, instanton_hits]. Per-layer diagnostics (means over
-    sampled trajectories, non-finite when one diverged): ``lf_plaq_dev`` (a plaquette minus a
-    reference plaquette) within the width of the plaquette range, ``lf_charge_real`` within
-    ``charge_real``'s.
+    ``instanton_accepted`` an integer in [0, instanton_hits]; replica exchange's ``replica`` (the
+    starting rung of the replica at this beta) an integer in [0, ladder_size - 1]. Per-layer
+    diagnostics (means over sampled trajectories, non-finite when one diverged): ``lf_plaq_dev``
+    (a plaquette minus a reference plaquette) within the width of the plaquette range,
+    ``lf_charge_real`` within ``charge_real``'s.
 
     What differs between groups (the plaquette's range, whether ``charge`` is an integer, the
     charges' bounds per unit volume) is the group's entry in :data:`GROUP_RANGES`, not a branch
@@ -257,10 +258,7 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
     volume = None
     if lattice.dtype.kind in "iu" and lattice.size and (lattice > 0).all():
         volume = float(np.prod(lattice.astype(float)))
-    hits = attrs.get("instanton_hits", math.inf)
-    hits = hits.item() if isinstance(hits, np.generic) else hits
-    if not isinstance(hits, (int, float)) or isinstance(hits, bool):
-        hits = math.inf
+    hits, rungs = _count_attr(attrs, "instanton_hits"), _count_attr(attrs, "ladder_size")
     ranges = {
         "accept_prob": Range(0.0, 1.0, what="probabilities in [0, 1]"),
         "accepted": Range(0.0, 1.0, integer=True, what="0/1 flags"),
@@ -270,6 +268,8 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
         "log_weight": Range(diverges=True, what="finite values where not divergent"),
         "instanton_accepted": Range(0.0, float(hits), integer=True,
                                     what=f"integers in [0, instanton_hits = {hits}]"),
+        "replica": Range(0.0, float(rungs) - 1, integer=True,
+                         what=f"integers in [0, ladder_size - 1 = {rungs - 1}]"),
         "lf_energy": Range(diverges=True, what="real values"),
         "links": Range(what="finite link variables"),
     }  # fmt: skip
@@ -293,6 +293,16 @@ def variable_ranges(attrs: Mapping) -> dict[str, Range]:
     ranges["charge_real"] = Range(-real, real, what=within)
     ranges["lf_charge_real"] = Range(-real, real, diverges=True, what=within)
     return ranges
+
+
+def _count_attr(attrs: Mapping, name: str) -> float:
+    """A count the file states as attribute ``name``; ``inf`` (no bound) where it is absent or
+    not a number."""
+    value = attrs.get(name, math.inf)
+    value = value.item() if isinstance(value, np.generic) else value
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return math.inf
+    return value
 
 
 def check_chain_values(dataset: xr.Dataset, where: str) -> None:

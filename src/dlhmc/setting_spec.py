@@ -135,3 +135,10 @@ def defaults(cls) -> dict[str, Any]:
 
 def required(cls) -> tuple[str, ...]:
     return tuple(f.name for f in option_fields(cls) if f.default is MISSING)
+
+
+def same_as(cls, name: str):
+    """The setting ``name`` of the settings class ``cls`` again, for another command that takes
+    it: the same default, range and help, still written once."""
+    original = cls.__dataclass_fields__[name]
+    return field(default=original.default, metadata=original.metadata)

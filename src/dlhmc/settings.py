@@ -44,6 +44,7 @@ from dlhmc.setting_spec import (  # noqa: F401 (re-exported: the settings' vocab
     defaults,
     option_fields,
     required,
+    same_as,
     setting,
 )
 from dlhmc.trained_samplers import SAMPLERS, trained_sampler
@@ -315,6 +316,43 @@ class HMCSettings:
     start: str = setting("hot", choices=STARTS, help="initial links")
     out: Path = setting(value_type=Path, help="chain file to write (.nc)")
     no_progress: bool = setting(False, help="no progress bar")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrexSettings:
+    """``dlhmc trex``: replica exchange across a ladder of couplings, plain (parallel tempering)
+    or through bridge flows (T-REX); HMC moves each replica with ``dlhmc hmc``'s settings."""
+
+    group: str = same_as(HMCSettings, "group")
+    lattice: tuple[int, ...] = same_as(HMCSettings, "lattice")
+    betas: tuple[float, ...] = setting(
+        range=POSITIVE_FLOAT, nargs="+", metavar="B", help="the ladder: 2 or more strictly "
+        "increasing couplings"
+    )
+    bridges: tuple[Path, ...] = setting(
+        (), value_type=Path, nargs="+", metavar="RUN_DIR", help="T-REX: one bridge flow run per "
+        "neighbouring pair, mapping beta_k to beta_k+1 (default: plain parallel tempering)"
+    )
+    nlf: int = same_as(HMCSettings, "nlf")
+    eps: float = same_as(HMCSettings, "eps")
+    integrator: str = same_as(HMCSettings, "integrator")
+    chains: int = setting(
+        HMCSettings.chains, range=POSITIVE_INT, help="independent ladders (batch)"
+    )
+    trajectories: int = same_as(HMCSettings, "trajectories")
+    therm: int = same_as(HMCSettings, "therm")
+    swap_every: int = setting(
+        1, range=POSITIVE_INT, metavar="S", help="a swap round after every S trajectories"
+    )
+    seed: int = same_as(HMCSettings, "seed")
+    device: str = same_as(HMCSettings, "device")
+    precision: str = same_as(HMCSettings, "precision")
+    start: str = same_as(HMCSettings, "start")
+    out_dir: Path = setting(
+        value_type=Path, metavar="DIR", help="directory of the chain files (beta<B>.nc), "
+        "swaps.csv and round_trips.csv"
+    )
+    no_progress: bool = same_as(HMCSettings, "no_progress")
 
 
 @dataclass(frozen=True, kw_only=True)

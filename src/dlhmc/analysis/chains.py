@@ -57,9 +57,14 @@ KINDS = {
     # Flows (issue 19) have no topological move: their baseline is plain HMC.
     "flow_imh": Kind("flow IMH", baseline="hmc", ratio="flow_imh_vs_hmc", integrates=False),
     "flow_hmc": Kind("flow HMC", baseline="hmc", ratio="flow_hmc_vs_hmc", integrates=False),
+    # Replica exchange over a beta ladder (dlhmc trex): each file's force evaluations are the
+    # whole ladder's, its bridge passes and swap force refreshes are moves.
+    "pt": Kind("parallel tempering", baseline="hmc", ratio="pt_vs_hmc"),
+    "trex": Kind("T-REX", baseline="hmc", ratio="trex_vs_hmc"),
 }
-# Kinds that are the sampler attribute of their chain files as it is (a flow's two samplers).
-SAMPLER_KINDS = ("flow_imh", "flow_hmc")
+# Kinds that are the sampler attribute of their chain files as it is (a flow's two samplers,
+# replica exchange's two).
+SAMPLER_KINDS = ("flow_imh", "flow_hmc", "pt", "trex")
 CATEGORIES = tuple(KINDS)
 CATEGORY_LABELS = {name: kind.label for name, kind in KINDS.items()}
 LEARNED = tuple(name for name, kind in KINDS.items() if kind.baseline)

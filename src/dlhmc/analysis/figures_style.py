@@ -29,6 +29,8 @@ CATEGORY_STYLE = {
     "l2hmc_w": {"color": "C1", "marker": "^"},
     "flow_imh": {"color": "C4", "marker": "v"},
     "flow_hmc": {"color": "C3", "marker": "P"},
+    "pt": {"color": "C5", "marker": "*"},
+    "trex": {"color": "C6", "marker": "X"},
 }
 MARKERS = "osD^vP*Xhp<>"
 STYLE = {

@@ -49,6 +49,18 @@ So a flow-HMC trajectory of ``N`` leapfrog steps costs ``N (2 K + 1) + K`` and a
 trajectory ``K``: at ``K = 16``, ``N = 10``, 346 and 16 leapfrog steps. A flow has no integrator
 of its own (``Kind.integrates`` false), so nothing else of its file is counted.
 
+Replica exchange (``dlhmc trex``, sampler ``pt`` or ``trex``): each chain file is one rung of
+a ladder of ``n`` couplings whose every rung was run to make it, so its ``force_evaluations`` are
+the ladder's (``n`` times the HMC kernel's, counted as integrator steps) and its moves are the
+ladder's too. A T-REX swap of a pair passes ``U_k`` through the bridge and ``U_{k+1}`` through
+its inverse: two ``flow_proposal`` moves of ``K`` layers each, stated per ladder trajectory in
+``flow_passes`` (the inverse is counted as a layer pass, as the forward; its bisection's real
+cost is in the seconds). A swap that is accepted brings each of its two rungs a configuration
+whose force at the new coupling the next trajectory's first kick needs:
+``swap_force_refresh``, one force evaluation each, ``force_refreshes`` per ladder trajectory
+(the file's mean over ladders). So a ladder trajectory costs ``n N_LF + flow_passes K +
+force_refreshes``; plain parallel tempering has ``flow_passes`` 0.
+
 A new move is one line of :data:`MOVES` with its own derivation, in the same unit.
 """
 
@@ -116,6 +128,7 @@ MOVES = {
     "force_refresh": Move(_refreshes, lambda chains: 1.0),
     "flow_proposal": Move(_per_traj("flow_passes"), _flow_layers),
     "flow_force": Move(_per_traj("flow_forces"), lambda chains: 2 * _flow_layers(chains) + 1),
+    "swap_force_refresh": Move(_per_traj("force_refreshes"), lambda chains: 1.0),
 }
 
 

@@ -123,6 +123,12 @@ def point_text(row, category: str) -> str:
     """The best point's settings: ``N_LF, eps``, hits of winding HMC, network and winding; a
     flow's coupling layers (flow IMH has no integrator: its file's ``N_LF`` and ``eps`` are 1)."""
     c = f"{category}_"
+    if category in ("pt", "trex"):  # replica exchange: HMC at every rung, T-REX with bridges
+        layers = row.get(c + "flow_layers", math.nan)
+        text = f"{int(row[c + 'nlf'])}, {row[c + 'eps']:.4g}; beta ladder"
+        if category == "trex" and not pd.isna(layers):
+            text += f", bridges of {int(layers)} layers"
+        return text
     if category in SAMPLER_KINDS:
         layers = row.get(c + "flow_layers", math.nan)
         text = "flow" if pd.isna(layers) else f"flow, {int(layers)} layers"
