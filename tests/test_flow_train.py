@@ -4,13 +4,16 @@ and bad input refused in one line before anything is written."""
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 
 import pandas as pd
 import pytest
 import torch
-from train_helpers import BIN, assert_identical, cli_env, load, without_timing
+from train_helpers import (
+    assert_identical,
+    assert_two_ranks_share_the_model,
+    load,
+    without_timing,
+)
 
 from dlhmc.cli import main
 from dlhmc.flows.store import is_flow_run, load_flow
@@ -193,17 +196,5 @@ def _ctx():
 def test_two_mpi_ranks_train_one_flow_on_their_own_samples(tmp_path):
     """``mpiexec -n 2``: the gradients are averaged, so both ranks hold the same flow after
     every step, while each draws its own prior samples (seed + rank)."""
-    mpiexec = BIN / "mpiexec" if (BIN / "mpiexec").exists() else shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("no mpiexec next to python or on PATH")
-    run, hashes = tmp_path / "run", tmp_path / "hashes"
-    cmd = [str(mpiexec), "-n", "2", "dlhmc", "train", *FLOW, "--steps", "4", "--out", str(run),
-           "--hash-log", str(hashes)]  # fmt: skip
-    proc = subprocess.run(cmd, env=cli_env(), capture_output=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr.decode()
-    logs = [(hashes / f"rank{r}.log").read_text().splitlines() for r in range(2)]
-    for line0, line1 in zip(*logs, strict=True):
-        step, params0, samples0 = line0.split()
-        _, params1, samples1 = line1.split()
-        assert params0 == params1 and samples0 != samples1, step
-    assert load(run)["world_size"] == 2 and load(run)["rng"]["chain"].shape[0] == 2
+    assert_two_ranks_share_the_model(["train", *FLOW, "--steps", "4"], tmp_path / "run",
+                                     tmp_path / "hashes")

@@ -239,6 +239,43 @@ def test_flow_train_options(workdir, changes):
 
 
 @pytest.fixture(scope="module")
+def bridge_data(workdir):
+    """An ensemble at beta 1 on 4x4 with configurations (2 chains x 10), for bridges."""
+    path = workdir / "bridge_data.nc"
+    code, err = invoke([*replace(HMC_BASE, [("--beta", ["1"]), ("--trajectories", ["10"])]),
+                        "--save-every", "1", "--out", str(path)])
+    assert code == 0, err
+    return path
+
+
+# The bridge's own options, the shared ones, and the others' (refused unless at their defaults).
+BRIDGE_TRAIN_OPTIONS = {"--beta": "float", "--beta-from": "float", "--flow-layers": "count",
+                        "--steps": "count", "--batch": "int", "--lr": "float", "--seed": "int",
+                        "--clip": "float", "--decay-to": "fraction", "--anneal-from": "fraction",
+                        "--warmup": "count", "--device": "device", "--nlf": "count",
+                        "--network": "network"}  # fmt: skip
+
+
+@settings(max_examples=20, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(changes=hostile(BRIDGE_TRAIN_OPTIONS, ("--lattice", "--hidden")))
+def test_bridge_train_options(workdir, bridge_data, changes):
+    """``train --sampler bridge``: the same three endings, and nothing written on a usage
+    error (a lattice or couplings that do not fit the data included)."""
+    run_dir = fresh(workdir, "b")
+    base = ["train", "--sampler", "bridge", "--group", "U1", "--lattice", "4", "4", "--beta",
+            "1.2", "--beta-from", "1", "--data", str(bridge_data), "--flow-layers", "2",
+            "--hidden", "4", "--batch", "4", "--steps", "2", "--seed", "0", "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    code, err = invoke([*replace(base, changes), "--out", str(run_dir)])
+    outcome("train", code, err)
+    if code == 0:
+        ckpt.load_valid(ckpt.checkpoint_path(run_dir))
+    if code == 2:
+        assert not (run_dir / "config.yaml").exists()
+
+
+@pytest.fixture(scope="module")
 def trained(workdir):
     run_dir = workdir / "trained"
     assert main(["train", *TINY, "--steps", "2", "--out", str(run_dir)]) == 0

@@ -21,16 +21,18 @@ HMC = ["hmc", "--group", "U1", "--lattice", "4", "4", "--beta", "1", "--trajecto
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
-    """A chain file, an analyze table and a (fake) training run to read."""
+    """A chain file, an analyze table, an ensemble and a (fake) training run to read."""
     root = tmp_path_factory.mktemp("outputs")
     chains = root / "s.nc"
     assert main([*HMC, "--out", str(chains)]) == 0
     table = root / "t.csv"
     assert main(["analyze", str(chains), "--out", str(table), "--experiment", "x"]) == 0
+    ensemble = root / "e.nc"  # configurations (--save-every): what a bridge trains on
+    assert main([*HMC, "--save-every", "1", "--out", str(ensemble)]) == 0
     run = root / "run"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(b"not read: refused before")
-    return {"chains": chains, "table": table, "run": run, "root": root}
+    return {"chains": chains, "table": table, "run": run, "root": root, "ensemble": ensemble}
 
 
 def spelled(path: Path, how: str, where: Path, n: int) -> Path:
@@ -57,6 +59,9 @@ CASES = {
     "infer": (lambda f: ["infer", "--checkpoint", f["run"], "--chains", "2"], "run", "--out"),
     "trex": (lambda f: ["trex", "--lattice", "4", "4", "--betas", "1", "2", "--bridges", f["run"],
                         "--chains", "2", "--device", "cpu"], "run", "--out-dir"),
+    "train": (lambda f: ["train", "--sampler", "bridge", "--group", "U1", "--lattice", "4", "4",
+                         "--beta", "1.5", "--beta-from", "1", "--data", f["ensemble"], "--batch",
+                         "4", "--flow-layers", "2", "--hidden", "4"], "ensemble", "--out"),
     "derivative": (lambda f: ["derivative", "--chains", f["chains"], f["chains"]], "chains",
                    "--out"),
 }

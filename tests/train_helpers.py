@@ -69,12 +69,13 @@ def interrupted(args: list[str]) -> None:
     assert code == 130, code
 
 
-def crash_before(step: int):
-    """A ``Trainer.train_step`` that raises ``KeyboardInterrupt`` instead of running step
-    ``step`` (1-based): what a Ctrl-C or a killed job leaves between two checkpoints."""
+def crash_before(step: int, trainer=None):
+    """A ``train_step`` of ``trainer`` (a trainer class, default the L2HMC ``Trainer``) that
+    raises ``KeyboardInterrupt`` instead of running step ``step`` (1-based): what a Ctrl-C or a
+    killed job leaves between two checkpoints."""
     from dlhmc.training.trainer import Trainer
 
-    real_step = Trainer.train_step
+    real_step = (trainer or Trainer).train_step
 
     def crashing_step(self):
         if self.step + 1 == step:
@@ -82,3 +83,26 @@ def crash_before(step: int):
         return real_step(self)
 
     return crashing_step
+
+
+def assert_two_ranks_share_the_model(args: list[str], run: Path, hashes: Path) -> None:
+    """``mpiexec -n 2 dlhmc ARGS --out RUN --hash-log HASHES``: after every step both ranks hold
+    the same parameters (averaged gradients) and different per-rank states (their own streams,
+    seed + rank); one checkpoint with both ranks' generators.  Skipped without ``mpiexec``."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    mpiexec = BIN / "mpiexec" if (BIN / "mpiexec").exists() else shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec next to python or on PATH")
+    cmd = [str(mpiexec), "-n", "2", "dlhmc", *args, "--out", str(run), "--hash-log", str(hashes)]
+    proc = subprocess.run(cmd, env=cli_env(), capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    logs = [(hashes / f"rank{r}.log").read_text().splitlines() for r in range(2)]
+    for line0, line1 in zip(*logs, strict=True):
+        step, params0, state0 = line0.split()
+        _, params1, state1 = line1.split()
+        assert params0 == params1 and state0 != state1, step
+    assert load(run)["world_size"] == 2 and load(run)["rng"]["chain"].shape[0] == 2

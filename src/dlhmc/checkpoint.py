@@ -9,10 +9,11 @@ checkpoints to load.
 Layout (``FORMAT = 3``)::
 
     format, step, world_size, metrics_rows
-    sampler     what was trained (dlhmc.trained_samplers.SAMPLERS): "l2hmc" or "flow"
+    sampler     what was trained (dlhmc.trained_samplers.SAMPLERS): "l2hmc", "flow" or "bridge"
     config      resolved training settings (plain dict, also in RUN_DIR/config.yaml)
     l2hmc       L2HMCConfig.to_dict()                          (sampler l2hmc)
-    flow        FlowConfig.to_dict()                           (sampler flow)
+    flow        FlowConfig.to_dict()                           (samplers flow and bridge)
+    bridge      held-out ESS of the bridge and of the identity (sampler bridge; informative)
     model       the model's state_dict: l2hmc: log_eps_v, log_eps_x, the family's layers.*;
                 flow: layers.<k>.net.*
     optimizer   Adam state_dict

@@ -92,11 +92,17 @@ class TrainSettings:
         "l2hmc",
         choices=tuple(SAMPLERS),
         help="l2hmc: leapfrog layers with networks and a Metropolis test; flow: a normalizing "
-        "flow from the Haar prior trained by the reverse KL divergence (U1)",
+        "flow from the Haar prior trained by the reverse KL divergence (U1); bridge: a flow from "
+        "the --data ensemble at --beta-from to --beta (U1)",
     )
     flow_layers: int = setting(
-        FLOW_LAYERS, range=POSITIVE_INT, metavar="K", help="coupling layers of --sampler flow"
+        FLOW_LAYERS, range=POSITIVE_INT, metavar="K", help="coupling layers (flow, bridge)"
     )
+    beta_from: float | None = setting(None, range=POSITIVE_FLOAT, metavar="B1",
+                                      help="bridge: the coupling of --data, mapped to --beta")
+    data: str | None = setting(None, value_type=Path, metavar="CHAINS.nc", help="bridge: chain "
+                               "file of dlhmc hmc --save-every at --beta-from to train on (its "
+                               "last quarter of chains held out to measure the ESS)")
     nlf: int = setting(
         MODEL_DEFAULTS["nlf"], range=POSITIVE_INT, help="leapfrog layers per trajectory"
     )
@@ -190,8 +196,9 @@ class TrainSettings:
             for name in (o for o in other.options if o not in own.options):
                 default = _FIELD_DEFAULTS[name]
                 if _plain_tuple(getattr(self, name)) != _plain_tuple(default):
+                    leave = "out" if default is None else f"at {_shown(default)}"
                     raise ValueError(f"{name}: a setting of sampler {other.name}, not of sampler "
-                                     f"{self.sampler}; leave it at {_shown(default)}")
+                                     f"{self.sampler}; leave it {leave}")
         if own.groups is not None and self.group not in own.groups:
             raise ValueError(f"sampler: {self.sampler} is implemented for "
                              f"{', '.join(own.groups)} only, got group {self.group}")

@@ -2,8 +2,9 @@
 
 Each entry names the module that builds and checks its trainer (imported on demand, so the
 settings, the config check and the workflow read the names without torch), the training settings
-only it reads (every other sampler must leave them at their defaults, so that no setting is
-silently ignored), the gauge groups it can train and where its checkpoint keeps its
+it reads (every sampler that does not list one must leave it at its default, so that no
+setting is silently ignored; several samplers may list the same one, as flow and bridge list
+``flow_layers``), the gauge groups it can train and where its checkpoint keeps its
 architecture.  A new trained sampler is one module with ``check``, ``build``, ``weight_bound``
 and ``depth`` (see :mod:`dlhmc.training.trainer`) plus one line here.
 """
@@ -39,6 +40,12 @@ SAMPLERS = {
     "flow": TrainedSampler(
         "flow", "dlhmc.training.flow_trainer", options=("flow_layers",), groups=("U1",),
         checkpoint_key="flow", keeps_chains=False,
+    ),
+    # A flow between two couplings, trained on stored configurations: no sampler of its own
+    # (dlhmc infer refuses it); dlhmc derivative and dlhmc trex load it (load_bridge).
+    "bridge": TrainedSampler(
+        "bridge", "dlhmc.training.bridge_trainer", options=("flow_layers", "beta_from", "data"),
+        groups=("U1",), checkpoint_key="flow", keeps_chains=False,
     ),
 }  # fmt: skip
 

@@ -18,7 +18,7 @@ from dlhmc import flow_inference
 from dlhmc.atomic import check_room
 from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError, add_settings, option_error
-from dlhmc.flows.store import is_flow_run, load_flow
+from dlhmc.flows.store import load_flow, run_sampler
 from dlhmc.inference import build_sampler, chain_attrs, read_model, sample, sampling_lattice
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import theory_class
@@ -57,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
     checks.seed(args.seed)
     device = checks.device(args.device)
     checks.writable(args.out, "--out")
-    if is_flow_run(args.checkpoint):
+    sampler = run_sampler(args.checkpoint)
+    if sampler == "bridge":
+        raise UsageError(f"--checkpoint: {path} holds a bridge flow between two couplings, not a "
+                         "sampler: use it with dlhmc derivative or dlhmc trex")
+    if sampler == "flow":
         _refuse_options(args, L2HMC_OPTIONS, path, "L2HMC", "a flow")
         return _run_flow(args, path, device)
     try:

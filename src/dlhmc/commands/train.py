@@ -1,4 +1,5 @@
-"""``dlhmc train``: train an L2HMC sampler or a flow, resumable, on one process or ``mpiexec``.
+"""``dlhmc train``: train an L2HMC sampler, a flow or a bridge flow, resumable, on one process or
+``mpiexec``.
 
 ``--sampler`` picks what is trained (:data:`dlhmc.trained_samplers.SAMPLERS`); a setting that
 only another sampler reads is refused unless left at its default.
@@ -43,7 +44,8 @@ def register(subparsers) -> None:
     add_settings(p, RunOptions, with_defaults=False)
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML file with option defaults")
     p.set_defaults(func=functools.partial(run, parser=p))
-    outputs.declare(p, inputs=("config", "init"), output_dirs=("out", "hash_log"), run_dir="out")
+    outputs.declare(p, inputs=("config", "init", "data"), output_dirs=("out", "hash_log"),
+                    run_dir="out")
 
 
 def _config_values(parser: argparse.ArgumentParser, path: Path) -> dict:
@@ -130,6 +132,8 @@ def resolve(
         if init == out.resolve():
             raise UsageError("--init: must be another run directory than --out")
         merged["init"] = str(init)
+    if merged.get("data") is not None:  # the bridge's ensemble, wherever the run resumes from
+        merged["data"] = str(Path(merged["data"]).resolve())
     try:  # a setting of another sampler, a group the sampler cannot move
         settings = TrainSettings.from_dict(merged)
     except ValueError as err:
@@ -160,6 +164,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # The paths as resolved (the run directory may come from --config): the shared output rules
     # and the message of an interruption see these.
     args.out, args.hash_log, args.init = options.out, options.hash_log, settings.init
+    args.data = settings.data
     outputs.check(args)
     try:
         devices.check_device(options.device)

@@ -12,5 +12,6 @@ exchange").  The flow is a stack of the ``local`` family's link updates without 
 - :mod:`.coupling`: one coupling layer (a link mask, the network on frozen loops, the update);
 - :mod:`.model`: :class:`~dlhmc.flows.model.FlowConfig` and
   :class:`~dlhmc.flows.model.GaugeFlow`, the prior and the stack;
-- :mod:`.store`: a trained flow from a run directory, on any lattice its masks allow.
+- :mod:`.store`: a trained flow (or bridge between two couplings, ``--sampler bridge``) from a
+  run directory, on any lattice its masks allow.
 """

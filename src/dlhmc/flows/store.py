@@ -1,8 +1,10 @@
 """A trained flow from its run directory, on the training lattice or any other its masks allow.
 
 The checkpoint says what it holds (``sampler``, :mod:`dlhmc.checkpoint`): ``dlhmc infer``
-dispatches on :func:`is_flow_run`, and :func:`load_flow` validates the whole file first, so a
-damaged checkpoint is refused naming the file and the key before anything is sampled.
+dispatches on :func:`run_sampler`, and :func:`load_flow` (a flow from the prior) and
+:func:`load_bridge` (a bridge between two couplings, the same coupling layers) validate the whole
+file first, so a damaged checkpoint is refused naming the file and the key before anything is
+sampled.
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ from dlhmc.lattice import make_theory
 from dlhmc.settings import TrainSettings
 
 
-def is_flow_run(run_dir: str | os.PathLike) -> bool:
-    """Whether the checkpoint of ``run_dir`` holds a flow (``False`` when there is none or it
-    cannot be read: the loader of the other samplers then reports why)."""
+def run_sampler(run_dir: str | os.PathLike) -> str | None:
+    """What the checkpoint of ``run_dir`` holds (its ``sampler``), ``None`` when there is none
+    or it cannot be read (the loader of the other samplers then reports why)."""
     try:
         state = ckpt.load(ckpt.checkpoint_path(run_dir))
     except (OSError, ValueError):
-        return False
-    return state.get("sampler") == "flow"
+        return None
+    return state.get("sampler")
+
+
+def is_flow_run(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` holds a flow from the prior (a sampler; a bridge is not one)."""
+    return run_sampler(run_dir) == "flow"
 
 
 def load_flow(
@@ -42,10 +49,29 @@ def load_flow(
     naming the file and the key for a damaged or non-flow checkpoint, and ``ValueError``
     (``lattice: ...``, ``beta: ...``) for a volume or coupling the flow cannot take.
     """
+    return _load(run_dir, "flow", device, beta, lattice)
+
+
+def load_bridge(
+    run_dir: str | os.PathLike,
+    device: torch.device | str,
+    lattice: tuple[int, ...] | None = None,
+) -> tuple[GaugeFlow, dict[str, Any]]:
+    """The trained bridge of ``run_dir`` (``dlhmc train --sampler bridge``, in eval mode) and
+    its checkpoint: ``f`` maps configurations at ``state["config"]["beta_from"]`` towards
+    ``state["config"]["beta"]``, the coupling of its theory (``flow.theory``), on ``lattice``
+    (default: the training lattice; any the masks fit).  The log weight of a configuration
+    ``U`` is ``-S_beta(f(U)) + S_beta_from(U) + log|J_f(U)|``.  Errors as :func:`load_flow`
+    (a checkpoint of another sampler: ``sampler: expected bridge``)."""
+    return _load(run_dir, "bridge", device, None, lattice)
+
+
+def _load(run_dir, sampler: str, device, beta, lattice) -> tuple[GaugeFlow, dict[str, Any]]:
+    """A flow-shaped model of ``sampler`` (whose checkpoint key is ``flow``) from ``run_dir``."""
     path = ckpt.checkpoint_path(run_dir)
     state = ckpt.load_valid(path)
-    if state["sampler"] != "flow":
-        raise ckpt.CheckpointError(f"{path}: sampler: expected flow, got {state['sampler']}")
+    if state["sampler"] != sampler:
+        raise ckpt.CheckpointError(f"{path}: sampler: expected {sampler}, got {state['sampler']}")
     try:
         config = FlowConfig.from_dict(state["flow"])
     except (TypeError, ValueError) as err:

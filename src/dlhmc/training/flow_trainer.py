@@ -89,27 +89,37 @@ class FlowTrainer(TrainingLoop):
         return (f"loss {row['loss']:.5g}, ess {row['ess']:.3f}, plaq {row['plaq']:.4f}, "
                 f"beta {row['beta']:.4g}")
 
+    def weighted_batch(self, theory_t: GaugeTheory
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This step's configurations ``x``, ``log|J|``, the action ``S_t(x)`` and the log
+        importance weights whose negated mean is the loss: here ``x = f(z)`` of fresh prior
+        samples ``z`` and ``log w = -S_t(x) - log q(x)``."""
+        z = self.theory.hot_start(self.settings.batch, self.generator)
+        x, logdet = self.flow(z)
+        action = theory_t.action(x)
+        return x, logdet, action, -(action + self.flow.prior_log_prob(z) - logdet)
+
+    def after_update(self) -> dict[str, Any]:
+        """Metrics measured on the updated model (none here)."""
+        return {}
+
     def train_step(self) -> dict[str, Any]:
-        """One optimizer step on every rank; returns the rank-averaged metrics."""
-        settings = self.settings
+        """One optimizer step on every rank, minimizing ``-E[log w]`` of
+        :meth:`weighted_batch`; returns the rank-averaged metrics."""
         beta_t, theory_t = self.annealed_theory()
         lr = self.optimizer.param_groups[0]["lr"]
 
         self.optimizer.zero_grad(set_to_none=True)
-        z = self.theory.hot_start(settings.batch, self.generator)
-        x, logdet = self.flow(z)
-        log_q = self.flow.prior_log_prob(z) - logdet
-        action = theory_t.action(x)
-        loss = (log_q + action).mean()
+        x, logdet, action, log_w = self.weighted_batch(theory_t)
+        loss = -log_w.mean()
         loss.backward()
         grad_norm = float(self.synchronized_gradients())
 
         with torch.no_grad():
-            log_w = -(action + log_q)
             local = torch.stack([
-                loss.detach().to(torch.float64), effective_sample_size(log_w),
-                plaquette_from_action(theory_t, action).mean().to(torch.float64),
-                logdet.mean().to(torch.float64),
+                loss.detach().to(torch.float64), effective_sample_size(log_w.detach()),
+                plaquette_from_action(theory_t, action.detach()).mean().to(torch.float64),
+                logdet.detach().mean().to(torch.float64),
             ])  # fmt: skip
             values = dict(zip(_STATS, dist.mean_over_ranks(local).tolist(), strict=True))
         skipped = not (math.isfinite(values["loss"]) and math.isfinite(grad_norm))
@@ -118,6 +128,7 @@ class FlowTrainer(TrainingLoop):
         return {
             "step": self.step,
             **values,
+            **self.after_update(),
             "beta": beta_t,
             "skipped": int(skipped),
             "reason": reason,
