@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# Test workers (pytest-xdist): every test runs on one thread (tests/conftest.py), so one worker
+# per core of the 2-core reference machine halves the suite's wall time.
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-all lint bench clean
 
@@ -19,10 +22,10 @@ run: $(BIN)/dlhmc
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
 test: $(BIN)/dlhmc
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -n $(TEST_WORKERS)
 
 test-all: $(BIN)/dlhmc
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m ''
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -n $(TEST_WORKERS) -m ''
 
 lint: $(BIN)/dlhmc
 	$(BIN)/ruff check src tests benchmarks profiles tests/fakepbs/qsub tests/fakepbs/qstat tests/fakepbs/qdel
