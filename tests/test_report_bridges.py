@@ -125,6 +125,9 @@ def test_derivative_checks_use_the_exactness_rule(tmp_path):
     flow = checks[checks.sampler.str.startswith("bridge flow")]
     assert set(flow.status) == {"FAIL"} and set(flow.pull.round(6)) == {5.0}
     assert set(checks[~checks.index.isin(flow.index)].status) == {"pass"}
+    frozen = pd.read_csv(path).assign(frozen=1)
+    frozen.to_csv(path, index=False)
+    assert set(derivative_checks(read_derivatives([path])).status) == {"frozen"}
 
 
 def test_swaps_table_pairs_pt_with_trex(tmp_path):

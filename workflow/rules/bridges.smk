@@ -51,6 +51,7 @@ rule derivative:
         gpu=0,
     params:
         bridge=lambda wc, input: os.path.dirname(input.bridge),
+        device=lambda wc: PLAN.experiment(wc)["device"],
     shell:
         "OMP_NUM_THREADS={threads} dlhmc derivative --chains {input.chains} "
-        "--bridge {params.bridge} --out {output} >{log} 2>&1"
+        "--bridge {params.bridge} --out {output} --device {params.device} >{log} 2>&1"

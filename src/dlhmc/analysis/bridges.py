@@ -157,21 +157,28 @@ def read_exchanges(dirs: Sequence[str | Path]) -> pd.DataFrame:
 # ---- derivatives -------------------------------------------------------------------------------
 
 
-def _status(value: float, error: float, exact: float) -> tuple[float, str]:
+def _status(value: float, error: float, exact: float, frozen: bool) -> tuple[float, str]:
+    """Pull and status; ``frozen`` (the Gamma method's error is only a lower bound, the
+    ``frozen`` column of dlhmc derivative) gives no verdict, as a frozen chain set's checks."""
     if pd.isna(exact):
         return math.nan, "no exact value"
     if not (math.isfinite(value) and error > 0):
         return math.nan, "no error estimate"
     pull = (value - exact) / error
+    if frozen:
+        return pull, "frozen"
     return pull, "pass" if abs(pull) < PULL_LIMIT else "FAIL"
 
 
 def derivatives_table(derivatives: pd.DataFrame) -> pd.DataFrame:
     """Every derivative estimate, sorted, with its pull ``(value - exact) / error`` against the
-    exact finite difference and the status of the exactness rule (``|pull| >= 4`` fails)."""
+    exact finite difference and the status of the exactness rule (``|pull| >= 4`` fails;
+    ``frozen``, no verdict, where the file's ``frozen`` column says the error is a bound)."""
     rows = []
     for _, r in derivatives.iterrows():
-        pull, status = _status(float(r.value), float(r.error), float(r.exact))
+        frozen = r.get("frozen", 0)
+        frozen = not pd.isna(frozen) and bool(frozen)
+        pull, status = _status(float(r.value), float(r.error), float(r.exact), frozen)
         rows.append({**{c: r[c] for c in ("group", "lattice", *DERIVATIVE_COLUMNS, "file")},
                      "pull": pull, "status": status})  # fmt: skip
     out = pd.DataFrame(rows, columns=list(DERIVATIVES))
@@ -213,7 +220,7 @@ def derivatives_html(table: pd.DataFrame) -> str:
             f"{r.beta_from:g} → {r.beta_to:g}", ESTIMATORS.get(r.estimator, r.estimator),
             fmt_err(r.value, r.error), fmt(r.exact), fmt(r.pull), r.status, fmt(r.n_configs),
         ])  # fmt: skip
-        classes.append("fail" if r.status == "FAIL" else "")
+        classes.append({"FAIL": "fail", "frozen": "warn"}.get(r.status, ""))
     return (
         "<h2>Bridges and replica exchange</h2><h3>Derivatives in β, three ways</h3><p>Finite "
         "differences (⟨O⟩(β₂) − ⟨O⟩(β₁)) / (β₂ − β₁) between neighbouring betas: from the two "
@@ -221,7 +228,9 @@ def derivatives_html(table: pd.DataFrame) -> str:
         "trained from β₁ to β₂ (the same configurations of β₁); errors by the Gamma method, "
         "exact: the same difference of the exact values. Figure 6 draws them against the exact "
         f"derivative; a pull |pull| &ge; {PULL_LIMIT:g} fails and is listed with the exactness "
-        "checks.</p>" + html_table(header, rows, classes, text_cols=(0, 1, 2, 3, 7))
+        "checks; frozen: the chains are too short for the Gamma method, whose error is then a "
+        "lower bound (no verdict).</p>"
+        + html_table(header, rows, classes, text_cols=(0, 1, 2, 3, 7))
     )
 
 
