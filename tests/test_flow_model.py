@@ -178,12 +178,41 @@ def test_flows_are_u1_only():
         GaugeFlow(make_theory("SU3", (2, 2, 2, 2), 5.0), FlowConfig(layers=1))
 
 
-@pytest.mark.parametrize(("lattice", "period"), [((8, 8), 4), ((6, 10), 4), ((6, 10), 2)])
-def test_the_networks_read_at_the_active_plaquettes_are_the_full_maps_there(lattice, period):
-    """The strided evaluation of a layer's network equals the full map at its moving links."""
-    flow = random_flow(lattice, period, layers=2 * period, hidden=(3, 5))
+@pytest.mark.parametrize(("lattice", "period", "hidden"),
+                         [((8, 8), 4, (3, 5)), ((6, 10), 4, (3, 5)), ((6, 10), 2, (3, 5)),
+                          ((8, 8), 4, (4,)), ((12, 8), 4, (2, 3, 4))])
+def test_the_networks_read_at_the_active_plaquettes_are_the_full_maps_there(lattice, period,
+                                                                            hidden):
+    """The network evaluated at the active plaquettes only (gathered neighbourhoods, each
+    convolution where the next one reads it) equals the full periodic convolutions there."""
+    flow = random_flow(lattice, period, layers=2 * period, hidden=hidden)
     for layer in flow.layers:
         maps = torch.randn(2, 2 * len(layer.loops), *lattice, dtype=torch.float64)
-        dim = -1 if layer.mu == 0 else -2
-        strided = layer.net.at_sites(maps, dim, layer.offset, layer.period)
-        assert torch.allclose(strided, layer._at(layer.net(maps)), atol=1e-12)
+        gathers = [getattr(layer, f"gather{k}") for k in range(len(hidden))]
+        at_sites = layer.net.at_sites(maps.flatten(2).permute(1, 2, 0), gathers)
+        full = layer._at(layer.net(maps).permute(2, 3, 1, 0))  # [Nt, Nx, params, B]
+        assert torch.allclose(at_sites, full.flatten(0, 1).transpose(0, 1), atol=1e-12)
+
+
+def test_the_circle_map_has_the_derivatives_of_its_plain_expressions():
+    """The hand-written backward of the mixture map equals autograd through the plain
+    expressions (double precision), for mild and for extreme parameters (``|s|`` at its
+    bound, strongly compressing maps where ``log h'`` takes its direct branch)."""
+    gen = torch.Generator().manual_seed(5)
+    for scale in (0.3, 3.0, 30.0):
+        y = ((torch.rand(3, 40, dtype=torch.float64, generator=gen) * 2 - 1) * math.pi)
+        params = torch.randn(3, mixture.N_PARAMETERS, 40, dtype=torch.float64,
+                             generator=gen) * scale
+        y.requires_grad_()
+        params.requires_grad_()
+        assert torch.autograd.gradcheck(mixture.forward, (y, params))
+        s, log_w, t = mixture.split(params)
+        plain_move, plain_log = mixture.mixture(y, s, log_w)
+        move, log_d = mixture.forward(y, params)
+        assert torch.equal(move, plain_move + t) and torch.equal(log_d, plain_log)
+        g_move, g_log = torch.randn_like(move), torch.randn_like(log_d)
+        ours = torch.autograd.grad((g_move * move + g_log * log_d).sum(), (y, params))
+        plain = torch.autograd.grad((g_move * (plain_move + t) + g_log * plain_log).sum(),
+                                    (y, params))
+        for a, b in zip(ours, plain, strict=True):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)

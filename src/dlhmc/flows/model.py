@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dlhmc.families.local_u1 import link_masks
-from dlhmc.flows.coupling import PlaquetteCoupling
+from dlhmc.flows.coupling import PlaquetteCoupling, batch_first, batch_last
 from dlhmc.nets import ACTIVATIONS
 
 TWO_PI = 2.0 * math.pi
@@ -102,19 +102,19 @@ class GaugeFlow(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x = f(z)`` and ``log|det dx/dz|`` per chain, differentiable in ``z`` and weights."""
-        x, logdet = z, z.new_zeros(z.shape[0])
+        x, logdet = batch_last(z), z.new_zeros(z.shape[0])
         for layer in self.layers:
             x, log_j = layer(x)
             logdet = logdet + log_j
-        return x, logdet
+        return batch_first(x), logdet
 
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``z = f^-1(x)`` and ``log|det dz/dx|`` per chain (minus the forward's at ``z``)."""
-        z, logdet = x, x.new_zeros(x.shape[0])
+        z, logdet = batch_last(x), x.new_zeros(x.shape[0])
         for layer in reversed(self.layers):
             z, log_j = layer.inverse(z)
             logdet = logdet + log_j
-        return z, logdet
+        return batch_first(z), logdet
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """The Haar density of uniform angles, ``-n_links log(2 pi)`` per chain."""
