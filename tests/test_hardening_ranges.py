@@ -2,10 +2,10 @@
 
 Where the ranges differ between groups (the plaquette's range, whether ``charge`` is an integer,
 the charges' bounds per unit volume) they come from the group's entry in
-``dlhmc.io.GROUP_RANGES``: U(1) ``Q_Z`` is an integer within ``V/2``, the SU(3) clover charge a
-real number within ``9 V/(4 pi^2)``; the U(1) plaquette lies in [-1, 1], the SU(3) one in
-[-1/2, 1]. Each value below is checked through ``check_chain_values``, the one check every
-reader runs.
+``dlhmc.chain_checks.GROUP_RANGES``: U(1) ``Q_Z`` is an integer within ``V/2``, the SU(3)
+clover charge a real number within ``9 V/(4 pi^2)``; the U(1) plaquette lies in [-1, 1], the
+SU(3) one in [-1/2, 1]. Each value below is checked through ``check_chain_values``, the one
+check every reader runs.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import math
 import numpy as np
 import pytest
 
+from dlhmc.chain_checks import GROUP_RANGES, check_chain_values, variable_ranges
 from dlhmc.groups import GROUPS
-from dlhmc.io import GROUP_RANGES, chain_dataset, check_chain_values, variable_ranges
+from dlhmc.io import chain_dataset
 
 LATTICES = {"U1": (4, 4), "SU3": (2, 2, 2, 2)}  # V = 16 in both
 VOLUME = 16

@@ -96,7 +96,13 @@ def test_bridge_training_and_derivative_jobs():
     p = bridge_plan(bridges={"steps": 5, "flow_layers": 2, "hidden": [4]})
     wc = job(beta="2.0")
     ensemble = "results/tiny/4x4/beta{}/hmc/nlf2_eps0.5_save10.nc"
-    assert p.bridge_data(wc) == ensemble.format("1.0")
+    # The bridge trains on an ensemble of its own (another seed); derivatives use the other one.
+    assert p.bridge_data(wc) == "results/tiny/4x4/beta1.0/hmc/nlf2_eps0.5_save10_train.nc"
+    assert p.derivative_chains(wc) == [ensemble.format("1.0"), ensemble.format("2.0")]
+    seeds = {point: p.hmc_seed(job(point=point)) for point in
+             ("nlf2_eps0.5", "nlf2_eps0.5_save10", "nlf2_eps0.5_save10_train")}
+    assert seeds["nlf2_eps0.5"] == seeds["nlf2_eps0.5_save10"] != seeds["nlf2_eps0.5_save10_train"]
+    assert p.hmc_options(job(point="nlf2_eps0.5_save10_train")).endswith("--save-every 10")
 
     class Input:
         data = ensemble.format("1.0")
@@ -253,7 +259,7 @@ def test_dry_run_of_bridges_and_trex(tmp_path):
     result = snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert Counter(rule for rule, _ in planned_jobs(result.stdout)) == {
-        "train": 2, "infer": 2, "hmc": 6, "bridge_train": 1, "derivative": 1, "trex": 2,
+        "train": 2, "infer": 2, "hmc": 7, "bridge_train": 1, "derivative": 1, "trex": 2,
         "analyze": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
@@ -270,15 +276,16 @@ def test_dry_run_adding_bridges_and_trex_to_a_finished_run_adds_only_their_jobs(
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
     assert Counter(rule for rule, _ in jobs) == {
-        "hmc": 2, "bridge_train": 1, "derivative": 1, "trex": 2, "analyze": 1, "report": 1,
+        "hmc": 3, "bridge_train": 1, "derivative": 1, "trex": 2, "analyze": 1, "report": 1,
         "all": 1,
     }  # fmt: skip
-    assert {w["point"] for r, w in jobs if r == "hmc"} == {"nlf2_eps0.5_save10"}
+    assert sorted(w["point"] for r, w in jobs if r == "hmc") == [
+        "nlf2_eps0.5_save10", "nlf2_eps0.5_save10", "nlf2_eps0.5_save10_train"]
     assert {w["exchange"] for r, w in jobs if r == "trex"} == {"pt", "trex"}
     out = result.stdout
     assert (
         "--beta 2.0 --sampler bridge --beta-from 1.0 --data "
-        "results/tiny/4x4/beta1.0/hmc/nlf2_eps0.5_save10.nc " in out
+        "results/tiny/4x4/beta1.0/hmc/nlf2_eps0.5_save10_train.nc " in out
     )
     assert (
         "dlhmc derivative --chains results/tiny/4x4/beta1.0/hmc/nlf2_eps0.5_save10.nc "

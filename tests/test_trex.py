@@ -16,11 +16,12 @@ import torch
 from dlhmc.analysis.autocorr import gamma_method
 from dlhmc.analysis.chains import KINDS, load_chain_set
 from dlhmc.analysis.exact import exact_plaquette
+from dlhmc.chain_checks import check_chain_values
 from dlhmc.cli import main
 from dlhmc.commands import trex as trex_command
 from dlhmc.flows import mixture
 from dlhmc.flows.model import FlowConfig, GaugeFlow
-from dlhmc.io import chain_dataset, check_chain_values, read_chains
+from dlhmc.io import chain_dataset, read_chains
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.replica_exchange import ReplicaExchange, round_trips, run_ladder, swap_pairs

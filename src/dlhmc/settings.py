@@ -291,32 +291,20 @@ class HMCSettings:
         help="leapfrog or 2nd-order minimum norm (Omelyan); auto: the group's (U1 leapfrog, "
         "SU3 omelyan)",
     )
-    instanton_hits: int = setting(
-        0,
-        range=NONNEGATIVE_INT,
-        metavar="K",
-        help=_only("instanton_hits", "instanton hits after each trajectory (winding HMC), at "
-                   f"most {MAX_INSTANTON_HITS}"),
-    )
-    instanton_size: int = setting(
-        0,
-        range=NONNEGATIVE_INT,
-        metavar="W",
-        help=_only("instanton_size", "patch of a hit: W x W plaquettes, 0 = delocalized; "
-                   "needs --instanton-hits"),
-    )
+    instanton_hits: int = setting(0, range=NONNEGATIVE_INT, metavar="K", help=_only(
+        "instanton_hits", "instanton hits after each trajectory (winding HMC), at most "
+        f"{MAX_INSTANTON_HITS}"))
+    instanton_size: int = setting(0, range=NONNEGATIVE_INT, metavar="W", help=_only(
+        "instanton_size", "patch of a hit: W x W plaquettes, 0 = delocalized; needs "
+        "--instanton-hits"))
     chains: int = setting(64, range=POSITIVE_INT, help="independent chains (batch)")
     trajectories: int = setting(
         2000, range=POSITIVE_INT, help="recorded trajectories per chain, after thermalization"
     )
     therm: int = setting(200, range=NONNEGATIVE_INT, help="unrecorded thermalization trajectories")
-    save_every: int = setting(
-        0,
-        range=NONNEGATIVE_INT,
-        metavar="K",
-        help="also store the links after every K-th recorded trajectory (variable links): the "
-        "ensemble a bridge flow trains on and dlhmc derivative maps; 0: none",
-    )
+    save_every: int = setting(0, range=NONNEGATIVE_INT, metavar="K", help="also store the links "
+                              "after every K-th recorded trajectory (variable links): the ensemble "
+                              "a bridge flow trains on and dlhmc derivative maps; 0: none")
     seed: int = setting(0, range=NONNEGATIVE_INT, help="seed of the one generator")
     device: str = setting("auto", help="auto (CUDA when present), cpu, cuda[:N]")
     precision: str = setting("double", choices=PRECISIONS, help="links")
@@ -370,13 +358,9 @@ class InferSettings:
     chains: int = setting(128, range=POSITIVE_INT, help="independent chains")
     trajectories: int = setting(300, range=POSITIVE_INT, help="measured trajectories")
     therm: int = setting(50, range=NONNEGATIVE_INT, help="discarded trajectories")
-    therm_hmc: int = setting(
-        0,
-        range=NONNEGATIVE_INT,
-        metavar="K",
-        help="HMC trajectories (length 1) from the hot start before --therm: a learned sampler's "
-        "short trajectories thermalize a large volume slowly",
-    )
+    therm_hmc: int = setting(0, range=NONNEGATIVE_INT, metavar="K", help="HMC trajectories "
+                             "(length 1) from the hot start before --therm: a learned sampler's "
+                             "short trajectories thermalize a large volume slowly")
     seed: int = setting(0, range=NONNEGATIVE_INT, help="sampling seed")
     out: Path = setting(value_type=Path, metavar="CHAINS.nc", help="chain file")
     beta: float | None = setting(

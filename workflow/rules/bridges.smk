@@ -7,8 +7,9 @@ give. On every volume, for every beta b_k+1 of the ladder above the first:
                          ensembles, reweighting, and through the bridge (dlhmc derivative).
 
 The ensembles are the hmc rule's runs of one grid point with --save-every
-(hmc/<point>_save<K>.nc; dlhmc.plan.bridges says why a job of their own). Bridge training is
-the train rule (same resumable run directory) with other paths and options.
+(hmc/<point>_save<K>.nc, and hmc/<point>_save<K>_train.nc with another seed for training;
+dlhmc.plan.bridge_jobs says why). Bridge training is the train rule (same resumable run
+directory) with other paths and options.
 """
 
 

@@ -113,7 +113,7 @@ wildcard_constraints:
     exp="[A-Za-z][A-Za-z0-9_-]*",
     lattice="[0-9]+(x[0-9]+)+",
     beta="[0-9][0-9.e+-]*",
-    point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?(_save[0-9]+)?",
+    point="nlf[0-9]+_eps[0-9][0-9.e+-]*(_[a-z]+)?(_hits[0-9]+_size[0-9]+)?(_save[0-9]+(_train)?)?",
     stage="|".join(TRANSFER_STAGES),
     variant="[a-z][a-z0-9_]*",
     flow_sampler="|".join(FLOW_SAMPLERS),

@@ -21,7 +21,7 @@ rule hmc:
         chains=lambda wc: PLAN.experiment(wc)["hmc"]["chains"],
         trajectories=lambda wc: PLAN.experiment(wc)["hmc"]["trajectories"],
         therm=lambda wc: PLAN.experiment(wc)["hmc"]["therm"],
-        seed=lambda wc: PLAN.experiment(wc)["seed"] + 2,
+        seed=PLAN.hmc_seed,
         device=lambda wc: PLAN.experiment(wc)["device"],
     shell:
         "OMP_NUM_THREADS={threads} dlhmc hmc --group {params.group} --lattice {params.lattice} "

@@ -18,7 +18,7 @@ import xarray as xr
 
 from dlhmc.analysis.move_costs import moves_lf_per_traj
 from dlhmc.analysis.requirements import MIN_TRAJ
-from dlhmc.io import check_chain_values, divergence_flags
+from dlhmc.chain_checks import check_chain_values, divergence_flags
 from dlhmc.lattice import theory_class
 
 REQUIRED_VARS = ("plaq", "charge", "accepted")
@@ -172,7 +172,7 @@ def load_chain_set(path: str | Path) -> ChainSet:
     wrong type must stop the analysis at load time with the file and the key named, not as a
     ``KeyError`` from deep inside the Gamma method after the other files were analysed. Values
     are checked against their physical ranges and stored digests by
-    :func:`dlhmc.io.check_chain_values`, the one check every reader of chain files shares.
+    :func:`dlhmc.chain_checks.check_chain_values`, the one check every reader of chain files shares.
     """
     path = Path(path)
     if not path.is_file():

@@ -30,7 +30,7 @@ import pandas as pd
 
 from dlhmc.analysis.exact import exact_charge_sq, exact_plaquette, exact_sectors
 from dlhmc.analysis.table import DIVERGED_LIMIT, sector_charge
-from dlhmc.io import ROUNDOFF, variable_ranges
+from dlhmc.chain_checks import ROUNDOFF, variable_ranges
 
 PULL_LIMIT = 4.0
 
@@ -124,7 +124,7 @@ def exactness_checks(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def physical_range(group: str, lattice: tuple[int, ...], observable: str) -> tuple[float, float]:
-    """Closed range of a checked mean: the plaquette's (:func:`dlhmc.io.variable_ranges`),
+    """Closed range of a checked mean: the plaquette's (:func:`dlhmc.chain_checks.variable_ranges`),
     ``[0, Q_max^2]`` for ``<Q_Z^2>``, ``[0, 1]`` for a sector weight; unbounded if unknown."""
     if sector_charge(observable) is not None:
         return 0.0, 1.0

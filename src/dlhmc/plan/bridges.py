@@ -12,7 +12,8 @@ Why the ensemble is its own job: storing configurations is an option of the HMC 
 and rerun it.  So the ensemble at each beta is the grid's run of one point repeated with the same
 seed and settings plus ``--save-every`` (``hmc/<point>_save<K>.nc``): the same Markov chains with
 the links stored, a new job that reruns nothing.  Its chains duplicate the grid point's, so it
-stays out of the analysis.
+stays out of the analysis.  The bridges train on a second run of the point with another seed
+(``_train``, :mod:`dlhmc.plan.bridge_jobs` says why).
 
 Defaults: ``bridges: true`` is the empty mapping, filled with the schema's defaults (the
 workflow's own settings, ``save_every`` and the masks' ``local_period``); every training setting
@@ -104,6 +105,13 @@ def ensemble_label(exp: Mapping) -> str | None:
     if point is None or bridge_settings(exp) is None:
         return None
     return f"{hmc_label(*point)}_save{bridge_settings(exp).get('save_every', 0)}"
+
+
+def training_label(exp: Mapping) -> str | None:
+    """File stem of the bridges' training ensemble at each beta (:mod:`dlhmc.plan.bridge_jobs`
+    says why a second ensemble): the ensemble's, ``_train``."""
+    label = ensemble_label(exp)
+    return None if label is None else f"{label}_train"
 
 
 def bridge_train_settings(exp: Mapping) -> dict:

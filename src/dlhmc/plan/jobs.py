@@ -12,15 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from dlhmc.analysis.registry import report_files
-from dlhmc.plan.bridges import (
-    BRIDGE_SAMPLER,
-    bridge_settings,
-    bridge_train_settings,
-    ensemble_label,
-    ensemble_point,
-    exchanges,
-    trex_settings,
-)
+from dlhmc.plan.bridge_jobs import BridgeJobs
 from dlhmc.plan.experiments import (
     finetune_train_settings,
     finetunes,
@@ -30,16 +22,13 @@ from dlhmc.plan.experiments import (
     train_shape,
     transfer_train_settings,
 )
-from dlhmc.plan.hmc_grid import Point, hmc_options, hmc_points
+from dlhmc.plan.hmc_grid import hmc_points
+from dlhmc.plan.options import cli_options, lattice_option  # noqa: F401 (the rules' helpers)
 from dlhmc.plan.paths import (
     FLOW_SAMPLERS,
     TRANSFER_STAGES,
     beta_dir,
     beta_label,
-    bridge_dir,
-    derivative_csv,
-    exchange_chain,
-    exchange_dir,
     flow_chain,
     lattice_label,
     lattice_shape,
@@ -56,23 +45,7 @@ NOT_TRAIN_OPTIONS = ("ranks", "lattice", "finetune_steps", "finetune_lr", "flow_
 L2HMC_INFER_OPTIONS = ("layer_samples",)
 
 
-def cli_options(settings: Mapping, skip: Iterable[str] = ()) -> str:
-    """`--key value ...` for every setting (lists as several values), in config order."""
-    words = []
-    for key, value in settings.items():
-        if key in skip:
-            continue
-        words.append(f"--{key.replace('_', '-')}")
-        words.extend(str(v) for v in (value if isinstance(value, list) else [value]))
-    return " ".join(words)
-
-
-def lattice_option(wildcards) -> str:
-    """`--lattice` values of the job's volume: 16x16 -> '16 16'."""
-    return wildcards.lattice.replace("x", " ")
-
-
-class Plan:
+class Plan(BridgeJobs):
     """The jobs of the validated experiments (:func:`dlhmc.plan.experiments.load_experiments`)."""
 
     def __init__(self, experiments: Mapping[str, dict]):
@@ -212,127 +185,6 @@ class Plan:
             return options
         hmc = self.train_settings(wildcards)["flow_hmc"]
         return f"{options} --flow-hmc --nlf {hmc['nlf']} --eps {hmc['eps']}"
-
-    def hmc_point(self, wildcards) -> Point:
-        """(nlf, eps, integrator, hits, size) of an HMC job, from its file name (the bridges'
-        ensemble: its point's)."""
-        exp = self.experiment(wildcards)
-        points = hmc_points(exp)
-        label = ensemble_label(exp)
-        if label is not None and wildcards.point == label:
-            return ensemble_point(exp)
-        if wildcards.point not in points:
-            raise ValueError(
-                f"experiments.{wildcards.exp}.hmc: {wildcards.point} is not a grid point "
-                f"(have {', '.join(points)})"
-            )
-        return points[wildcards.point]
-
-    def hmc_options(self, wildcards) -> str:
-        """The point's options; the bridges' ensemble also stores its links (--save-every)."""
-        exp = self.experiment(wildcards)
-        options = hmc_options(exp["group"], self.hmc_point(wildcards))
-        if wildcards.point == ensemble_label(exp):
-            options += f" --save-every {exp['bridges']['save_every']}"
-        return options
-
-    # ---- bridges and replica exchange (bridges.smk, exchange.smk) ----------------------------
-
-    def ensemble_chain(self, name: str, lattice: str, beta: str) -> str:
-        """The bridges' HMC ensemble at one beta (configurations stored)."""
-        return f"{beta_dir(name, lattice, beta)}/hmc/{ensemble_label(self.experiments[name])}.nc"
-
-    def bridge_source(self, wildcards) -> str:
-        """Beta label a bridge into the job's beta starts from: the beta below on the ladder."""
-        exp = self.experiment(wildcards)
-        if bridge_settings(exp) is None:
-            raise ValueError(f"experiments.{wildcards.exp}.bridges: not set, no bridge jobs")
-        below = self.beta_below(wildcards)
-        if below is None:
-            raise ValueError(
-                f"experiments.{wildcards.exp}.betas: beta {wildcards.beta} is the first of the "
-                "ladder, no bridge leads into it"
-            )
-        return below
-
-    def bridge_data(self, wildcards) -> str:
-        """The ensemble (with its links) of the beta below: what the bridge trains on."""
-        return self.ensemble_chain(wildcards.exp, wildcards.lattice, self.bridge_source(wildcards))
-
-    def bridge_train_options(self, wildcards, input) -> str:
-        """`--sampler bridge --beta-from b_k --data <ensemble of b_k>` and the bridges'
-        training settings (the target beta, lattice, seed ... are the train rule's)."""
-        below = self.bridge_source(wildcards)
-        settings = cli_options(bridge_train_settings(self.experiment(wildcards)))
-        return f"--sampler {BRIDGE_SAMPLER} --beta-from {below} --data {input.data} {settings}"
-
-    def bridge_checkpoint(self, wildcards) -> str:
-        self.bridge_source(wildcards)
-        return f"{bridge_dir(wildcards.exp, wildcards.lattice, wildcards.beta)}/model/checkpoint.pt"
-
-    def derivative_chains(self, wildcards) -> list[str]:
-        """The ensembles of the pair (beta below, beta): `dlhmc derivative --chains B1 B2`."""
-        below = self.bridge_source(wildcards)
-        return [
-            self.ensemble_chain(wildcards.exp, wildcards.lattice, beta)
-            for beta in (below, wildcards.beta)
-        ]
-
-    def derivative_files(self, wildcards) -> list[str]:
-        """Every derivative CSV of an experiment (none without bridges)."""
-        name = wildcards.exp
-        if bridge_settings(self.experiments[name]) is None:
-            return []
-        return [
-            derivative_csv(name, lattice, beta)
-            for lattice in self.volumes(name)
-            for beta in self.betas(name)[1:]
-        ]
-
-    def exchange_settings(self, wildcards) -> dict:
-        exp = self.experiment(wildcards)
-        if wildcards.exchange not in exchanges(exp):
-            what = "trex" if trex_settings(exp) is None else "bridges"
-            raise ValueError(
-                f"experiments.{wildcards.exp}.{what}: not set, so there is no "
-                f"{wildcards.exchange} run"
-            )
-        return trex_settings(exp)
-
-    def exchange_bridges(self, wildcards) -> list[str]:
-        """T-REX: the bridge of every neighbouring pair, in ladder order; none for plain PT."""
-        self.exchange_settings(wildcards)
-        if wildcards.exchange != "trex":
-            return []
-        return [
-            f"{bridge_dir(wildcards.exp, wildcards.lattice, beta)}/model/checkpoint.pt"
-            for beta in self.betas(wildcards.exp)[1:]
-        ]
-
-    def exchange_options(self, wildcards) -> str:
-        """`--betas` of the ladder and the experiment's trex settings (``dlhmc trex``)."""
-        settings = self.exchange_settings(wildcards)
-        betas = " ".join(self.betas(wildcards.exp))
-        return f"--betas {betas} {cli_options(settings)}".rstrip()
-
-    def exchange_dirs(self, wildcards) -> list[str]:
-        """Every replica-exchange directory of an experiment (none without trex)."""
-        name = wildcards.exp
-        return [
-            exchange_dir(name, lattice, kind)
-            for kind in exchanges(self.experiments[name])
-            for lattice in self.volumes(name)
-        ]
-
-    def exchange_chains(self, wildcards) -> list[str]:
-        """The chain files inside :meth:`exchange_dirs`, one per beta: analysed as any other."""
-        name = wildcards.exp
-        return [
-            exchange_chain(name, lattice, kind, beta)
-            for kind in exchanges(self.experiments[name])
-            for lattice in self.volumes(name)
-            for beta in self.betas(name)
-        ]
 
     # ---- the beta transfer (transfer.smk) -----------------------------------------------------
 
