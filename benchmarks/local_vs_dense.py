@@ -21,6 +21,11 @@ for both samplers, float32, inference, in one process.  The two are timed in alt
 so that a load change on a shared machine hits both; the median ratio is the figure:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/local_vs_dense.py --threads 1 --layer-steps
+
+``--conv full separable`` measures the local model with each kind of 3x3 convolution
+(:data:`dlhmc.nets.local.CONVS`; ``separable`` is not yet a setting, see
+``LocalU1Layers.conv``), all kinds in the same alternating rounds, one line each.  The
+default, ``full``, is the architecture of every stored model.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from conditions import describe
 from l2hmc_step import train_step_seconds
 
 from dlhmc.allocator import keep_freed_memory
+from dlhmc.families.local_u1 import LocalU1Layers
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
@@ -159,27 +165,39 @@ def best_step_seconds(kernel, state, gen, n, now):
 
 def layer_steps(args, now):
     """One local layer in HMC leapfrog steps: L2HMC trajectory seconds / (N_LF x HMC
-    leapfrog step seconds) at the same theory, batch, N_LF and precision."""
+    leapfrog step seconds) at the same theory, batch, N_LF and precision; one result per
+    convolution kind of ``args.conv``, every kind timed in each round."""
     nlf, batch = 8, 64
     config = L2HMCConfig(nlf=nlf, hidden=(16, 16), network="local", local_period=2)
-    theory, dyn, gen, x = build("U1", (16, 16), batch, config, args.device)
+    models = {}
+    for conv in args.conv:
+        LocalU1Layers.conv = conv
+        theory, dyn, gen, x = build("U1", (16, 16), batch, config, args.device)
+        models[conv] = (dyn, dyn.init(x))
+    LocalU1Layers.conv = "full"
     hmc = HMC(theory, nlf, 0.1)
-    local_state, hmc_state = dyn.init(x), hmc.init(x)
-    ratios, local_s, hmc_s, cpu = [], [], [], []
+    hmc_state = hmc.init(x)
+    ratios = {conv: [] for conv in models}
+    local_s = {conv: [] for conv in models}
+    hmc_s, cpu = [], []
     for _ in range(args.layer_repeat):
         t_hmc, c_hmc, hmc_state = best_step_seconds(hmc, hmc_state, gen, 40, now)
-        t_local, c_local, local_state = best_step_seconds(dyn, local_state, gen, 6, now)
-        ratios.append(t_local / t_hmc)
-        local_s.append(t_local)
         hmc_s.append(t_hmc)
-        cpu.append(min(c_hmc, c_local))
-    return {"case": "U1 16x16 float32 local (period 2), one layer in HMC leapfrog steps",
-            "batch": batch, "nlf": nlf, "hidden": list(config.hidden),
-            "layer_in_leapfrog_steps": statistics.median(ratios),
-            "layer_in_leapfrog_steps_rounds": [round(r, 1) for r in ratios],
-            "l2hmc_trajectory_s_best": min(local_s), "hmc_trajectory_s_best": min(hmc_s),
-            "hmc_leapfrog_step_s_best": min(hmc_s) / nlf,
-            "cpu_per_wall_min": min(cpu)}
+        for conv, (dyn, state) in models.items():
+            t_local, c_local, state = best_step_seconds(dyn, state, gen, 6, now)
+            models[conv] = (dyn, state)
+            ratios[conv].append(t_local / t_hmc)
+            local_s[conv].append(t_local)
+            cpu.append(min(c_hmc, c_local))
+    return [{"case": f"U1 16x16 float32 local (period 2, {conv} 3x3 convolutions), one layer "
+                     f"in HMC leapfrog steps",
+             "batch": batch, "nlf": nlf, "hidden": list(config.hidden), "conv": conv,
+             "parameters": n_params(models[conv][0]),
+             "layer_in_leapfrog_steps": statistics.median(ratios[conv]),
+             "layer_in_leapfrog_steps_rounds": [round(r, 1) for r in ratios[conv]],
+             "l2hmc_trajectory_s_best": min(local_s[conv]), "hmc_trajectory_s_best": min(hmc_s),
+             "hmc_leapfrog_step_s_best": min(hmc_s) / nlf,
+             "cpu_per_wall_min": min(cpu)} for conv in models]
 
 
 def main():
@@ -204,13 +222,16 @@ def main():
                         help="only the cost of one local layer in HMC leapfrog steps")
     parser.add_argument("--layer-repeat", type=int, default=5,
                         help="alternating rounds of the --layer-steps measure")
+    parser.add_argument("--conv", nargs="+", choices=["full", "separable"], default=["full"],
+                        help="--layer-steps: kinds of the local 3x3 convolutions to time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     print(describe(), flush=True)
     now = synchronized(args.device)
     if args.layer_steps:
-        print(json.dumps(layer_steps(args, now)), flush=True)
+        for result in layer_steps(args, now):
+            print(json.dumps(result), flush=True)
         print(describe().replace("before the run", "after the run"), flush=True)
         return
     if "U1" in args.groups:

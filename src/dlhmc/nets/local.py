@@ -100,6 +100,30 @@ class TorusConv2d(nn.Conv2d):
         return F.conv2d(_TorusPad.apply(h), self.weight, self.bias)
 
 
+class TorusSeparableConv2d(nn.Module):
+    """A depthwise-separable 3x3 convolution on the torus: one periodic 3x3 filter per input
+    channel (``depthwise``, no bias), then a per-site linear map across channels
+    (``pointwise``, a 1x1 convolution with bias).
+
+    Why: a 3x3 convolution from ``c_in`` to ``c_out`` channels costs ``9 c_in c_out``
+    multiply-adds per site, this one ``c_in (9 + c_out)``: about 5x fewer at 16 channels,
+    with the same receptive field.  It is a convolution of its input maps like the full one,
+    so it keeps gauge invariance (the inputs are invariant) and translation covariance.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.depthwise = nn.Conv2d(c_in, c_in, 3, groups=c_in, bias=False)
+        self.pointwise = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        dw = self.depthwise.weight
+        return self.pointwise(F.conv2d(_TorusPad.apply(h), dw, groups=dw.shape[0]))
+
+
+CONVS = {"full": TorusConv2d, "separable": TorusSeparableConv2d}
+
+
 class LocalHead(nn.Module):
     """``s = lambda_s tanh(.)``, ``t`` linear, ``q = lambda_q tanh(.)``, two channels each,
     from one 1x1 convolution (a per-site linear map) initialized near zero."""
@@ -156,38 +180,49 @@ def _torus_pad_channels_last(h: torch.Tensor, width: int) -> torch.Tensor:
     return out
 
 
-def _site_conv(h, weight, bias, sites=None, pad=1):
-    """:class:`TorusConv2d` of ``h`` in channels-last layout; with ``sites = (dim, offset,
+def _site_conv(h, conv, sites=None, pad=1, channels=None):
+    """The convolution ``conv`` (:data:`CONVS`) of ``h`` in channels-last layout, reading
+    only the input ``channels`` of its weights (``None``: all); with ``sites = (dim, offset,
     step)`` only at the sites whose coordinate along ``dim`` (-1 or -2) is ``offset mod
     step`` (a strided convolution).
 
     ``h`` is padded periodically by ``pad`` sites first: 1 gives the map on the lattice,
     2 the map already padded by one site, which the next convolution reads as it is (no
-    copy of the wide hidden layer); 0 means that ``h`` is padded already.
+    copy of the wide hidden layer); 0 means that ``h`` is padded already.  The pointwise
+    part of a separable convolution is one matrix product over the channels-last sites.
     """
     padded = _torus_pad_channels_last(h, pad) if pad else h
-    if sites is None:
-        return F.conv2d(padded, weight, bias)
-    dim, offset, step = sites
-    padded = padded.narrow(dim, offset, padded.shape[dim] - offset)
-    return F.conv2d(padded, weight, bias, stride=(step, 1) if dim == -2 else (1, step))
+    stride = 1
+    if sites is not None:
+        dim, offset, step = sites
+        padded = padded.narrow(dim, offset, padded.shape[dim] - offset)
+        stride = (step, 1) if dim == -2 else (1, step)
+    if isinstance(conv, TorusConv2d):
+        weight = conv.weight if channels is None else conv.weight[:, channels]
+        return F.conv2d(padded, weight, conv.bias, stride)
+    depthwise, pointwise = conv.depthwise.weight, conv.pointwise.weight.flatten(1)
+    if channels is not None:
+        depthwise, pointwise = depthwise[channels], pointwise[:, channels]
+    h = F.conv2d(padded, depthwise, None, stride, groups=depthwise.shape[0])
+    return F.linear(h.permute(0, 2, 3, 1), pointwise, conv.pointwise.bias).permute(0, 3, 1, 2)
 
 
 class LocalNet(nn.Module):
     """Per-site maps ``[B, in_channels, Nt, Nx]`` -> ``(s, t, q)``, each ``[B, 2, Nt, Nx]``.
 
-    ``channels`` are the widths of the 3x3 periodic convolutions (at least one).
+    ``channels`` are the widths of the 3x3 periodic convolutions (at least one), ``conv``
+    their kind (:data:`CONVS`: ``full`` or depthwise-``separable``).
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], activation: str,
-                 with_s: bool = True):
+                 with_s: bool = True, conv: str = "full"):
         super().__init__()
         if not channels:
             raise ValueError("hidden: a local network needs at least one convolution width")
         sizes = [in_channels, *channels]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(sizes, sizes[1:], strict=False):
-            layers += [TorusConv2d(c_in, c_out), make_activation(activation)]
+            layers += [CONVS[conv](c_in, c_out), make_activation(activation)]
         self.body = nn.Sequential(*layers)
         self.head = LocalHead(sizes[-1], with_s)
 
@@ -198,14 +233,13 @@ class LocalNet(nn.Module):
         cheaper one there."""
         if torch.is_grad_enabled():
             return self.head(self.body(maps))
-        first = self.body[0]
-        h = self.body[1](_site_conv(maps, first.weight, first.bias, pad=2))
+        h = self.body[1](_site_conv(maps, self.body[0], pad=2))
         n_convs = len(self.body) // 2
         if n_convs == 1:
             return self.head(h[..., 1:-1, 1:-1])
         for i in range(1, n_convs):
             conv, act = self.body[2 * i], self.body[2 * i + 1]
-            h = act(_site_conv(h, conv.weight, conv.bias, pad=0 if i == 1 else 1))
+            h = act(_site_conv(h, conv, pad=0 if i == 1 else 1))
         return self.head(h)
 
     def at_sites(self, maps, channels, sites, mu):
@@ -221,8 +255,7 @@ class LocalNet(nn.Module):
         already padded for the next one (no copy of the wide hidden layer).
         """
         dim, offset, step = sites
-        first = self.body[0]
-        h = self.body[1](_site_conv(maps, first.weight[:, channels], first.bias, pad=2))
+        h = self.body[1](_site_conv(maps, self.body[0], pad=2, channels=list(channels)))
         n_convs = len(self.body) // 2
         if n_convs == 1:
             h = h[..., 1:-1, 1:-1]
@@ -230,8 +263,7 @@ class LocalNet(nn.Module):
         for i in range(1, n_convs):
             conv, act = self.body[2 * i], self.body[2 * i + 1]
             last = i == n_convs - 1
-            h = act(_site_conv(h, conv.weight, conv.bias, sites if last else None,
-                               pad=0 if i == 1 else 1))
+            h = act(_site_conv(h, conv, sites if last else None, pad=0 if i == 1 else 1))
         return self.head.direction(h, mu)
 
 
