@@ -23,9 +23,8 @@ so that a load change on a shared machine hits both; the median ratio is the fig
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/local_vs_dense.py --threads 1 --layer-steps
 
 ``--conv full separable`` measures the local model with each kind of 3x3 convolution
-(:data:`dlhmc.nets.local.CONVS`; ``separable`` is not yet a setting, see
-``LocalU1Layers.conv``), all kinds in the same alternating rounds, one line each.  The
-default, ``full``, is the architecture of every stored model.
+(``local_conv``, :data:`dlhmc.nets.local.CONVS`), all kinds in the same alternating rounds,
+one line each.  The default, ``full``, is ``dlhmc train``'s default.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from conditions import describe
 from l2hmc_step import train_step_seconds
 
 from dlhmc.allocator import keep_freed_memory
-from dlhmc.families.local_u1 import LocalU1Layers
 from dlhmc.lattice import make_theory
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
@@ -168,13 +166,12 @@ def layer_steps(args, now):
     leapfrog step seconds) at the same theory, batch, N_LF and precision; one result per
     convolution kind of ``args.conv``, every kind timed in each round."""
     nlf, batch = 8, 64
-    config = L2HMCConfig(nlf=nlf, hidden=(16, 16), network="local", local_period=2)
     models = {}
     for conv in args.conv:
-        LocalU1Layers.conv = conv
+        config = L2HMCConfig(nlf=nlf, hidden=(16, 16), network="local", local_period=2,
+                             local_conv=conv)
         theory, dyn, gen, x = build("U1", (16, 16), batch, config, args.device)
         models[conv] = (dyn, dyn.init(x))
-    LocalU1Layers.conv = "full"
     hmc = HMC(theory, nlf, 0.1)
     hmc_state = hmc.init(x)
     ratios = {conv: [] for conv in models}

@@ -46,6 +46,7 @@ KINDS = {
     "fraction": FLOAT_BAD + ["1.5", "1e300", "1e-320"],
     "device": DEVICES,
     "network": ["local", "dense", "conv", ""],
+    "conv": ["separable", "full", "depthwise", ""],
 }
 BUDGET = settings(max_examples=60, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
@@ -197,7 +198,7 @@ TRAIN_OPTIONS = {"--beta": "float", "--nlf": "count", "--steps": "count", "--bat
                  "--lr": "float", "--seed": "int", "--eps-init": "float", "--clip": "float",
                  "--decay-to": "fraction", "--anneal-from": "fraction", "--plaq-weight": "float",
                  "--warmup": "count", "--winding": "count", "--mask-seed": "int",
-                 "--device": "device", "--network": "network"}  # fmt: skip
+                 "--device": "device", "--network": "network", "--local-conv": "conv"}  # fmt: skip
 
 
 @BUDGET
@@ -221,7 +222,7 @@ FLOW_TRAIN_OPTIONS = {"--beta": "float", "--flow-layers": "count", "--steps": "c
                       "--batch": "int", "--lr": "float", "--seed": "int", "--clip": "float",
                       "--decay-to": "fraction", "--anneal-from": "fraction", "--warmup": "count",
                       "--device": "device", "--nlf": "count", "--winding": "count",
-                      "--network": "network"}  # fmt: skip
+                      "--network": "network", "--local-conv": "conv"}  # fmt: skip
 
 
 @BUDGET

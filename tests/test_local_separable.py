@@ -1,6 +1,6 @@
-"""The depthwise-separable 3x3 convolutions of the U(1) ``local`` networks (``conv:
-separable``, :class:`dlhmc.nets.local.TorusSeparableConv2d`; not yet a setting, chosen by
-``LocalU1Layers.conv``) keep every property the full ones have: the fast paths compute the
+"""The depthwise-separable 3x3 convolutions of the U(1) ``local`` networks (``local_conv:
+separable``, :class:`dlhmc.nets.local.TorusSeparableConv2d`) keep every property the full
+ones have: the fast paths compute the
 plain network, the networks are translation equivariant and gauge invariant, the layers are
 gauge covariant, exactly reversible, and ``sum log|J|`` is the autograd log-determinant.
 """
@@ -15,7 +15,6 @@ from l2hmc_helpers import randomize, sumlogdet_and_autograd_logdet
 from test_l2hmc_local import angle_diff, gauge_transform, local_config, random_state
 from test_local_sites import plain, reference_x_update
 
-from dlhmc.families.local_u1 import LocalU1Layers
 from dlhmc.lattice.u1 import U1Theory
 from dlhmc.nets.local import LocalNet, TorusSeparableConv2d
 from dlhmc.samplers.l2hmc import L2HMCDynamics
@@ -23,9 +22,8 @@ from dlhmc.samplers.l2hmc import L2HMCDynamics
 TWO_PI = 2.0 * math.pi
 
 
-@pytest.fixture
-def separable(monkeypatch):
-    monkeypatch.setattr(LocalU1Layers, "conv", "separable")
+def separable(**kw):
+    return local_config(local_conv="separable", **kw)
 
 
 def net(in_channels, hidden, with_s=True, seed=3):
@@ -99,9 +97,9 @@ def test_networks_are_translation_equivariant_on_the_torus(lattice):
 
 @pytest.mark.parametrize(("lattice", "period"), [((4, 4), 2), ((6, 4), 4)])
 @pytest.mark.parametrize("inverse", [False, True])
-def test_layers_are_gauge_covariant(separable, lattice, period, inverse):
+def test_layers_are_gauge_covariant(lattice, period, inverse):
     theory = U1Theory(lattice, 2.0)
-    dyn = randomize(L2HMCDynamics(theory, local_config(local_period=period, winding=1)),
+    dyn = randomize(L2HMCDynamics(theory, separable(local_period=period, winding=1)),
                     scale=0.3, seed=1)
     assert isinstance(dyn.layers.xnets[0].body[0], TorusSeparableConv2d)
     x, v, a = random_state(theory, 3, seed=2)
@@ -119,9 +117,9 @@ def test_layers_are_gauge_covariant(separable, lattice, period, inverse):
 
 @pytest.mark.parametrize(("lattice", "period"), [((4, 4), 2), ((6, 4), 2), ((3, 6), 4)])
 @pytest.mark.parametrize("inverse", [False, True])
-def test_x_update_is_the_plain_sub_update(separable, lattice, period, inverse):
+def test_x_update_is_the_plain_sub_update(lattice, period, inverse):
     theory = U1Theory(lattice, 2.0)
-    dyn = L2HMCDynamics(theory, local_config(nlf=2, local_period=period, winding=1))
+    dyn = L2HMCDynamics(theory, separable(nlf=2, local_period=period, winding=1))
     randomize(dyn.layers)
     gen = torch.Generator().manual_seed(4)
     x, v = theory.hot_start(3, gen), theory.sample_momentum(3, gen)
@@ -139,9 +137,9 @@ def test_x_update_is_the_plain_sub_update(separable, lattice, period, inverse):
 
 @pytest.mark.parametrize(("lattice", "period"), [((4, 4), 2), ((6, 4), 2), ((4, 4), 4)])
 @pytest.mark.parametrize("direction", [1, -1])
-def test_forward_then_backward_is_identity(separable, lattice, period, direction):
+def test_forward_then_backward_is_identity(lattice, period, direction):
     theory = U1Theory(lattice, 2.0)
-    dyn = randomize(L2HMCDynamics(theory, local_config(local_period=period, winding=-1)),
+    dyn = randomize(L2HMCDynamics(theory, separable(local_period=period, winding=-1)),
                     scale=0.5, seed=6)
     x, v, _ = random_state(theory, 3, seed=7)
     with torch.no_grad():
@@ -155,19 +153,18 @@ def test_forward_then_backward_is_identity(separable, lattice, period, direction
 
 @pytest.mark.parametrize("period", [2, 4])
 @pytest.mark.parametrize("direction", [1, -1])
-def test_sumlogdet_is_log_det_of_autograd_jacobian(separable, period, direction):
+def test_sumlogdet_is_log_det_of_autograd_jacobian(period, direction):
     theory = U1Theory((4, 4), 1.0)
-    config = local_config(nlf=2, hidden=(6,), winding=1, local_period=period)
+    config = separable(nlf=2, hidden=(6,), winding=1, local_period=period)
     dyn = randomize(L2HMCDynamics(theory, config), scale=0.5, seed=8)
     sumlogdet, logabsdet = sumlogdet_and_autograd_logdet(dyn, direction)
     assert abs(sumlogdet) > 1e-2
     assert sumlogdet == pytest.approx(logabsdet, abs=1e-10)
 
 
-def test_separable_networks_have_fewer_weights(monkeypatch):
+def test_separable_networks_have_fewer_weights():
     theory = U1Theory((8, 8), 1.0)
-    config = local_config(nlf=8, hidden=(16, 16), local_period=2)
-    full = sum(p.numel() for p in L2HMCDynamics(theory, config).parameters())
-    monkeypatch.setattr(LocalU1Layers, "conv", "separable")
-    separable = sum(p.numel() for p in L2HMCDynamics(theory, config).parameters())
-    assert separable < full / 4
+    kw = dict(nlf=8, hidden=(16, 16), local_period=2)
+    full = sum(p.numel() for p in L2HMCDynamics(theory, local_config(**kw)).parameters())
+    fewer = sum(p.numel() for p in L2HMCDynamics(theory, separable(**kw)).parameters())
+    assert fewer < full / 4

@@ -6,12 +6,12 @@ None, lists, dicts), written with ``torch.save`` and read back with
 directory cannot execute code, and no class of ours has to stay importable for old
 checkpoints to load.
 
-Layout (``FORMAT = 3``)::
+Layout (``FORMAT = 4``)::
 
     format, step, world_size, metrics_rows
     sampler     what was trained (dlhmc.trained_samplers.SAMPLERS): "l2hmc", "flow" or "bridge"
     config      resolved training settings (plain dict, also in RUN_DIR/config.yaml)
-    l2hmc       L2HMCConfig.to_dict()                          (sampler l2hmc)
+    l2hmc       L2HMCConfig.to_dict(), every field             (sampler l2hmc)
     flow        FlowConfig.to_dict()                           (samplers flow and bridge)
     bridge      held-out ESS of the bridge and of the identity (sampler bridge; informative)
     model       the model's state_dict: l2hmc: log_eps_v, log_eps_x, the family's layers.*;
@@ -52,7 +52,7 @@ import torch
 from dlhmc.atomic import atomic_path
 from dlhmc.trained_samplers import SAMPLERS
 
-FORMAT = 3
+FORMAT = 4
 FILENAME = "checkpoint.pt"
 
 
@@ -117,8 +117,17 @@ def _format2_sampler(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "format": 3, "sampler": "l2hmc"}
 
 
+def _format3_local_conv(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 3 predates ``local_conv``: every L2HMC model it holds has full 3x3 convolutions
+    (the only kind there was), which format 4 states."""
+    l2hmc = state.get("l2hmc")
+    if isinstance(l2hmc, dict):
+        state = {**state, "l2hmc": {"local_conv": "full", **l2hmc}}
+    return {**state, "format": 4}
+
+
 # format -> the function that brings it one format up
-MIGRATIONS = {1: _format1_model, 2: _format2_sampler}
+MIGRATIONS = {1: _format1_model, 2: _format2_sampler, 3: _format3_local_conv}
 
 
 def migrate(state: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +141,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, incomplete, mistyped or non-finite."""
 
 
-# key -> what it must be; the keys of the FORMAT 3 layout above (and the sampler's own).
+# key -> what it must be; the keys of the FORMAT layout above (and the sampler's own).
 _DICTS = ("config", "model", "optimizer", "scheduler", "rng", "timing")
 _COUNTS = {"step": 0, "world_size": 1, "metrics_rows": 0}
 
@@ -153,7 +162,7 @@ def load_valid(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def validate(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Check the FORMAT 3 layout: keys, types, restorable RNG states and finite tensors.
+    """Check the FORMAT layout: keys, types, restorable RNG states and finite tensors.
 
     Raises :class:`CheckpointError` ``"<path>: <key>: <what is wrong>"``.  Why each part:
     ``infer`` needs ``model``, the architecture (``l2hmc`` or ``flow``) and ``config``; a

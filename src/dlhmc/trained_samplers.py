@@ -34,7 +34,7 @@ SAMPLERS = {
     "l2hmc": TrainedSampler(
         "l2hmc", "dlhmc.training.trainer",
         options=("nlf", "eps_init", "network", "mask", "mask_seed", "conv_channels", "winding",
-                 "plaq_weight", "therm_hmc"),
+                 "local_conv", "plaq_weight", "therm_hmc"),
         groups=None, checkpoint_key="l2hmc", keeps_chains=True,
     ),
     "flow": TrainedSampler(

@@ -40,7 +40,8 @@ sub-updates together are ``U <- exp(i eps v) U``: a layer is one leapfrog step.
 The masks need every extent even (otherwise ``n + nu`` wraps to a site of the same
 parity); one network per layer serves the eight sub-updates, one the two momentum
 updates.  ``config.hidden`` are the stencil widths; ``config.local_period`` (the U(1)
-mask period) is not read: the SU(3) masks are the checkerboard.
+mask period) is not read: the SU(3) masks are the checkerboard.  ``config.local_conv`` must be
+``full``: the stencils have no depthwise-separable kind (refused, not ignored).
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def parity_masks(lattice: tuple[int, ...]) -> tuple[list[tuple[int, int]], torch
     return subs, torch.stack([parity == p for _, p in subs])
 
 
+def _check_conv(config) -> None:
+    """The stencils have one kind: ``local_conv`` other than ``full`` is refused, not ignored."""
+    if config.local_conv != "full":
+        raise ValueError(f"local_conv: {config.local_conv} is implemented for U1 only (the SU3 "
+                         f"local networks are stencils, not 3x3 convolutions); use full")
+
+
 def traces(loops: torch.Tensor) -> torch.Tensor:
     """``[..., 2 K]``: ``Re Tr`` then ``Im Tr`` of ``K`` loops ``[..., K, 3, 3]``."""
     tr = torch.diagonal(loops, dim1=-2, dim2=-1).sum(-1)
@@ -119,6 +127,7 @@ class LocalSU3Layers(nn.Module):
 
     def __init__(self, lattice: tuple[int, ...], config):
         super().__init__()
+        _check_conv(config)
         self.subs, masks = parity_masks(tuple(lattice))
         self.n_sub_updates = len(self.subs)
         self.register_buffer("moving", masks, persistent=False)
@@ -138,6 +147,7 @@ class LocalSU3Layers(nn.Module):
 
     @staticmethod
     def check_lattice(lattice: tuple[int, ...], config) -> None:
+        _check_conv(config)
         parity_masks(lattice)
 
     # -- momentum updates ----------------------------------------------------------------

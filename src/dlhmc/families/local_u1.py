@@ -112,16 +112,13 @@ class LocalU1Layers(nn.Module):
     ``config.hidden`` are the channel widths of every network's 3x3 convolutions,
     ``config.local_period`` the period of the link masks.
 
-    ``conv`` is the kind of those convolutions (:data:`dlhmc.nets.local.CONVS`).  ``full``
-    is the architecture every stored model has.  ``separable`` (depthwise 3x3 then pointwise
-    1x1: about 5x fewer multiply-adds, measured 1.2-1.3x cheaper per trajectory at 16x16 and
-    learning as well on 8x8, docs/results.md, 2026-12-06 third session) changes the weights'
-    shapes, so it is not yet a setting: that needs an ``L2HMCConfig`` field and a checkpoint
-    migration that gives stored models ``full``.  Until then it is chosen here, by the tests
-    and ``benchmarks/local_vs_dense.py --conv``.
+    ``config.local_conv`` is the kind of those convolutions (:data:`dlhmc.nets.local.CONVS`):
+    ``full``, the architecture of every model stored before the setting existed (checkpoint
+    format 4 gives them ``full``), or ``separable`` (depthwise 3x3 then pointwise 1x1: about
+    5x fewer multiply-adds, measured 1.25-1.3x cheaper per trajectory at 16x16 and learning
+    as well on 8x8, docs/results.md, 2026-12-06 third session), whose weights have other
+    shapes.
     """
-
-    conv = "full"
 
     # Input channels of the momentum and the link networks (all loops and the force; frozen
     # loops, v and the moving-link indicator), and their outputs (s, t, q per direction).
@@ -146,11 +143,11 @@ class LocalU1Layers(nn.Module):
                       for mu, offset in self.subs]
         (v_in, x_in), _ = self.widths
         self.vnets = nn.ModuleList(
-            LocalNet(v_in, config.hidden, config.activation, conv=self.conv)
+            LocalNet(v_in, config.hidden, config.activation, conv=config.local_conv)
             for _ in range(config.nlf)
         )
         self.xnets = nn.ModuleList(
-            LocalNet(x_in, config.hidden, config.activation, conv=self.conv)
+            LocalNet(x_in, config.hidden, config.activation, conv=config.local_conv)
             for _ in range(config.nlf)
         )
 

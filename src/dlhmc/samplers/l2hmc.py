@@ -55,7 +55,8 @@ class L2HMCConfig:
     site of the 3x3 convolutions (U(1)) or of the nearest-neighbour stencils (SU(3)) for
     ``network: local``.  Some fields belong to one family (its ``options``: ``mask``,
     ``mask_seed``, ``conv_channels`` to dense, ``local_period`` to local, the period of the
-    U(1) link masks); every other family must leave them at their defaults, so that no
+    U(1) link masks, and ``local_conv``, the kind of its 3x3 convolutions, ``full`` or
+    depthwise-``separable``); every other family must leave them at their defaults, so that no
     setting is silently ignored.  These defaults are those of ``dlhmc train``:
     :class:`dlhmc.settings.TrainSettings` takes them from here.
     """
@@ -70,6 +71,7 @@ class L2HMCConfig:
     winding: int = 0
     network: str = "dense"
     local_period: int = 4
+    local_conv: str = "full"
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
