@@ -2,7 +2,7 @@
 
 Builds the trainer of ``dlhmc train --sampler flow`` (:func:`dlhmc.training.flow_trainer.build`)
 at U(1) 8x8, beta 2 by default and times ``train_step`` (draw, flow, action, backward, clip,
-Adam, metrics) with ``time.process_time`` after ``--warm`` untimed steps; prints the best and
+Adam, metrics) with ``time.process_time`` (the allocator set up as ``dlhmc`` does) after ``--warm`` untimed steps; prints the best and
 the median CPU seconds of ``--repeat`` blocks of ``--steps`` steps.  ``--profile`` prints the
 top operators of torch.profiler for one block instead.
 
@@ -23,6 +23,7 @@ import torch
 from conditions import describe
 
 from dlhmc import distributed as dist
+from dlhmc.allocator import keep_freed_memory
 from dlhmc.settings import RunOptions, TrainSettings
 from dlhmc.training import flow_trainer
 
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as dlhmc does
     print(describe(), flush=True)
     settings = TrainSettings(group="U1", lattice=tuple(args.lattice), beta=args.beta,
                              sampler="flow", flow_layers=args.layers, hidden=tuple(args.hidden),
