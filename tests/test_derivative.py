@@ -182,6 +182,18 @@ def test_weights_never_overflow():
         deriv.weights(np.array([[0.0, np.nan]]))
 
 
+def test_degenerate_weights_give_no_verdict():
+    """A weighted estimate whose weights leave fewer than MIN_EFFECTIVE_CONFIGS effective
+    configurations is flagged (its linearized error is then an underestimate); spread-out weights
+    of the same data are not."""
+    rng = np.random.default_rng(3)
+    mapped, before = rng.normal(size=(4, 500)), rng.normal(size=(4, 500))
+    spread = deriv.correlated_difference(0.1 * rng.normal(size=(4, 500)), mapped, before)
+    assert not spread.frozen and spread.ess * 2000 >= deriv.MIN_EFFECTIVE_CONFIGS
+    heavy = deriv.correlated_difference(12.0 * rng.normal(size=(4, 500)), mapped, before)
+    assert heavy.ess * 2000 < deriv.MIN_EFFECTIVE_CONFIGS and heavy.frozen
+
+
 def _fake_bridge(flow, **config):
     state = {"config": {"group": "U1", "lattice": [4, 4], "beta_from": B1, "beta": B2, **config}}
 
