@@ -2,8 +2,9 @@
 
 Builds the trainer of ``dlhmc train --sampler flow`` (:func:`dlhmc.training.flow_trainer.build`)
 at U(1) 8x8, beta 2 by default and times ``train_step`` (draw, flow, action, backward, clip,
-Adam, metrics) with ``time.process_time`` (the allocator set up as ``dlhmc`` does) after ``--warm`` untimed steps; prints the best and
-the median CPU seconds of ``--repeat`` blocks of ``--steps`` steps.  ``--profile`` prints the
+Adam, metrics) with ``time.process_time`` (the allocator set up as ``dlhmc`` does) after
+``--warm`` untimed steps; prints the best and the median CPU seconds of ``--repeat`` blocks of
+``--steps`` steps.  ``--profile`` prints the
 top operators of torch.profiler for one block instead.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flow_step.py [--layers 16] [--hidden 8 8]
