@@ -61,26 +61,34 @@ def network_sizes(hidden, nlf: int, batch: int) -> tuple[int, int]:
     return weights, 2 * nlf * batch * sum(hidden)
 
 
+def rejections(command: str, count: int, total: int, warning: str, error: str) -> int:
+    """The exit status of a run of which ``count`` of ``total`` moves were rejected as
+    non-finite, with one line on stderr: a few are worth a warning (``count of total
+    <warning>``), all of them mean nothing was sampled and must not look like a success to a
+    pipeline (``all total <error>``, exit status 1; the output is kept as the evidence)."""
+    if count == 0:
+        return 0
+    if count < total:
+        print(f"dlhmc {command}: warning: {count} of {total} {warning}", file=sys.stderr)
+        return 0
+    print(f"dlhmc {command}: error: all {total} {error}", file=sys.stderr)
+    return 1
+
+
 def divergences(command: str, per_traj: dict[str, np.ndarray], step_size: str, out) -> int:
     """Report divergent trajectories on stderr; the exit status of the run.
 
     A trajectory whose ``dH`` is not finite carries no information and was rejected; a few of
     them are worth a line on the terminal (the step size is near its stability limit), a run
-    where every one diverged has sampled nothing and must not look like a success to a
-    pipeline.  The chain file is written anyway: it is the evidence of what happened.
+    where every one diverged has sampled nothing.  The chain file is written anyway.
     """
     flags = per_traj.get("divergent")
     if flags is None:
         return 0
-    count, total = int(np.count_nonzero(flags)), int(np.size(flags))
-    if count == 0:
-        return 0
-    if count < total:
-        print(f"dlhmc {command}: warning: {count} of {total} trajectories diverged (non-finite "
-              f"dH, rejected) with {step_size}: the step size is near its stability limit",
-              file=sys.stderr)
-        return 0
-    print(f"dlhmc {command}: error: all {total} trajectories diverged (non-finite dH) with "
-          f"{step_size}: the step size is too large for this coupling; {out} is written as "
-          "evidence but holds no valid sample", file=sys.stderr)
-    return 1
+    return rejections(
+        command, int(np.count_nonzero(flags)), int(np.size(flags)),
+        f"trajectories diverged (non-finite dH, rejected) with {step_size}: the step size is "
+        "near its stability limit",
+        f"trajectories diverged (non-finite dH) with {step_size}: the step size is too large for "
+        f"this coupling; {out} is written as evidence but holds no valid sample",
+    )

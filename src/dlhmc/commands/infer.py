@@ -187,13 +187,9 @@ def _proposal_divergences(per_traj: dict[str, np.ndarray], out) -> int:
     """Flow proposals whose weight is not finite (the flow's density or the action overflowed):
     rejected, worth a warning; all of them, an error (the chains never moved)."""
     flags = per_traj["divergent"]
-    count, total = int(np.count_nonzero(flags)), int(np.size(flags))
-    if count == 0:
-        return 0
-    if count < total:
-        print(f"dlhmc infer: warning: {count} of {total} flow proposals had a non-finite weight "
-              "(rejected)", file=sys.stderr)
-        return 0
-    print(f"dlhmc infer: error: all {total} flow proposals had a non-finite weight; {out} is "
-          "written as evidence but holds no valid sample", file=sys.stderr)
-    return 1
+    return checks.rejections(
+        "infer", int(np.count_nonzero(flags)), int(np.size(flags)),
+        "flow proposals had a non-finite weight (rejected)",
+        f"flow proposals had a non-finite weight; {out} is written as evidence but holds no "
+        "valid sample",
+    )

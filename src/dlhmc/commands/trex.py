@@ -261,14 +261,9 @@ def _write(args, betas, attrs: dict, chains: LadderChains) -> int:
 
 def _swap_divergences(rows: list[dict], out_dir: Path) -> int:
     """A swap whose log-ratio is not finite was rejected; all of them means a broken bridge."""
-    divergent = sum(row["divergent"] for row in rows)
-    proposed = sum(row["proposed"] for row in rows)
-    if divergent == 0:
-        return 0
-    if divergent < proposed:
-        print(f"dlhmc trex: warning: {divergent} of {proposed} swaps diverged (non-finite "
-              "log-acceptance, rejected): see swaps.csv", file=sys.stderr)
-        return 0
-    print(f"dlhmc trex: error: all {proposed} swaps diverged (non-finite log-acceptance): the "
-          f"--bridges give no valid swap; {out_dir} is written as evidence", file=sys.stderr)
-    return 1
+    return checks.rejections(
+        "trex", sum(row["divergent"] for row in rows), sum(row["proposed"] for row in rows),
+        "swaps diverged (non-finite log-acceptance, rejected): see swaps.csv",
+        "swaps diverged (non-finite log-acceptance): the --bridges give no valid swap; "
+        f"{out_dir} is written as evidence",
+    )
