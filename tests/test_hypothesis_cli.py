@@ -204,12 +204,17 @@ TRAIN_OPTIONS = {"--beta": "float", "--nlf": "count", "--steps": "count", "--bat
 @BUDGET
 @given(changes=hostile(TRAIN_OPTIONS, ("--lattice", "--hidden")))
 def test_train_options(workdir, changes):
-    run_dir = fresh(workdir, "t")
     base = [*TINY, "--steps", "2", "--device", "cpu"]
-    code, err = invoke(["train", *replace(base, changes), "--out", str(run_dir)])
+    train_ends(fresh(workdir, "t"), ["train", *replace(base, changes)])
+
+
+def train_ends(run_dir, argv):
+    """One of ``dlhmc train``'s three endings: a valid checkpoint (finite model, optimizer and
+    chains), a usage error with nothing written, or a run-time error."""
+    code, err = invoke([*argv, "--out", str(run_dir)])
     outcome("train", code, err)
     if code == 0:
-        ckpt.load_valid(ckpt.checkpoint_path(run_dir))  # finite model, optimizer and chains
+        ckpt.load_valid(ckpt.checkpoint_path(run_dir))
     if code == 2:
         assert not (run_dir / "config.yaml").exists()
 
@@ -230,13 +235,7 @@ FLOW_TRAIN_OPTIONS = {"--beta": "float", "--flow-layers": "count", "--steps": "c
 def test_flow_train_options(workdir, changes):
     """``train --sampler flow``: the same three endings as L2HMC training, and nothing written
     on a usage error."""
-    run_dir = fresh(workdir, "f")
-    code, err = invoke([*replace(FLOW_TRAIN_BASE, changes), "--out", str(run_dir)])
-    outcome("train", code, err)
-    if code == 0:
-        ckpt.load_valid(ckpt.checkpoint_path(run_dir))
-    if code == 2:
-        assert not (run_dir / "config.yaml").exists()
+    train_ends(fresh(workdir, "f"), replace(FLOW_TRAIN_BASE, changes))
 
 
 @pytest.fixture(scope="module")
@@ -263,17 +262,11 @@ BRIDGE_TRAIN_OPTIONS = {"--beta": "float", "--beta-from": "float", "--flow-layer
 def test_bridge_train_options(workdir, bridge_data, changes):
     """``train --sampler bridge``: the same three endings, and nothing written on a usage
     error (a lattice or couplings that do not fit the data included)."""
-    run_dir = fresh(workdir, "b")
     base = ["train", "--sampler", "bridge", "--group", "U1", "--lattice", "4", "4", "--beta",
             "1.2", "--beta-from", "1", "--data", str(bridge_data), "--flow-layers", "2",
             "--hidden", "4", "--batch", "4", "--steps", "2", "--seed", "0", "--device", "cpu",
             "--no-progress"]  # fmt: skip
-    code, err = invoke([*replace(base, changes), "--out", str(run_dir)])
-    outcome("train", code, err)
-    if code == 0:
-        ckpt.load_valid(ckpt.checkpoint_path(run_dir))
-    if code == 2:
-        assert not (run_dir / "config.yaml").exists()
+    train_ends(fresh(workdir, "b"), replace(base, changes))
 
 
 @pytest.fixture(scope="module")

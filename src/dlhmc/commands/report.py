@@ -28,7 +28,7 @@ def register(subparsers) -> None:
             "sample), check every plaquette, U(1) <Q_Z^2> and U(1) sector weight P(|Q_Z| = q) "
             "(where the chains resolve it) against its exact value, set the "
             "beta-transfer rows of the table (if any) beside the ladder's model, and draw the "
-            "five figures (PNG and PDF) into one HTML page."
+            "six figures (PNG and PDF) into one HTML page."
         ),
     )
     parser.add_argument("--table", required=True, type=Path, help="CSV from dlhmc analyze")
