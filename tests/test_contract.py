@@ -288,3 +288,13 @@ def test_known_devices_resolve():
 
     assert devices.resolve_device("cpu") == torch.device("cpu")
     assert devices.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_one_coupling_survives_text_and_float64_but_not_a_neighbouring_rung():
+    """Betas arrive as decimal text and as float64: equal couplings must match, the rungs of a
+    ladder and a missing (NaN) coupling must not."""
+    from dlhmc.theory import same_coupling
+
+    assert same_coupling(2.5, float("2.5")) and same_coupling(0.1 + 0.2, 0.3)
+    assert not same_coupling(2.5, 2.5 + 1e-6)
+    assert not same_coupling(math.nan, 2.5) and not same_coupling(2.5, math.nan)

@@ -94,6 +94,10 @@ def test_the_tiny_experiment_passes():
         ({"group": "SU3", "lattices": [[2, 2, 2, 2]], "variants": {"w": {"winding": 1}}},
          "experiments.tiny.variants.w.winding: a topological translation exists for "
          f"{', '.join(groups_with('winding'))} only"),
+        ({"group": "SU3", "lattices": [[2, 2, 2, 2]],
+          "variants": {"s": {"network": "local", "local_conv": "separable"}}},
+         "experiments.tiny.variants.s.local_conv: local_conv separable (depthwise-separable "
+         "convolutions) exists for U1 only"),
         ({"beta_transfer": 0.1, "train": {"anneal_from": 0.5}},
          "experiments.tiny.beta_transfer: 0.1 of train.steps is 1 step, too few to anneal"),
     ],
@@ -101,6 +105,13 @@ def test_the_tiny_experiment_passes():
 def test_each_check_names_its_key(changes, expected):
     problems = check_experiment("tiny", experiment(**changes))
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_full_local_convolutions_pass_for_every_group():
+    """local_conv full is the one kind every group has: only separable is group-specific."""
+    su3 = {"group": "SU3", "lattices": [[2, 2, 2, 2]]}
+    local = {"network": "local", "local_conv": "full"}
+    assert check_experiment("tiny", experiment(**su3, variants={"f": local})) == []
 
 
 def test_an_empty_hmc_grid_is_refused():

@@ -39,13 +39,18 @@ class GroupFacts:
 MAX_INSTANTON_HITS = 10_000
 
 # Options that exist for some groups only, with what they build (for error messages).
-# The convolutional front end and the instanton fields are written for U(1) links (angles).
+# The convolutional front end, the instanton fields and the depthwise-separable convolutions are
+# written for U(1) links (angles; the SU(3) local networks are matrix stencils with no
+# depthwise kind).
 GROUP_OPTIONS = {
     "conv_channels": "the convolutional front end",
     "winding": "a topological translation",
     "instanton_hits": "the instanton move of winding HMC",
     "instanton_size": "the instanton move of winding HMC",
+    "local_conv": "local_conv separable (depthwise-separable convolutions)",
 }
+# The value of a group-specific option that every group has (the others are unset or empty).
+COMMON_VALUES = {"local_conv": "full"}
 
 # The HMC integrators by group: the Omelyan (minimum-norm) scheme needs 1.9x fewer force
 # evaluations per unit of trajectory length than the leapfrog at 75-80 % acceptance on a
@@ -74,13 +79,15 @@ def groups_with(option: str) -> tuple[str, ...]:
 
 
 def unsupported_options(group: str, values: Mapping) -> list[tuple[str, str]]:
-    """``(option, message)`` for every group-specific option set (non-empty) that ``group`` lacks.
+    """``(option, message)`` for every group-specific option set (non-empty, and not the value
+    every group has) that ``group`` lacks.
 
     The message reads ``<what it builds> exists for <groups> only``.
     """
     found = []
     for option, what in GROUP_OPTIONS.items():
-        if values.get(option) and option not in GROUPS[group].options:
+        value = values.get(option)
+        if value and value != COMMON_VALUES.get(option) and option not in GROUPS[group].options:
             found.append((option, f"{what} exists for {', '.join(groups_with(option))} only"))
     return found
 

@@ -23,6 +23,17 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+# Relative tolerance of "the same coupling": a beta travels as decimal text (YAML, CSV, command
+# lines) and as float64 (checkpoints, NetCDF attributes), so one coupling agrees with itself to
+# round-off, while the rungs of any ladder differ by far more.
+COUPLING_RTOL = 1e-9
+
+
+def same_coupling(first: float, second: float) -> bool:
+    """Whether two betas name the same coupling (a config's 2.5 and a checkpoint's 2.5); False
+    when either is NaN, so a missing coupling never matches."""
+    return math.isclose(float(first), float(second), rel_tol=COUPLING_RTOL)
+
 
 @dataclass(frozen=True)
 class ExactValue:

@@ -60,6 +60,7 @@ import pandas as pd
 from dlhmc import configurations
 from dlhmc.analysis.autocorr import GammaResult, gamma_method
 from dlhmc.analysis.exact import exact_charge_sq, exact_plaquette
+from dlhmc.theory import same_coupling
 
 OBSERVABLES = ("plaq", "q2")
 ESTIMATORS = ("independent", "reweight", "flow")
@@ -74,8 +75,6 @@ COLUMNS = ("observable", "estimator", "beta_from", "beta_to", "value", "error", 
 # weights do not have, so the error is then an underestimate (measured: 16x16, beta 2 -> 2.5,
 # reweighting with ESS 3e-4 of 6400 configurations, about 2 effective, came out 5 errors off).
 MIN_EFFECTIVE_CONFIGS = 100
-# Relative tolerance of "the same coupling" (a bridge's betas against the files').
-BETA_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ def check_pair(first, second) -> None:
     if first.lattice != second.lattice:
         raise ValueError(f"different lattices: {first.path} is {first.lattice_label}, "
                          f"{second.path} is {second.lattice_label}")
-    if math.isclose(first.beta, second.beta, rel_tol=BETA_RTOL):
+    if same_coupling(first.beta, second.beta):
         raise ValueError(f"both files are at beta {first.beta:g}: a finite difference needs "
                          "two couplings")
     if not configurations.has_configurations(first.data):

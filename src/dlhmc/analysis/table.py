@@ -45,6 +45,7 @@ from dlhmc.analysis.autocorr import DEFAULT_S, gamma_method, pyerrors_tau_int
 from dlhmc.analysis.chains import ChainFileError, ChainSet
 from dlhmc.analysis.costs import sample_cost
 from dlhmc.analysis.exact import exact_sectors
+from dlhmc.theory import same_coupling
 
 OBSERVABLES = ("charge", "charge_real", "charge_sq", "plaq")
 KNOWN_MEANS = {"charge": 0.0, "charge_real": 0.0}
@@ -170,7 +171,7 @@ def transfer_role(chains: ChainSet) -> str:
     train_beta = chains.attr("train_beta")
     if train_beta is None:
         raise ChainFileError(f"{chains.path}: missing attribute 'train_beta' (needed for transfer)")
-    if math.isclose(float(train_beta), chains.beta, rel_tol=1e-12):
+    if same_coupling(train_beta, chains.beta):
         return "transfer_retrained"
     return "transfer_none"
 

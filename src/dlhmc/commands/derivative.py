@@ -19,6 +19,7 @@ from dlhmc.analysis.chains import ChainFileError, ChainSet, load_chain_set
 from dlhmc.atomic import atomic_path
 from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError, positive_int
+from dlhmc.theory import same_coupling
 
 # Configurations mapped through the flow in one pass unless --batch says.
 BATCH = 256
@@ -80,7 +81,7 @@ def _bridge(run_dir: Path, first: ChainSet, second: ChainSet, device):
                          f"{'x'.join(map(str, lattice))}; the chain files are {first.group} on "
                          f"{first.lattice_label}")
     for key, beta, which in (("beta_from", first.beta, "B1"), ("beta", second.beta, "B2")):
-        if not math.isclose(float(config[key]), beta, rel_tol=1e-9):
+        if not same_coupling(config[key], beta):
             raise UsageError(f"--bridge: {run_dir} has {key} {float(config[key]):g}, but "
                              f"{which} ({(first if which == 'B1' else second).path}) is at "
                              f"beta {beta:g}")

@@ -17,6 +17,21 @@ from dlhmc.analysis.table import COLUMNS, OPTIONAL_COLUMNS, report_divergences
 from dlhmc.commands import checks, outputs
 from dlhmc.commands.options import UsageError
 
+# The report's inputs besides the table, each a list of paths: option, metavar, what the report
+# takes from it, its reader, and the error the reader raises on a bad one (the command names the
+# option in front of the reader's message).
+INPUTS = (
+    ("chains", "CHAINS.nc", "chain files (charge histories, per-layer diagnostics, settings)",
+     lambda paths: [load_chain_set(p) for p in paths], ChainFileError),
+    ("runs", "RUN_DIR", "training run directories (metrics.csv, config.yaml)",
+     lambda paths: [load_run(p) for p in paths], RunDirError),
+    ("derivatives", "DERIVATIVE.csv",
+     "dlhmc derivative tables (bridges: figure 6, the derivatives table and checks)",
+     read_derivatives, BridgeInputError),
+    ("exchange", "DIR", "dlhmc trex output directories (swaps.csv and chain files: the swaps "
+     "table)", read_exchanges, BridgeInputError),
+)  # fmt: skip
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -32,42 +47,13 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("--table", required=True, type=Path, help="CSV from dlhmc analyze")
-    parser.add_argument(
-        "--chains",
-        nargs="*",
-        default=[],
-        type=Path,
-        metavar="CHAINS.nc",
-        help="chain files (charge histories, per-layer diagnostics, settings)",
-    )
-    parser.add_argument(
-        "--runs",
-        nargs="*",
-        default=[],
-        type=Path,
-        metavar="RUN_DIR",
-        help="training run directories (metrics.csv, config.yaml)",
-    )
-    parser.add_argument(
-        "--derivatives",
-        nargs="*",
-        default=[],
-        type=Path,
-        metavar="DERIVATIVE.csv",
-        help="dlhmc derivative tables (bridges: figure 6, the derivatives table and checks)",
-    )
-    parser.add_argument(
-        "--exchange",
-        nargs="*",
-        default=[],
-        type=Path,
-        metavar="DIR",
-        help="dlhmc trex output directories (swaps.csv and chain files: the swaps table)",
-    )
+    for name, metavar, words, _read, _error in INPUTS:
+        parser.add_argument(f"--{name}", nargs="*", default=[], type=Path, metavar=metavar,
+                            help=words)  # fmt: skip
     parser.add_argument("--experiment", required=True, help="experiment whose rows to report")
     parser.add_argument("--out-dir", required=True, type=Path, help="directory for the report")
     parser.set_defaults(func=run)
-    outputs.declare(parser, inputs=("table", "chains", "runs", "derivatives", "exchange"),
+    outputs.declare(parser, inputs=("table", *(entry[0] for entry in INPUTS)),
                     output_dirs=("out_dir",))  # fmt: skip
 
 
@@ -138,24 +124,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out-dir: {args.out_dir} exists and is not a directory")
     table = read_table(args.table, args.experiment)
     check_ranges(table, args.table)
-    try:
-        chain_sets = [load_chain_set(p) for p in args.chains]
-    except ChainFileError as err:
-        raise UsageError(f"--chains: {err}") from None
-    try:
-        runs = [load_run(p) for p in args.runs]
-    except RunDirError as err:
-        raise UsageError(f"--runs: {err}") from None
-    try:
-        derivative_rows = read_derivatives(args.derivatives)
-    except BridgeInputError as err:
-        raise UsageError(f"--derivatives: {err}") from None
-    try:
-        swap_rows = read_exchanges(args.exchange)
-    except BridgeInputError as err:
-        raise UsageError(f"--exchange: {err}") from None
+    inputs = {}
+    for name, _metavar, _words, read, error in INPUTS:
+        try:
+            inputs[name] = read(getattr(args, name))
+        except error as err:
+            raise UsageError(f"--{name}: {err}") from None
     checks.writable(args.out_dir, "--out-dir", directory=True)
-    path = build_report(table, chain_sets, runs, args.experiment, args.out_dir,
-                        derivative_rows, swap_rows)  # fmt: skip
+    path = build_report(table, inputs["chains"], inputs["runs"], args.experiment, args.out_dir,
+                        inputs["derivatives"], inputs["exchange"])  # fmt: skip
     print(f"wrote {path}")
     return report_divergences(table, "report")

@@ -46,9 +46,8 @@ from dlhmc.samplers.replica_exchange import (
     run_ladder,
 )
 from dlhmc.settings import MAX_SEED, TrexSettings
+from dlhmc.theory import same_coupling
 
-# Bridge couplings must equal the ladder's to this (a config's 2.5 and a checkpoint's 2.5).
-BETA_TOLERANCE = 1e-9
 SWAP_COLUMNS = ("pair", "beta_from", "beta_to", "proposed", "accepted", "acceptance",
                 "acceptance_error", "accept_prob", "divergent")  # fmt: skip
 TRIP_COLUMNS = ("ladders", "ladder_size", "trajectories", "round_trips", "per_1000_trajectories")
@@ -134,8 +133,8 @@ def load_bridges(args: argparse.Namespace, device: torch.device, theory) -> list
             raise UsageError(f"--bridges: {run_dir} is a {group} bridge, not {args.group}")
         ends = (config.get("beta_from"), config.get("beta"))
         if not all(isinstance(b, (int, float)) for b in ends) or any(
-                abs(b - want) > BETA_TOLERANCE for b, want in zip(ends, (beta_from, beta_to),
-                                                                  strict=True)):
+                not same_coupling(b, want) for b, want in zip(ends, (beta_from, beta_to),
+                                                              strict=True)):
             raise UsageError(f"--bridges: {run_dir} bridges beta {ends[0]} -> {ends[1]}, not the "
                              f"pair {beta_from:g} -> {beta_to:g} of --betas")
         bridges.append(flow.to(dtype=theory.dtype))

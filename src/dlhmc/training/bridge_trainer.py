@@ -54,7 +54,7 @@ from dlhmc.group.u1 import wrap
 from dlhmc.io import read_chains
 from dlhmc.lattice import make_theory
 from dlhmc.settings import RunOptions, TrainSettings
-from dlhmc.theory import GaugeTheory
+from dlhmc.theory import GaugeTheory, same_coupling
 from dlhmc.training import flow_trainer
 from dlhmc.training.flow_trainer import FlowTrainer, effective_sample_size
 from dlhmc.training.schedules import Schedule
@@ -63,8 +63,6 @@ METRIC_COLUMNS = (
     "step", "loss", "ess", "heldout_ess", "plaq", "logdet", "seconds", "beta", "skipped", "lr",
     "grad_norm",
 )  # fmt: skip
-# |beta of the data - beta_from| allowed (the file stores the float the HMC run was given).
-BETA_TOLERANCE = 1e-9
 # The held-out part: the last chains // HELD_OUT_PART chains of the file, at least one.
 HELD_OUT_PART = 4
 
@@ -96,7 +94,7 @@ def read_ensemble(settings: TrainSettings) -> torch.Tensor:
     if settings.data is None:
         raise ValueError("data: required by sampler bridge (a chain file of dlhmc hmc "
                          "--save-every K at --beta-from)")
-    if abs(settings.beta_from - settings.beta) <= BETA_TOLERANCE:
+    if same_coupling(settings.beta_from, settings.beta):
         raise ValueError(f"beta_from: equals --beta {settings.beta:g}; a bridge maps one "
                          "coupling to another")
     if settings.anneal_from != 1.0:
@@ -123,7 +121,7 @@ def read_ensemble(settings: TrainSettings) -> torch.Tensor:
                          f"{' '.join(map(str, lattice))}, not --lattice "
                          f"{' '.join(map(str, settings.lattice))}")
     beta = float(attrs.get("beta", float("nan")))
-    if not abs(beta - settings.beta_from) <= BETA_TOLERANCE:
+    if not same_coupling(beta, settings.beta_from):
         raise ValueError(f"beta_from: {settings.beta_from:g} is not the coupling of --data "
                          f"{path} (beta {beta:g})")
     links = links_of(dataset, f"data: {path}", torch.float64)
