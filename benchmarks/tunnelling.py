@@ -88,6 +88,9 @@ def tunnelling(path: Path, skip: int, seed: int = 0) -> dict:
         r_q = changed[before == q].sum() / pairs
         rate_eq += w / norm * r_q
         var_eq += (w / norm) ** 2 * r_q * (1 - r_q) / pairs
+    # the equilibrium rate where the sectors allow it (a chain set that never thermalized may
+    # start all its events in sectors too rare to have an exact weight: then the raw rate)
+    best = rate_eq if present and rate_eq > 0 else p
     return {
         "file": path.name,
         "sampler": str(attrs.get("sampler", "?")),
@@ -107,8 +110,8 @@ def tunnelling(path: Path, skip: int, seed: int = 0) -> dict:
         "boot_err": float(np.std(boot)),
         "chains_moving": int((per_chain > 0).sum()),
         "undone": undone / pairs_of_events if pairs_of_events else np.nan,
-        "rate_per_lf": (rate_eq if present else p) / nlf,
-        "lf_per_event": nlf / (rate_eq if present else p) if k else np.inf,
+        "rate_per_lf": best / nlf,
+        "lf_per_event": nlf / best if best > 0 else np.inf,
         "lf_per_event_min": nlf / clopper_pearson(k, n)[1],
         "plaq": float(means.mean()),
         "plaq_err": float(means.std(ddof=1) / np.sqrt(chains)),
