@@ -8,7 +8,8 @@ Adam, metrics) with ``time.process_time`` (the allocator set up as ``dlhmc`` doe
 top operators of torch.profiler for one block instead.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flow_step.py [--layers 16] [--hidden 8 8]
-        [--batch 64] [--period 4] [--steps 50] [--repeat 5] [--profile]
+        [--batch 64] [--period 4] [--gradient reparam|path] [--steps 50] [--repeat 5]
+        [--profile]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from conditions import describe
 
 from dlhmc import distributed as dist
 from dlhmc.allocator import keep_freed_memory
+from dlhmc.flows.model import FLOW_GRADIENTS
 from dlhmc.settings import RunOptions, TrainSettings
 from dlhmc.training import flow_trainer
 
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gradient", choices=FLOW_GRADIENTS, default="reparam")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,7 +52,7 @@ def main() -> None:
     settings = TrainSettings(group="U1", lattice=tuple(args.lattice), beta=args.beta,
                              sampler="flow", flow_layers=args.layers, hidden=tuple(args.hidden),
                              batch=args.batch, local_period=args.period, lr=5e-3,
-                             steps=10**6)
+                             steps=10**6, flow_gradient=args.gradient)
     with tempfile.TemporaryDirectory() as tmp:
         options = RunOptions(out=Path(tmp), no_progress=True)
         trainer = flow_trainer.build(settings, options, dist.setup("cpu"))
@@ -70,7 +73,8 @@ def main() -> None:
                 trainer.train_step()
             blocks.append((time.process_time() - c0) / args.steps)
     print(json.dumps({"layers": args.layers, "hidden": args.hidden, "batch": args.batch,
-                      "period": args.period, "cpu_s_best": round(min(blocks), 5),
+                      "period": args.period, "gradient": args.gradient,
+                      "cpu_s_best": round(min(blocks), 5),
                       "cpu_s_median": round(statistics.median(blocks), 5)}))
 
 

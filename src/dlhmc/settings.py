@@ -26,7 +26,7 @@ from typing import Any
 from dlhmc.families import NETWORKS
 from dlhmc.families.dense import MASKS
 from dlhmc.families.local import CONV_KINDS, PERIODS
-from dlhmc.flows.model import FlowConfig
+from dlhmc.flows.model import FLOW_GRADIENTS, FlowConfig
 from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, groups_with
 from dlhmc.lattice import PRECISIONS
 from dlhmc.nets import ACTIVATIONS
@@ -98,6 +98,8 @@ class TrainSettings:
     flow_layers: int = setting(
         FLOW_LAYERS, range=POSITIVE_INT, metavar="K", help="coupling layers (flow, bridge)"
     )
+    flow_gradient: str = setting("reparam", choices=FLOW_GRADIENTS, help="flow: reverse-KL "
+                                 "gradient; path: no score term (same mean, less noise)")
     beta_from: float | None = setting(None, range=POSITIVE_FLOAT, metavar="B1",
                                       help="bridge: the coupling of --data, mapped to --beta")
     data: str | None = setting(None, value_type=Path, metavar="CHAINS.nc", help="bridge: chain "

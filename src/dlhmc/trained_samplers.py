@@ -38,8 +38,8 @@ SAMPLERS = {
         groups=None, checkpoint_key="l2hmc", keeps_chains=True,
     ),
     "flow": TrainedSampler(
-        "flow", "dlhmc.training.flow_trainer", options=("flow_layers",), groups=("U1",),
-        checkpoint_key="flow", keeps_chains=False,
+        "flow", "dlhmc.training.flow_trainer", options=("flow_layers", "flow_gradient"),
+        groups=("U1",), checkpoint_key="flow", keeps_chains=False,
     ),
     # A flow between two couplings, trained on stored configurations: no sampler of its own
     # (dlhmc infer refuses it); dlhmc derivative and dlhmc trex load it (load_bridge).

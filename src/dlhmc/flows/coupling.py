@@ -206,6 +206,16 @@ class PlaquetteCoupling(nn.Module):
                                        self._parameters_at_active(plaq).unsqueeze(0))
         return self._move(x, delta[0]), log_d[0].sum((0, 1))
 
+    def forward_with_slope(self, x: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s ``(x', log|dx'/dx|)``, then ``log h'`` and ``d log h'/dP`` at the
+        active plaquettes (``_at`` of ``[Nt, Nx, B]``, the latter a value only); not for an
+        empty layer.  The path gradient (:mod:`dlhmc.flows.path`) reads them."""
+        plaq = plaquettes(x)
+        delta, log_d, d_log_d = mixture.forward_with_slope(
+            wrap(self._at(plaq)).unsqueeze(0), self._parameters_at_active(plaq).unsqueeze(0))
+        return self._move(x, delta[0]), log_d[0].sum((0, 1)), log_d[0], d_log_d[0]
+
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, log|dx/dx'|)`` for the output ``x'`` of :meth:`forward`."""
         if self.empty:

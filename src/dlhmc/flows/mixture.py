@@ -129,7 +129,7 @@ class _CircleMap(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor, params: torch.Tensor):
+    def forward(ctx, y: torch.Tensor, params: torch.Tensor, slope: bool = False):
         s, log_w, t = split(params)
         w = log_w.exp()
         cos2, sin2, cross = _halves(y.unsqueeze(1))
@@ -140,11 +140,17 @@ class _CircleMap(torch.autograd.Function):
         shift = (w * moved).sum(1)
         ctx.save_for_backward(s, w, wh, moved, shift, excess, log_dh, full, cos2, cross, e2m1)
         ctx.y_shape = y.shape
-        return shift + t, log_dh
+        if not slope:
+            return shift + t, log_dh
+        # d log h'/dy = -sum_i r_i (e^{2 s_i} - 1) c n / D_i, a value only (see backward).
+        r = wh * torch.exp(-log_dh).unsqueeze(1)
+        d_log_dh = -(r * e2m1 * cross / full).sum(1)
+        ctx.mark_non_differentiable(d_log_dh)
+        return shift + t, log_dh, d_log_dh
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g_move: torch.Tensor, g_log: torch.Tensor):
+    def backward(ctx, g_move: torch.Tensor, g_log: torch.Tensor, *_):
         s, w, wh, moved, shift, excess, log_dh, full, cos2, cross, e2m1 = ctx.saved_tensors
         g_m, g_l = g_move.unsqueeze(1), g_log.unsqueeze(1)
         inv_full = full.reciprocal()
@@ -159,13 +165,20 @@ class _CircleMap(torch.autograd.Function):
             g_s = g_s * (1.0 - (s / LOG_SCALE_BOUND).square())
             g_logit = g_m * w * (moved - shift.unsqueeze(1)) + g_l * (r - w)
             g_params = torch.cat((g_s, g_logit, g_move.unsqueeze(1)), 1)
-        return g_y, g_params
+        return g_y, g_params, None
 
 
 def forward(y: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """How far the map moves the plaquette angle ``y`` in ``[-pi, pi)``, ``h(y) + t - y``, and
     ``log h'(y)``; ``params`` ``[B, N_PARAMETERS, ...]``, ``y`` ``[B, ...]``."""
     return _CircleMap.apply(y, params)
+
+
+def forward_with_slope(y: torch.Tensor, params: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`forward`'s two outputs and ``d log h'(y) / dy``, the last one not differentiable
+    (what the path gradient of :mod:`dlhmc.flows.path` needs of each active plaquette)."""
+    return _CircleMap.apply(y, params, True)
 
 
 def inverse(y_new: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

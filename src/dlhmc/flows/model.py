@@ -24,6 +24,9 @@ TWO_PI = 2.0 * math.pi
 PERIODS = (2, 4)
 # The groups a flow can move: the coupling layers are U(1) circle maps.
 GROUPS = ("U1",)
+# Estimators of the reverse-KL gradient (the training setting flow_gradient): reparam, autograd
+# of log q + S through the flow; path, its path term alone (dlhmc.flows.path).
+FLOW_GRADIENTS = ("reparam", "path")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ and independent: no Markov chain, no thermalization), maps them ``x = f(z)`` and
 with ``S_t`` the action at the step's coupling ``gamma_t beta`` (annealing from
 ``anneal_from``, :class:`~dlhmc.training.schedules.Schedule`).  The expectation is over the
 prior, so its gradient is the mean of the per-sample gradients (reparametrization): no samples
-of ``p`` are needed, and ``L`` is bounded below by ``-log Z_t``.
+of ``p`` are needed, and ``L`` is bounded below by ``-log Z_t``.  With ``flow_gradient: path``
+the step uses the path term of that gradient alone (:mod:`dlhmc.flows.path`: the same
+expectation, without the noise of the score term, for ~1.45x the cost of a step).
 
 The figure of merit is logged with it: the effective sample size
 ``ESS = (sum w)^2 / (N sum w^2)`` of the importance weights ``log w = -S_t(x) - log q(x)`` of the
@@ -31,7 +33,7 @@ import torch
 
 from dlhmc import distributed as dist
 from dlhmc.families.contract import dense_weights
-from dlhmc.flows import mixture
+from dlhmc.flows import mixture, path
 from dlhmc.flows.coupling import kept_loops
 from dlhmc.flows.model import GaugeFlow, check_lattice
 from dlhmc.lattice import make_theory
@@ -99,6 +101,17 @@ class FlowTrainer(TrainingLoop):
         action = theory_t.action(x)
         return x, logdet, action, -(action + self.flow.prior_log_prob(z) - logdet)
 
+    def path_weighted_batch(self, theory_t: GaugeTheory
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`weighted_batch`'s values, detached, with the path gradient of the loss
+        (:mod:`dlhmc.flows.path`) already added to the weights' ``.grad`` (``flow_gradient``
+        path: the same expectation without the score term's variance)."""
+        z = self.theory.hot_start(self.settings.batch, self.generator)
+        x, logdet = path.reverse_kl(self.flow, z, theory_t.force)
+        with torch.no_grad():
+            action = theory_t.action(x)
+        return x, logdet, action, -(action + self.flow.prior_log_prob(z) - logdet)
+
     def after_update(self) -> dict[str, Any]:
         """Metrics measured on the updated model (none here)."""
         return {}
@@ -110,9 +123,13 @@ class FlowTrainer(TrainingLoop):
         lr = self.optimizer.param_groups[0]["lr"]
 
         self.optimizer.zero_grad(set_to_none=True)
-        x, logdet, action, log_w = self.weighted_batch(theory_t)
-        loss = -log_w.mean()
-        loss.backward()
+        if self.settings.flow_gradient == "path":
+            x, logdet, action, log_w = self.path_weighted_batch(theory_t)
+            loss = -log_w.mean()
+        else:
+            x, logdet, action, log_w = self.weighted_batch(theory_t)
+            loss = -log_w.mean()
+            loss.backward()
         grad_norm = float(self.synchronized_gradients())
 
         with torch.no_grad():
