@@ -82,10 +82,12 @@ def test_training_lowers_the_reverse_kl(tmp_path):
     assert loss.iloc[-8:].mean() < loss.iloc[:8].mean() - 2.0
 
 
-def test_interrupted_flow_training_resumes_bit_identically(tmp_path, monkeypatch):
+@pytest.mark.parametrize("gradient", ["reparam", "path"])
+def test_interrupted_flow_training_resumes_bit_identically(tmp_path, monkeypatch, gradient):
     steps, every, crash_at = 7, 3, 6
     run, reference = tmp_path / "run", tmp_path / "reference"
-    args = ["train", *FLOW, "--steps", str(steps), "--checkpoint-every", str(every)]
+    args = ["train", *FLOW, "--flow-gradient", gradient, "--steps", str(steps),
+            "--checkpoint-every", str(every)]  # fmt: skip
     monkeypatch.setattr(FlowTrainer, "train_step", crash_before(crash_at))
     assert main([*args, "--out", str(run)]) == 130
     assert load(run)["step"] == every
@@ -93,8 +95,10 @@ def test_interrupted_flow_training_resumes_bit_identically(tmp_path, monkeypatch
     assert main([*args, "--out", str(run)]) == 0
     assert main([*args, "--out", str(reference)]) == 0
     assert_identical(without_timing(load(run)), without_timing(load(reference)))
+    assert load(run)["config"]["flow_gradient"] == gradient
     a, b = pd.read_csv(run / "metrics.csv"), pd.read_csv(reference / "metrics.csv")
     assert a["step"].tolist() == list(range(1, steps + 1))
+    assert (a["skipped"] == 0).all() and a["ess"].between(0, 1).all()
     for column in ("loss", "ess", "plaq", "logdet", "lr", "grad_norm"):
         assert a[column].tolist() == b[column].tolist(), column
 
