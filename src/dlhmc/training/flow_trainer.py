@@ -95,21 +95,15 @@ class FlowTrainer(TrainingLoop):
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """This step's configurations ``x``, ``log|J|``, the action ``S_t(x)`` and the log
         importance weights whose negated mean is the loss: here ``x = f(z)`` of fresh prior
-        samples ``z`` and ``log w = -S_t(x) - log q(x)``."""
+        samples ``z`` and ``log w = -S_t(x) - log q(x)``.  With ``flow_gradient: path`` the
+        values come detached and the path gradient of the loss (:mod:`dlhmc.flows.path`) is
+        already in the weights' ``.grad``."""
         z = self.theory.hot_start(self.settings.batch, self.generator)
-        x, logdet = self.flow(z)
+        if self.settings.flow_gradient == "path":
+            x, logdet = path.reverse_kl(self.flow, z, theory_t.force)
+        else:
+            x, logdet = self.flow(z)
         action = theory_t.action(x)
-        return x, logdet, action, -(action + self.flow.prior_log_prob(z) - logdet)
-
-    def path_weighted_batch(self, theory_t: GaugeTheory
-                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`weighted_batch`'s values, detached, with the path gradient of the loss
-        (:mod:`dlhmc.flows.path`) already added to the weights' ``.grad`` (``flow_gradient``
-        path: the same expectation without the score term's variance)."""
-        z = self.theory.hot_start(self.settings.batch, self.generator)
-        x, logdet = path.reverse_kl(self.flow, z, theory_t.force)
-        with torch.no_grad():
-            action = theory_t.action(x)
         return x, logdet, action, -(action + self.flow.prior_log_prob(z) - logdet)
 
     def after_update(self) -> dict[str, Any]:
@@ -123,12 +117,9 @@ class FlowTrainer(TrainingLoop):
         lr = self.optimizer.param_groups[0]["lr"]
 
         self.optimizer.zero_grad(set_to_none=True)
-        if self.settings.flow_gradient == "path":
-            x, logdet, action, log_w = self.path_weighted_batch(theory_t)
-            loss = -log_w.mean()
-        else:
-            x, logdet, action, log_w = self.weighted_batch(theory_t)
-            loss = -log_w.mean()
+        x, logdet, action, log_w = self.weighted_batch(theory_t)
+        loss = -log_w.mean()
+        if loss.requires_grad:  # else the path gradient is in .grad already
             loss.backward()
         grad_norm = float(self.synchronized_gradients())
 
