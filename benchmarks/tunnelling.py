@@ -14,11 +14,11 @@ per file, the fraction ``p = k / n`` of the ``n`` consecutive pairs whose charge
 - the (equilibrium) rate per leapfrog-step equivalent, ``p / N_LF`` (``N_LF``: leapfrog
   steps of an HMC trajectory, network layers of an L2HMC one, the repository's cost
   convention), and its inverse, the leapfrog steps per tunnelling event;
-- the same rate reweighted to equilibrium: the rate out of each sector ``|Q_Z| = q`` (the
-  charge before the trajectory) averaged with the exact sector probabilities. Frozen chains
-  from a hot start sit in a sector distribution of the quench, not of the target, and a
-  high sector tunnels down more often than ``Q = 0`` tunnels up; ``missing`` is the exact
-  weight of sectors that no pair started from (the average is over the sectors present);
+- the same rate reweighted to equilibrium, with its jackknife error over chains, and
+  ``tau_lag1 = 2 <Q^2> / <dQ^2> - 1/2``, the lag-1 bound of ``tau_int``: both from
+  :mod:`dlhmc.analysis.charge_moves`, which ``dlhmc analyze`` and the report's tunnelling table
+  use too (frozen chains from a hot start sit in a sector distribution of the quench, so the
+  rate out of each sector ``|Q_Z| = q`` is averaged with the exact sector probabilities);
 - the fraction of events that undo the chain's previous event (``dQ`` opposite to the last
   ``dQ`` of that chain): a sampler that flips back and forth tunnels often but decorrelates
   the charge little; ``tau_int`` from ``dlhmc analyze`` stays the measure of decorrelation;
@@ -41,7 +41,8 @@ import numpy as np
 import xarray as xr
 from scipy.stats import beta as beta_dist
 
-from dlhmc.analysis.exact import exact_charge_sq, exact_plaquette, exact_sectors
+from dlhmc.analysis.charge_moves import charge_moves
+from dlhmc.analysis.exact import exact_charge_sq, exact_plaquette
 
 BOOTSTRAP = 500
 
@@ -78,19 +79,11 @@ def tunnelling(path: Path, skip: int, seed: int = 0) -> dict:
     steps = [np.diff(row)[np.diff(row) != 0] for row in charge]
     pairs_of_events = sum(max(len(d) - 1, 0) for d in steps)
     undone = sum(int((np.sign(d[1:]) == -np.sign(d[:-1])).sum()) for d in steps)
-    before = np.abs(charge[:, :-1])
-    weights = {q: e.value for q, e in exact_sectors(attrs["group"], lattice, beta).items()}
-    present = {q: w for q, w in weights.items() if (before == q).any()}
-    norm = sum(present.values())
-    rate_eq = var_eq = 0.0
-    for q, w in present.items():
-        pairs = int((before == q).sum())
-        r_q = changed[before == q].sum() / pairs
-        rate_eq += w / norm * r_q
-        var_eq += (w / norm) ** 2 * r_q * (1 - r_q) / pairs
+    moves = charge_moves(charge, attrs["group"], lattice, beta)
     # the equilibrium rate where the sectors allow it (a chain set that never thermalized may
     # start all its events in sectors too rare to have an exact weight: then the raw rate)
-    best = rate_eq if present and rate_eq > 0 else p
+    rate_eq = moves.rate if moves is not None else np.nan
+    best = rate_eq if rate_eq > 0 else p
     return {
         "file": path.name,
         "sampler": str(attrs.get("sampler", "?")),
@@ -104,9 +97,10 @@ def tunnelling(path: Path, skip: int, seed: int = 0) -> dict:
         "rate": p,
         "binom_err": float(np.sqrt(p * (1 - p) / n)),
         "cp95": clopper_pearson(k, n),
-        "rate_eq": rate_eq if present else np.nan,
-        "rate_eq_err": float(np.sqrt(var_eq)) if present else np.nan,
-        "missing": 1.0 - norm,
+        "rate_eq": rate_eq,
+        "rate_eq_err": moves.rate_err if moves is not None else np.nan,
+        "tau_lag1": moves.tau_lag1 if moves is not None else np.nan,
+        "tau_lag1_err": moves.tau_lag1_err if moves is not None else np.nan,
         "boot_err": float(np.std(boot)),
         "chains_moving": int((per_chain > 0).sum()),
         "undone": undone / pairs_of_events if pairs_of_events else np.nan,
@@ -130,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     header = (
         "| file | sampler | L | beta | N_LF | chains x traj | accept | events / pairs "
-        "| rate per traj (binom, boot) | 95% CP | equilibrium rate (missing) "
+        "| rate per traj (binom, boot) | 95% CP | equilibrium rate | tau_lag1 "
         "| eq. rate per LF step | LF steps per event "
         "| chains moving | undone | plaq (exact) | <Q_Z^2> (exact) | min lf_plaq_dev |"
     )
@@ -145,7 +139,8 @@ def main() -> None:
             f"| {r['chains_x_traj']} | {r['accept']:.3f} | {r['events']} / {r['pairs']} "
             f"| {r['rate']:.2e} +- {r['binom_err']:.1e} ({r['boot_err']:.1e}) "
             f"| [{low:.1e}, {high:.1e}] "
-            f"| {r['rate_eq']:.2e} +- {r['rate_eq_err']:.1e} ({r['missing']:.2f}) "
+            f"| {r['rate_eq']:.2e} +- {r['rate_eq_err']:.1e} "
+            f"| {r['tau_lag1']:.4g} +- {r['tau_lag1_err']:.2g} "
             f"| {r['rate_per_lf']:.2e} | {per_event} "
             f"| {r['chains_moving']} | {r['undone']:.2f} "
             f"| {r['plaq']:.5f}({r['plaq_err'] * 1e5:.0f}) "

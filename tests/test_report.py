@@ -437,3 +437,21 @@ def test_cost_figure_keeps_every_point_and_bound_arrow_in_view(report):
         assert 0 < bottom <= rows.cost_lf.min()
         bounds = rows.cost_lf[rows.frozen]
         assert top >= 1.8 * (bounds.max() if len(bounds) else rows.cost_lf.max())
+
+
+def test_tunnelling_counts_every_chain_file_and_bounds_tau_int(report):
+    """The analyze table's charge rows carry the counted changes; the report ranks every file by
+    them. The synthetic charges are a monotone map of a reversible AR(1) chain, so tau_lag1 is a
+    lower bound of tau_int there too; the frozen file has no change at all."""
+    table = report["table"]
+    charge = table[table.observable == "charge"]
+    assert charge.tau_lag1.notna().all()
+    assert table[table.observable != "charge"].charge_events.isna().all()
+    moves = pd.read_csv(report["out_dir"] / "tunnelling.csv")
+    assert sorted(moves.file) == sorted(charge.file)
+    for _, row in moves.iterrows():
+        frozen = (row.category, row.beta, row.nlf) == FROZEN
+        assert (row.charge_events == 0) == frozen
+        if not frozen:
+            assert row.tau_lag1 <= row.tau_int + 3 * np.hypot(row.tau_int_err, row.tau_lag1_err)
+    assert "Charge changes: what frozen chains still measure" in report["html"]

@@ -54,6 +54,8 @@ REPORT_TABLES = (
                html="dlhmc.analysis.headline:headline_html", opening=True),
     ReportItem("learners", "dlhmc.analysis.learners:learners_table", ("table",),
                html="dlhmc.analysis.learners:learners_html"),
+    ReportItem("tunnelling", "dlhmc.analysis.tunnelling:tunnelling_table", ("table",),
+               html="dlhmc.analysis.tunnelling:tunnelling_html"),
     # Bridges and replica exchange (issue 20): derivative estimators, swap acceptance, the top
     # of the ladder against HMC; empty tables where the experiment has neither.
     ReportItem("derivatives", "dlhmc.analysis.bridges:derivatives_table", ("derivative_rows",),

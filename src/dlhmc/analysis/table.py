@@ -31,6 +31,12 @@ a chain set where every one diverged never left its start, and would otherwise r
 "frozen"). From :data:`DIVERGED_LIMIT` on, ``frozen_reason`` names the divergence, the exactness
 checks get status ``diverged`` and :func:`report_divergences` makes ``dlhmc analyze`` say so;
 where every trajectory diverged it exits 1, as ``dlhmc hmc`` does for such a run.
+
+The ``charge`` row of a 2D U(1) file also counts the changes of the integer charge
+(``charge_events`` of ``charge_pairs`` consecutive trajectories), their equilibrium rate per
+trajectory (``tunnel_rate``) and ``tau_lag1 = 2 <Q^2> / <dQ^2> - 1/2``, the lag-1 bound of
+``tau_int`` (:mod:`dlhmc.analysis.charge_moves`): where the charge is frozen on the chains'
+length they still rank samplers.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import pandas as pd
 
 from dlhmc.analysis.autocorr import DEFAULT_S, gamma_method, pyerrors_tau_int
 from dlhmc.analysis.chains import ChainFileError, ChainSet
+from dlhmc.analysis.charge_moves import charge_moves
 from dlhmc.analysis.costs import sample_cost
 from dlhmc.analysis.exact import exact_sectors
 from dlhmc.theory import same_coupling
@@ -57,6 +64,10 @@ ROLES = ("main", "transfer_none", "transfer_retrained", "transfer_volume")
 # From this fraction of divergent trajectories on, a chain set has barely sampled: whatever its
 # tau_int or its checks say, the step size (not the sampler's mixing) is the cause.
 DIVERGED_LIMIT = 0.9
+# The charge row's counts of charge changes: raw events and pairs of consecutive trajectories,
+# the equilibrium events per trajectory and the lag-1 tau_int bound (analysis.charge_moves).
+MOVES_COLUMNS = ("charge_events", "charge_pairs", "tunnel_rate", "tunnel_rate_err", "tau_lag1",
+                 "tau_lag1_err")  # fmt: skip
 # Columns a table written before they existed lacks, with the value they mean there.
 OPTIONAL_COLUMNS = {
     "role": "main",
@@ -67,6 +78,7 @@ OPTIONAL_COLUMNS = {
     "divergent_rate": math.nan,
     "flow_layers": 0,
     "ess": math.nan,
+    **dict.fromkeys(MOVES_COLUMNS, math.nan),
 }
 
 COLUMNS = (
@@ -100,6 +112,7 @@ COLUMNS = (
     "accept_rate",
     "divergent_rate",
     "instanton_accept_rate",
+    *MOVES_COLUMNS,
     "n_chains",
     "n_traj",
     "frozen",
@@ -204,6 +217,7 @@ def observable_rows(
     hits_rate = math.nan
     if chains.instanton_hits > 0 and "instanton_accepted" in chains.data.variables:
         hits_rate = float(np.mean(chains.values("instanton_accepted"))) / chains.instanton_hits
+    moves = charge_moves(chains.values("charge"), chains.group, chains.lattice, chains.beta)
     rows = []
     for name, values in series(chains).items():
         known = KNOWN_MEANS.get(name)
@@ -256,6 +270,7 @@ def observable_rows(
                 "accept_rate": accept_rate,
                 "divergent_rate": divergent_rate,
                 "instanton_accept_rate": hits_rate,
+                **_moves_fields(moves if name == "charge" else None),
                 "n_chains": int(values.shape[0]),
                 "n_traj": int(values.shape[1]),
                 "frozen": bool(frozen),
@@ -279,6 +294,21 @@ def observable_rows(
             }
         )
     return rows
+
+
+def _moves_fields(moves) -> dict:
+    """The charge row's counts of charge changes (:mod:`dlhmc.analysis.charge_moves`); NaN on
+    every other row and where the theory has no exact charge distribution."""
+    if moves is None:
+        return dict.fromkeys(MOVES_COLUMNS, math.nan)
+    return {
+        "charge_events": moves.events,
+        "charge_pairs": moves.pairs,
+        "tunnel_rate": moves.rate,
+        "tunnel_rate_err": moves.rate_err,
+        "tau_lag1": moves.tau_lag1,
+        "tau_lag1_err": moves.tau_lag1_err,
+    }
 
 
 def divergence_text(rate: float) -> str:
