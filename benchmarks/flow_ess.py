@@ -20,8 +20,8 @@ import torch
 from conditions import describe
 
 from dlhmc import checkpoint as ckpt
+from dlhmc.flows.ess import effective_sample_size
 from dlhmc.flows.store import load_flow
-from dlhmc.training.flow_trainer import effective_sample_size
 
 BATCH = 256
 

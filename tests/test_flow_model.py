@@ -190,7 +190,7 @@ def test_the_networks_read_at_the_active_plaquettes_are_the_full_maps_there(latt
         maps = torch.randn(2, 2 * len(layer.loops), *lattice, dtype=torch.float64)
         gathers = [getattr(layer, f"gather{k}") for k in range(len(hidden))]
         at_sites = layer.net.at_sites(maps.flatten(2).permute(1, 2, 0), gathers)
-        full = layer._at(layer.net(maps).permute(2, 3, 1, 0))  # [Nt, Nx, params, B]
+        full = layer.at_moving(layer.net(maps).permute(2, 3, 1, 0))  # [Nt, Nx, params, B]
         assert torch.allclose(at_sites, full.flatten(0, 1).transpose(0, 1), atol=1e-12)
 
 

@@ -24,7 +24,7 @@ from dlhmc.lattice.u1 import U1Theory
 from dlhmc.lattice.u1_exact import exact_plaquette, sector_distribution
 from dlhmc.samplers.base import State, run_chains
 from dlhmc.samplers.flow_hmc import FlowHMC, LatentAction
-from dlhmc.samplers.flow_imh import FlowIMH, effective_sample_size, log_density
+from dlhmc.samplers.flow_imh import FlowIMH, log_density
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.integrators import integrate
 
@@ -136,17 +136,6 @@ def test_imh_rejects_a_diverged_proposal_and_keeps_the_state():
     assert info.divergent.tolist()[0] and info.divergent.tolist()[2]
     assert not info.accepted[[0, 2]].any() and (info.accept_prob[[0, 2]] == 0).all()
     assert torch.equal(new.x[[0, 2]], state.x[[0, 2]])
-
-
-def test_effective_sample_size():
-    assert effective_sample_size(torch.full((10,), -3.0)) == pytest.approx(1.0)
-    # One weight dominating: ESS = 1 / N; log weights far beyond float range do not overflow.
-    assert effective_sample_size(torch.tensor([1e4, 0.0, 0.0, 0.0])) == pytest.approx(0.25)
-    # w = (1, 2): (3)^2 / (2 * 5).
-    assert effective_sample_size(np.log([1.0, 2.0]) + 700.0) == pytest.approx(0.9)
-    # Non-finite weights count as zero weight.
-    assert effective_sample_size(torch.tensor([0.0, float("nan")])) == pytest.approx(0.5)
-    assert math.isnan(effective_sample_size(torch.tensor([float("nan")])))
 
 
 # --- flow HMC ------------------------------------------------------------------------------

@@ -3,8 +3,6 @@ and bad input refused in one line before anything is written."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 import torch
@@ -18,7 +16,7 @@ from train_helpers import (
 from dlhmc.cli import main
 from dlhmc.flows.store import is_flow_run, load_flow
 from dlhmc.training import flow_trainer
-from dlhmc.training.flow_trainer import METRIC_COLUMNS, FlowTrainer, effective_sample_size
+from dlhmc.training.flow_trainer import METRIC_COLUMNS, FlowTrainer
 
 BASE = [
     "--sampler", "flow", "--group", "U1", "--lattice", "4", "4", "--flow-layers", "4",
@@ -161,16 +159,6 @@ def test_a_config_file_gives_the_sampler(tmp_path):
     assert load(run)["flow"]["layers"] == 2
     # The run's config.yaml repeats it: resuming from it finds the run complete.
     assert main(["train", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
-
-
-def test_effective_sample_size_of_weights():
-    equal = torch.full((10,), -3.0)
-    assert effective_sample_size(equal).item() == pytest.approx(1.0)
-    one = torch.tensor([0.0] + [-1000.0] * 9)
-    assert effective_sample_size(one).item() == pytest.approx(0.1)
-    huge = torch.tensor([1e4, 1e4 + math.log(3.0)], dtype=torch.float32)
-    assert effective_sample_size(huge).item() == pytest.approx(16 / 20, rel=1e-3)
-    assert effective_sample_size(huge).dtype == torch.float64
 
 
 def test_the_flow_entry_bounds_the_weights():

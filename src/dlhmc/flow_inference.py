@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from dlhmc import checkpoint as ckpt
+from dlhmc.flows.ess import effective_sample_size
 from dlhmc.groups import GROUPS
 from dlhmc.inference import run_sampler
 from dlhmc.samplers.flow_hmc import FlowHMC
-from dlhmc.samplers.flow_imh import FlowIMH, effective_sample_size
+from dlhmc.samplers.flow_imh import FlowIMH
 
 
 def build_kernel(flow, nlf: int | None = None, eps: float | None = None) -> FlowIMH | FlowHMC:
@@ -106,4 +107,4 @@ def chain_attrs(
                 "integrator": kernel.integrator.name,
                 "flow_forces": kernel.force_evaluations}  # fmt: skip
     return {**attrs, "nlf": 1, "eps": 1.0, "flow_forces": 0,
-            "ess": effective_sample_size(per_traj["log_weight"])}  # fmt: skip
+            "ess": float(effective_sample_size(per_traj["log_weight"]))}  # fmt: skip

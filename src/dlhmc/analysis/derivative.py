@@ -60,6 +60,7 @@ import pandas as pd
 from dlhmc import configurations
 from dlhmc.analysis.autocorr import GammaResult, gamma_method
 from dlhmc.analysis.exact import exact_charge_sq, exact_plaquette
+from dlhmc.flows.ess import effective_sample_size
 from dlhmc.theory import same_coupling
 
 OBSERVABLES = ("plaq", "q2")
@@ -131,18 +132,12 @@ def weights(log_w: np.ndarray) -> np.ndarray:
     return np.exp(log_w - log_w.max())
 
 
-def effective_sample_size(w: np.ndarray) -> float:
-    """``(sum w)^2 / (N sum w^2)`` in [0, 1]."""
-    w = np.asarray(w, dtype=np.float64).ravel()
-    return float(w.sum() ** 2 / (w.size * (w**2).sum()))
-
-
 def correlated_difference(log_w: np.ndarray, mapped: np.ndarray, before: np.ndarray) -> Estimate:
     """``<w O(f(U))>_1 / <w>_1 - <O(U)>_1``; all arrays ``[chain, config]`` of B1's
     configurations, ``mapped`` the observable of ``f(U)`` and ``before`` that of ``U``."""
     w = weights(log_w)
     value, gamma = linearized([w * mapped, w, before], _ratio, _ratio_gradient)
-    ess = effective_sample_size(w)
+    ess = float(effective_sample_size(log_w))
     degenerate = ess * w.size < MIN_EFFECTIVE_CONFIGS
     return Estimate(value, gamma.mean_err, gamma.tau_int, gamma.n_total,
                     gamma.frozen or degenerate, ess)

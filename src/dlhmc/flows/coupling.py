@@ -165,35 +165,36 @@ class PlaquetteCoupling(nn.Module):
             keep = frozen.repeat(2, 1, 1).flatten(1).unsqueeze(-1).double()
             self.register_buffer("keep", keep, persistent=False)
             # What the network's convolutions gather to run at the active plaquettes only
-            # (in the order of _at).
+            # (in the order of at_moving).
             lattice = tuple(moving.shape[1:])
-            active = self._at(torch.arange(moving[0].numel()).view(lattice)).flatten()
+            active = self.at_moving(torch.arange(moving[0].numel()).view(lattice)).flatten()
             self.gathers = len(hidden)
             for k, index in enumerate(site_gathers(active, lattice, len(hidden))):
                 self.register_buffer(f"gather{k}", index, persistent=False)
 
-    def _at(self, a: torch.Tensor) -> torch.Tensor:
+    def at_moving(self, a: torch.Tensor) -> torch.Tensor:
         """``a [Nt, Nx, ...]`` at the moving links: columns (``mu = 0``) or rows (``mu = 1``)
-        of coordinate ``offset mod period``."""
+        of coordinate ``offset mod period``; a view, so the path gradient
+        (:mod:`dlhmc.flows.path`) writes the moving links' scores through it."""
         if self.mu == 0:
             return a[:, self.offset::self.period]
         return a[self.offset::self.period]
 
     def _parameters_at_active(self, plaq: torch.Tensor) -> torch.Tensor:
-        """The network's outputs at the active plaquettes, ``[N_PARAMETERS, *_at(plaq).shape]``,
-        from the frozen loops of ``plaq`` ``[Nt, Nx, B]``."""
+        """The network's outputs at the active plaquettes, ``[N_PARAMETERS,
+        *at_moving(plaq).shape]``, from the frozen loops of ``plaq`` ``[Nt, Nx, B]``."""
         # The loops of loop_angles: plaquette, rectangles along x (dim 1) and along t (dim 0).
         angles = torch.stack([plaq if k == 0 else plaq + plaq.roll(-1, 2 - k)
                               for k in self.loops]).flatten(1, 2)
         maps = torch.cat((torch.cos(angles), torch.sin(angles))) * self.keep
         gathers = [getattr(self, f"gather{k}") for k in range(self.gathers)]
         params = self.net.at_sites(maps, gathers)
-        return params.view(params.shape[0], *self._at(plaq).shape)
+        return params.view(params.shape[0], *self.at_moving(plaq).shape)
 
     def _move(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         """``x`` with each moving link shifted so that its active plaquette moves by ``delta``."""
         out = x.clone()
-        self._at(out[self.mu]).copy_(wrap(self._at(x[self.mu]) + self.sign * delta))
+        self.at_moving(out[self.mu]).copy_(wrap(self.at_moving(x[self.mu]) + self.sign * delta))
         return out
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,18 +203,18 @@ class PlaquetteCoupling(nn.Module):
             return x, x.new_zeros(x.shape[-1])
         plaq = plaquettes(x)
         # The map is elementwise over every dim but the components (dim 1): a batch of one.
-        delta, log_d = mixture.forward(wrap(self._at(plaq)).unsqueeze(0),
+        delta, log_d = mixture.forward(wrap(self.at_moving(plaq)).unsqueeze(0),
                                        self._parameters_at_active(plaq).unsqueeze(0))
         return self._move(x, delta[0]), log_d[0].sum((0, 1))
 
     def forward_with_slope(self, x: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`forward`'s ``(x', log|dx'/dx|)``, then ``log h'`` and ``d log h'/dP`` at the
-        active plaquettes (``_at`` of ``[Nt, Nx, B]``, the latter a value only); not for an
+        active plaquettes (``at_moving`` of ``[Nt, Nx, B]``, the latter a value only); not for an
         empty layer.  The path gradient (:mod:`dlhmc.flows.path`) reads them."""
         plaq = plaquettes(x)
         delta, log_d, d_log_d = mixture.forward_with_slope(
-            wrap(self._at(plaq)).unsqueeze(0), self._parameters_at_active(plaq).unsqueeze(0))
+            wrap(self.at_moving(plaq)).unsqueeze(0), self._parameters_at_active(plaq).unsqueeze(0))
         return self._move(x, delta[0]), log_d[0].sum((0, 1)), log_d[0], d_log_d[0]
 
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,6 +222,6 @@ class PlaquetteCoupling(nn.Module):
         if self.empty:
             return x, x.new_zeros(x.shape[-1])
         plaq = plaquettes(x)
-        delta, log_d = mixture.inverse(self._at(plaq).unsqueeze(0),
+        delta, log_d = mixture.inverse(self.at_moving(plaq).unsqueeze(0),
                                        self._parameters_at_active(plaq).unsqueeze(0))
         return self._move(x, -delta[0]), -log_d[0].sum((0, 1))

@@ -51,7 +51,7 @@ def forward(flow, z: torch.Tensor, base_score: torch.Tensor | None = None):
         x_in = x.requires_grad_(True)
         with torch.enable_grad():
             x_out, log_j, log_d, d_log_d = layer.forward_with_slope(x_in)
-            at = layer._at
+            at = layer.at_moving
             c = (at(score[layer.mu]) - layer.sign * d_log_d) / log_d.detach().exp()
             cotangent = torch.zeros_like(x)
             at(cotangent[layer.mu]).copy_(c)

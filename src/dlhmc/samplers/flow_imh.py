@@ -82,15 +82,3 @@ class FlowIMH:
         new_state, accepted = metropolis(accept_prob, proposed, state, generator)
         return new_state, Info(accept_prob=accept_prob, accepted=accepted, dH=dH,
                                divergent=divergent, extras={"log_weight": log_w1})
-
-
-def effective_sample_size(log_weights) -> float:
-    """``ESS = (sum w)^2 / (N sum w^2)`` in ``(0, 1]`` of independent flow draws, in float64 and
-    shifted by the largest log weight (the unknown ``log Z`` cancels, nothing overflows);
-    non-finite weights (a diverged flow) count as zero weight. NaN if no weight is finite."""
-    log_w = torch.as_tensor(log_weights, dtype=torch.float64).flatten()
-    finite = log_w[torch.isfinite(log_w)]
-    if finite.numel() == 0:
-        return float("nan")
-    w = torch.exp(finite - finite.max())
-    return float(w.sum() ** 2 / (log_w.numel() * (w * w).sum()))

@@ -49,6 +49,7 @@ import torch
 
 from dlhmc import distributed as dist
 from dlhmc.configurations import links_of
+from dlhmc.flows.ess import effective_sample_size
 from dlhmc.flows.model import GaugeFlow
 from dlhmc.group.u1 import wrap
 from dlhmc.io import read_chains
@@ -56,7 +57,7 @@ from dlhmc.lattice import make_theory
 from dlhmc.settings import RunOptions, TrainSettings
 from dlhmc.theory import GaugeTheory, same_coupling
 from dlhmc.training import flow_trainer
-from dlhmc.training.flow_trainer import FlowTrainer, effective_sample_size
+from dlhmc.training.flow_trainer import FlowTrainer
 from dlhmc.training.schedules import Schedule
 
 METRIC_COLUMNS = (

@@ -35,6 +35,7 @@ from dlhmc import distributed as dist
 from dlhmc.families.contract import dense_weights
 from dlhmc.flows import mixture, path
 from dlhmc.flows.coupling import kept_loops
+from dlhmc.flows.ess import effective_sample_size
 from dlhmc.flows.model import GaugeFlow, check_lattice
 from dlhmc.lattice import make_theory
 from dlhmc.settings import RunOptions, TrainSettings
@@ -49,13 +50,6 @@ METRIC_COLUMNS = (
 )  # fmt: skip
 # Statistics averaged over ranks each step (order of the all-reduced vector).
 _STATS = ("loss", "ess", "plaq", "logdet")
-
-
-def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
-    """``(sum w)^2 / (N sum w^2)`` of weights given by their logarithms, in float64 (the ratio
-    of two log-sum-exps: no weight is exponentiated on its own, so none overflows)."""
-    log_w = log_w.to(torch.float64)
-    return torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / len(log_w)
 
 
 class FlowTrainer(TrainingLoop):
