@@ -14,7 +14,7 @@ per file, the fraction ``p = k / n`` of the ``n`` consecutive pairs whose charge
 - the (equilibrium) rate per leapfrog-step equivalent, ``p / N_LF`` (``N_LF``: leapfrog
   steps of an HMC trajectory, network layers of an L2HMC one, the repository's cost
   convention), and its inverse, the leapfrog steps per tunnelling event;
-- the same rate reweighted to equilibrium, with its jackknife error over chains, and
+- the same rate reweighted to equilibrium, with its error (chains as clusters), and
   ``tau_lag1 = 2 <Q^2> / <dQ^2> - 1/2``, the lag-1 bound of ``tau_int``: both from
   :mod:`dlhmc.analysis.charge_moves`, which ``dlhmc analyze`` and the report's tunnelling table
   use too (frozen chains from a hot start sit in a sector distribution of the quench, so the

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dlhmc.analysis.autocorr import gamma_method
-from dlhmc.analysis.charge_moves import charge_moves
+from dlhmc.analysis.charge_moves import MIN_SECTOR_PAIRS, charge_moves
 from dlhmc.analysis.exact import exact_charge_sq, exact_sectors
 from dlhmc.analysis.tunnelling import tunnelling_table
 
@@ -70,7 +70,8 @@ def test_tau_lag1_is_a_lower_bound_of_tau_int_and_close_to_it():
     assert moves.tau_lag1 > 0.6 * gamma.tau_int
 
 
-def test_jackknife_error_describes_the_spread_of_replicas():
+def test_error_describes_the_spread_of_replicas():
+    """Chains as independent clusters: the error of one replica is the spread of many."""
     rates, errors = [], []
     for seed in range(24):
         charge, _ = _walk(16, 400, seed=100 + seed)
@@ -82,25 +83,32 @@ def test_jackknife_error_describes_the_spread_of_replicas():
 
 def test_sectors_are_reweighted_to_their_exact_weights():
     """Frozen chains sit in the sector mix of their start: each sector's own rate counts with its
-    exact weight, renormalized over the sectors some pair starts from; a jump of two is one
-    event and four in <dQ^2>."""
+    exact weight, renormalized over the sectors with enough pairs; a jump of two is one event
+    and four in <dQ^2>. The expectation is counted pair by pair."""
     charge = np.array([
-        [0, 0, 0, 0, 0, 0],
-        [1, 1, 0, 1, 1, 1],
-        [2, 0, 0, 0, 0, 0],
+        [0] * 121,
+        [1] * 60 + [0] + [1] * 60,
+        [2] * 59 + [3] + [0] * 61,  # one pair starts in |Q| = 3: too few to count
     ], dtype=float)  # fmt: skip
     w = {q: e.value for q, e in exact_sectors("U1", LATTICE, BETA).items()}
-    # pairs starting in |Q| = 0: 5 + 1 + 4 = 10 with 1 event; |Q| = 1: 4 with 1; |Q| = 2: 1 with 1
-    per_sector = {0: (10, 1, 1), 1: (4, 1, 1), 2: (1, 1, 4)}
-    norm = sum(w[q] for q in per_sector)
-    rate = sum(w[q] * e / n for q, (n, e, _) in per_sector.items()) / norm
-    dq2 = sum(w[q] * s / n for q, (n, _, s) in per_sector.items()) / norm
+    pairs, events, squares = {}, {}, {}
+    for row in charge:
+        for a, b in zip(row[:-1], row[1:], strict=True):
+            q = int(abs(a))
+            pairs[q] = pairs.get(q, 0) + 1
+            events[q] = events.get(q, 0) + (a != b)
+            squares[q] = squares.get(q, 0) + (b - a) ** 2
+    kept = [q for q in pairs if pairs[q] >= MIN_SECTOR_PAIRS]
+    assert sorted(kept) == [0, 1, 2] and pairs[3] == 1
+    norm = sum(w[q] for q in kept)
+    rate = sum(w[q] * events[q] / pairs[q] for q in kept) / norm
+    dq2 = sum(w[q] * squares[q] / pairs[q] for q in kept) / norm
     moves = charge_moves(charge, "U1", LATTICE, BETA)
-    assert (moves.events, moves.pairs) == (3, 15)
+    assert (moves.events, moves.pairs) == (4, 360)
     assert moves.rate == pytest.approx(rate, rel=1e-12)
     q2 = exact_charge_sq("U1", LATTICE, BETA).value
     assert moves.tau_lag1 == pytest.approx(2 * q2 / dq2 - 0.5, rel=1e-12)
-    assert moves.rate != pytest.approx(3 / 15)  # not the raw fraction
+    assert moves.rate != pytest.approx(4 / 360, rel=0.05)  # not the raw fraction
 
 
 def test_frozen_chains_have_no_rate_and_an_infinite_bound():

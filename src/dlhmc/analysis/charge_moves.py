@@ -20,8 +20,9 @@ bound it needs enough events, not chains longer than ``tau_int``.
 
 Equilibrium: a set of frozen chains sits in the sector mix of its thermalization, and a higher
 sector changes more often, so ``<dQ^2>`` and the event rate are measured per starting sector
-``|Q_Z| = q`` and averaged with the exact sector weights (over the sectors some pair starts from,
-renormalized). Errors by the jackknife over chains: events cluster within a chain (a charge that
+``|Q_Z| = q`` and averaged with the exact sector weights (over the sectors at least
+:data:`MIN_SECTOR_PAIRS` pairs start from, renormalized). Errors treat the chains as independent
+clusters (the delta method over per-chain sums): events cluster within a chain (a charge that
 tunnels and comes back), which a binomial error would ignore. Only where the exact charge
 distribution is known (2D U(1)); elsewhere there is no integer charge to count and no exact
 ``<Q^2>``.
@@ -35,6 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlhmc.analysis.exact import exact_charge_sq, exact_sectors
+
+# A sector enters the equilibrium average only with this many pairs starting in it: its rate
+# from fewer is noise that its exact weight would carry into the average.
+MIN_SECTOR_PAIRS = 50
 
 
 @dataclass(frozen=True)
@@ -50,22 +55,30 @@ class ChargeMoves:
     tau_lag1_err: float
 
 
-def _reweighted(totals: np.ndarray, counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``sum_q w_q totals_q / counts_q`` over the sectors with ``counts_q > 0``, the weights
-    renormalized over those sectors; the last axis runs over sectors."""
-    present = counts > 0
-    w = np.where(present, weights, 0.0)
-    norm = w.sum(axis=-1)
-    per_sector = np.where(present, totals / np.maximum(counts, 1), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (w * per_sector).sum(axis=-1) / norm
+def _reweighted(totals: np.ndarray, counts: np.ndarray, weights: np.ndarray):
+    """``sum_q w_q T_q / N_q`` over the sectors with at least :data:`MIN_SECTOR_PAIRS` pairs (the
+    weights renormalized over them), and its variance with the chains as independent clusters.
 
-
-def _jackknife_error(full: float, leave_one_out: np.ndarray) -> float:
-    n = len(leave_one_out)
-    if n < 2 or not math.isfinite(full) or not np.all(np.isfinite(leave_one_out)):
-        return math.nan
-    return float(np.sqrt((n - 1) / n * np.sum((leave_one_out - leave_one_out.mean()) ** 2)))
+    ``totals`` and ``counts`` are ``[chain, sector]``. The variance is the delta method's: the
+    estimate is a smooth function of sums over chains, so chain ``c``'s influence is
+    ``psi_c = sum_q w_q (T_cq - r_q N_cq) / N_q`` and ``Var = C / (C - 1) sum_c psi_c^2``. Not
+    the leave-one-chain-out jackknife: where one chain holds nearly all pairs of a rare sector,
+    deleting it leaves that sector's rate to a handful of pairs and the jackknife explodes.
+    """
+    n = counts.sum(axis=0)
+    kept = n >= MIN_SECTOR_PAIRS
+    if not kept.any():
+        return math.nan, math.nan
+    w = np.where(kept, weights, 0.0)
+    w = w / w.sum()
+    safe = np.where(kept, n, 1.0)
+    rate = totals.sum(axis=0) / safe
+    value = float((w * rate).sum())
+    chains = counts.shape[0]
+    if chains < 2:
+        return value, math.nan
+    influence = ((totals - rate * counts) * (w / safe)).sum(axis=1)
+    return value, float(chains / (chains - 1) * (influence**2).sum())
 
 
 def charge_moves(
@@ -88,22 +101,17 @@ def charge_moves(
     counts = masks.sum(axis=1).astype(np.float64)
     events = (masks & (dq != 0)[..., None]).sum(axis=1).astype(np.float64)
     squares = (masks * (dq**2)[..., None]).sum(axis=1)
-
-    def estimates(c, e, s):
-        rate = _reweighted(e, c, weights)
-        dq2 = _reweighted(s, c, weights)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tau = np.where(dq2 > 0, 2.0 * q2.value / dq2 - 0.5, np.inf)
-        return rate, tau
-
-    rate, tau = estimates(counts.sum(0), events.sum(0), squares.sum(0))
-    rate_j, tau_j = estimates(counts.sum(0) - counts, events.sum(0) - events,
-                              squares.sum(0) - squares)  # fmt: skip
+    rate, rate_var = _reweighted(events, counts, weights)
+    dq2, dq2_var = _reweighted(squares, counts, weights)
+    tau, tau_err = math.inf, math.nan
+    if dq2 > 0:
+        tau = 2.0 * q2.value / dq2 - 0.5
+        tau_err = 2.0 * q2.value / dq2**2 * math.sqrt(dq2_var)
     return ChargeMoves(
         events=int(np.count_nonzero(dq)),
         pairs=int(dq.size),
-        rate=float(rate),
-        rate_err=_jackknife_error(float(rate), rate_j),
-        tau_lag1=float(tau),
-        tau_lag1_err=_jackknife_error(float(tau), tau_j),
+        rate=rate,
+        rate_err=math.sqrt(rate_var),
+        tau_lag1=tau,
+        tau_lag1_err=tau_err,
     )

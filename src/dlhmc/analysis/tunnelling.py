@@ -117,7 +117,8 @@ def tunnelling_html(moves: pd.DataFrame) -> str:
     return (
         "<h3>Charge changes: what frozen chains still measure</h3><p>Changes of the integer "
         "charge between consecutive trajectories, their rate at equilibrium (per starting sector, "
-        "averaged with the exact sector weights; jackknife errors over chains) and "
+        "averaged with the exact sector weights; chains as independent clusters for the errors) "
+        "and "
         "τ_lag1 = 2⟨Q²⟩/⟨ΔQ²⟩ − 1/2, the integrated autocorrelation time of a charge that "
         "decorrelates by one exponential mode: a lower bound of τ_int for reversible samplers "
         "(HMC, L2HMC), close to it where the sector hops dominate, and resolved from the events "
