@@ -67,7 +67,7 @@ def test_ar1_tau_recovered_through_cli(tmp_path, rho, n_chains, n_traj):
         assert row.n_chains == n_chains and row.n_traj == n_traj
         assert row.cost_lf == pytest.approx(7 * row.tau_int)
         assert row.cost_lf_err == pytest.approx(7 * row.tau_int_err)
-        assert row.seconds_per_indep == pytest.approx(row.tau_int / 50.0)
+        assert row.seconds_per_indep == pytest.approx(row.tau_int / (50.0 * row.n_chains))
         assert row.tau_int_pyerrors > 0.5 and row.tau_int_pyerrors_err > 0
     assert table.loc["charge", "known_mean"] == 0
     assert np.isnan(table.loc["plaq", "known_mean"])
@@ -226,8 +226,10 @@ def test_amortized_training_seconds(tmp_path):
         table[table.observable == "charge"].loc["hmc"],
         table[table.observable == "charge"].loc["l2hmc"],
     )
-    assert hmc.seconds_per_indep_amortized == pytest.approx(hmc.tau_int / 20.0)
-    assert l2hmc.seconds_per_indep_amortized == pytest.approx(l2hmc.tau_int / 20.0 + 3.6)
+    assert hmc.seconds_per_indep_amortized == pytest.approx(hmc.tau_int / (20.0 * hmc.n_chains))
+    assert l2hmc.seconds_per_indep_amortized == pytest.approx(
+        l2hmc.tau_int / (20.0 * l2hmc.n_chains) + 3.6
+    )
     assert (table.amortize_samples == 1000).all()
     assert (table.experiment == "test").all()
 

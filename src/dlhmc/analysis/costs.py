@@ -3,8 +3,11 @@
 Two configurations are statistically independent about ``2 tau_int`` trajectories apart, but the
 project (like the L2HMC paper, figure 3) quotes ``N_LF * tau_int`` leapfrog steps: the variance of
 a mean over N trajectories equals that of ``N / (2 tau_int)`` independent samples, and the common
-factor 2 cancels in every comparison. Seconds use the per-chain throughput of the chain file
-(``traj_per_second``), so they compare samplers run on the same hardware. A trained sampler also
+factor 2 cancels in every comparison. Seconds are machine seconds per independent sample: the
+chain file's throughput (``traj_per_second``, trajectories of the whole batch of chains per
+second) times its number of chains is the trajectories per second the run delivers, so samplers
+run with different batches on the same hardware compare like with like (per chain alone, a
+sampler run with twice the chains would look twice as slow). A trained sampler also
 paid for its training: :func:`break_even` says after how many independent samples it has paid
 for itself, and amortizing ``training_seconds`` over a stated number of samples shows the cost
 per sample at that point. A trajectory of winding HMC also pays for its instanton hits, counted
@@ -35,8 +38,9 @@ def sample_cost(
     traj_per_second: float,
     training_seconds: float = 0.0,
     amortize_samples: int | None = None,
+    chains: int = 1,
 ) -> SampleCost:
-    """``N_LF * tau_int``, ``tau_int / traj_per_second`` and the amortized seconds.
+    """``N_LF * tau_int``, ``tau_int / (chains * traj_per_second)`` and the amortized seconds.
 
     ``nlf`` is the leapfrog-step equivalent of one trajectory (``N_LF``, plus the instanton hits
     of winding HMC at their measured cost).
@@ -48,7 +52,10 @@ def sample_cost(
     """
     if not traj_per_second > 0:
         raise ValueError(f"traj_per_second must be > 0, got {traj_per_second}")
-    seconds = tau_int / traj_per_second
+    if chains < 1:
+        raise ValueError(f"chains must be >= 1, got {chains}")
+    rate = traj_per_second * chains
+    seconds = tau_int / rate
     if amortize_samples is None:
         amortized = math.nan
     else:
@@ -59,7 +66,7 @@ def sample_cost(
         cost_lf=nlf * tau_int,
         cost_lf_err=nlf * tau_int_err,
         seconds_per_indep=seconds,
-        seconds_per_indep_err=tau_int_err / traj_per_second,
+        seconds_per_indep_err=tau_int_err / rate,
         seconds_per_indep_amortized=amortized,
     )
 

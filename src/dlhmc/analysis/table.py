@@ -237,6 +237,7 @@ def observable_rows(
             traj_per_second,
             training_seconds=training_seconds,
             amortize_samples=amortize_samples,
+            chains=values.shape[0],
         )
         rows.append(
             {
