@@ -77,6 +77,18 @@ def test_imh_chain_file(flow_run, tmp_path):
     assert 0 < ds["accepted"].mean() < 1
 
 
+@pytest.mark.parametrize("extra", [(), ("--flow-hmc", "--nlf", "2", "--eps", "0.05")])
+def test_chains_start_from_flow_samples_not_hot_starts(flow_run, tmp_path, extra):
+    """A hot configuration has a tiny q and a huge weight p / q that no independence proposal
+    beats, so flow chains start from the flow's own samples: after one short trajectory their
+    plaquette is the briefly trained flow's (~0.2; exact 0.446 at beta 1), not a hot start's
+    0 +- 0.02 (64 chains x 16 plaquettes)."""
+    out = tmp_path / "start.nc"
+    assert _infer(flow_run, out, *extra, chains=64, traj=1, therm=0) == 0
+    plaq = read_chains(out)["plaq"].values
+    assert plaq.mean() > 0.1, plaq.mean()
+
+
 def test_flow_hmc_chain_file_on_another_volume(flow_run, tmp_path):
     out = tmp_path / "hmc.nc"
     assert _infer(flow_run, out, "--flow-hmc", "--nlf", "3", "--eps", "0.2",

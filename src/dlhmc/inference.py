@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,15 +151,18 @@ def run_sampler(
     progress: bool = True,
     therm_hmc: int = 0,
     layer_steps: Collection[int] = (),
+    start: Callable[[int, torch.Generator], torch.Tensor] | None = None,
 ) -> tuple[Chains, float]:
-    """Chains of any kernel from hot starts: ``therm_hmc`` HMC trajectories (:func:`thermalize`),
-    then ``therm + trajectories`` of the kernel (:func:`run_chains`), one generator seeded with
-    ``seed`` for all of it.  Returns the chains and the wall time of the whole run."""
+    """Chains of any kernel from ``start(chains, generator)`` (default: hot starts), then
+    ``therm_hmc`` HMC trajectories (:func:`thermalize`) and ``therm + trajectories`` of the
+    kernel (:func:`run_chains`), one generator seeded with ``seed`` for all of it.  Returns the
+    chains and the wall time of the whole run."""
     theory = kernel.theory
     generator = torch.Generator(device=theory.device)
     generator.manual_seed(seed)
     t0 = time.perf_counter()
-    x = thermalize(theory, theory.hot_start(chains, generator), therm_hmc, generator)
+    x = (theory.hot_start if start is None else start)(chains, generator)
+    x = thermalize(theory, x, therm_hmc, generator)
     bar = tqdm(
         total=therm + trajectories,
         desc="infer",
