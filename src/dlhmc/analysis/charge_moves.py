@@ -16,7 +16,9 @@ bound of ``tau_int``: ``rho(t) = int lambda^t dmu(lambda)`` over the spectrum in
 ``tau_int = 1/2 + int lambda / (1 - lambda) dmu``, and ``lambda / (1 - lambda)`` is convex
 (Jensen's inequality). The charge decorrelates by one slow mode, the hops between sectors, so the
 bound is close to ``tau_int`` where both are resolved (docs/results.md); unlike the Gamma method's
-bound it needs enough events, not chains longer than ``tau_int``.
+bound it needs enough events, not chains longer than ``tau_int``. It is loose where the
+acceptance is low and varies between configurations (an independence sampler, a model far from
+the volume it was trained on): runs of rejections then correlate the chain beyond one step.
 
 Equilibrium: a set of frozen chains sits in the sector mix of its thermalization, and a higher
 sector changes more often, so ``<dQ^2>`` and the event rate are measured per starting sector

@@ -121,7 +121,9 @@ def tunnelling_html(moves: pd.DataFrame) -> str:
         "and "
         "τ_lag1 = 2⟨Q²⟩/⟨ΔQ²⟩ − 1/2, the integrated autocorrelation time of a charge that "
         "decorrelates by one exponential mode: a lower bound of τ_int for reversible samplers "
-        "(HMC, L2HMC), close to it where the sector hops dominate, and resolved from the events "
+        "(HMC, L2HMC), close to it where the acceptance is high and the sector hops dominate "
+        "(loose at low acceptance, where runs of rejections correlate the chain), resolved from "
+        "the events "
         "where the Gamma method's τ_int (≥: frozen) is only bounded by the chain length. "
         "docs/analysis.md gives the derivation.</p>"
         + html_table(header, rows, text_cols=(0, 2, 3))
