@@ -151,9 +151,9 @@ def test_ratio_is_the_same_move_baseline_over_the_learner(report, prefix, observ
 
 
 def test_seconds_and_break_even_against_the_fastest_same_move_point(report):
-    """Seconds per independent Q_R = tau_int / (throughput x chains); break-even = training seconds /
-    (fastest same-move baseline - learner), ``never`` where the learner is slower, a lower bound
-    where the learner is frozen."""
+    """Seconds per independent Q_R = tau_int / (throughput x chains); break-even = training
+    seconds / (fastest same-move baseline - learner), ``never`` where the learner is slower, a
+    lower bound where the learner is frozen."""
     table = report["table"]
     rows = table[table.observable == "charge_real"]
     learners = report["learners"].set_index("learner")

@@ -47,6 +47,15 @@ def test_the_init_chain_runs_up_each_volume_from_the_small_model_of_the_first_be
     ]
 
 
+def test_finetune_from_train_lattice_starts_each_fine_tuning_from_the_small_model_of_its_beta():
+    p = plan(**curriculum(finetune_from="train_lattice"))
+    for beta in ("1.0", "2.0", "3.0"):
+        assert p.train_init(job(beta=beta, lattice="6x6")) == files("4x4", beta)
+    # the small volume's own ladder is unchanged
+    assert p.train_init(job(beta="3.0", lattice="4x4")) == files("4x4", "2.0")
+    assert "finetune" not in p.train_options(job(lattice="6x6"))
+
+
 def test_fine_tuning_runs_finetune_steps_at_finetune_lr_and_small_training_is_unchanged():
     p = plan(**curriculum(finetune_lr=2.5e-4, warmup=2, anneal_from=0.5, anneal_steps=4))
     small = p.train_options(job(lattice="4x4")) + " "
@@ -115,6 +124,8 @@ def test_without_finetune_steps_nothing_changes():
          "experiments.tiny.train.finetune_steps: 1 step is too few to anneal"),
         ({**LOCAL, "finetune_lr": 1.0e-4},
          "experiments.tiny.train.finetune_lr: set without finetune_steps"),
+        ({**LOCAL, "finetune_from": "train_lattice"},
+         "experiments.tiny.train.finetune_from: set without finetune_steps"),
         ({**LOCAL, "finetune_steps": 2.0}, "experiments.tiny.train.finetune_steps"),
     ],
 )  # fmt: skip

@@ -2,8 +2,9 @@
 trained on the small volume train.lattice along the ladder, as without the curriculum, and then
 fine-tuned on every other volume of `lattices` by the train rule itself (its job on that volume
 starts from the fine-tuned model of the beta below, the first beta from the small volume's
-model; finetune_steps steps at finetune_lr, see dlhmc.plan.jobs.Plan.train_options). The infer
-rule samples each volume with its fine-tuned model. One more file per fine-tuned volume and beta:
+model, or, with finetune_from: train_lattice, from the small volume's model of the same beta;
+finetune_steps steps at finetune_lr, see dlhmc.plan.jobs.Plan.train_options). The infer rule
+samples each volume with its fine-tuned model. One more file per fine-tuned volume and beta:
 
   transfer/volume.nc   the small volume's model of this beta, sampled here as it is
 

@@ -128,6 +128,20 @@ def transfer_train_settings(exp: Mapping) -> dict:
     return shortened_settings(exp["train"], transfer_steps(exp))
 
 
+# Where a fine-tuning run starts (train.finetune_from), the first the default: the fine-tuned
+# model of the beta below on the same volume (a chain up the ladder on the large volume), or
+# the model of train.lattice at the same beta. Measured on 16x16 at beta 6 (docs/results.md):
+# the chain from below smooths away the small model's opening of the lattice and with it the
+# charge moves (2.2x HMC's rate per leapfrog step), a fine-tuning of the same beta's small model
+# keeps them (13x after 400 steps at lr 1e-3).
+FINETUNE_FROM = ("beta_below", "train_lattice")
+
+
+def finetune_from(train: Mapping) -> str:
+    """Where the learner's fine-tuning runs start: :data:`FINETUNE_FROM`."""
+    return train.get("finetune_from", FINETUNE_FROM[0])
+
+
 def finetunes(train: Mapping) -> bool:
     """Whether a learner follows the volume curriculum: its models, trained on train.lattice,
     are fine-tuned for finetune_steps on every other sampled volume (0 or absent: they sample
@@ -149,8 +163,9 @@ def _finetune_problems(key: str, train: Mapping) -> list[str]:
     """The volume curriculum needs a local model trained on train.lattice, and enough steps to
     anneal when the learner anneals; a finetune_lr without finetune_steps would do nothing."""
     steps = train.get("finetune_steps", 0)
-    if "finetune_lr" in train and "finetune_steps" not in train:
-        return [f"{key}.finetune_lr: set without finetune_steps, so nothing is fine-tuned"]
+    for name in ("finetune_lr", "finetune_from"):
+        if name in train and "finetune_steps" not in train:
+            return [f"{key}.{name}: set without finetune_steps, so nothing is fine-tuned"]
     if steps == 0:
         return []
     problems = []

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dlhmc.analysis.registry import report_files
 from dlhmc.plan.bridge_jobs import BridgeJobs
 from dlhmc.plan.experiments import (
+    finetune_from,
     finetune_train_settings,
     finetunes,
     is_flow,
@@ -40,7 +41,8 @@ from dlhmc.plan.paths import (
 
 # Training settings the workflow reads itself: how a job is launched, where its model trains,
 # how the volume curriculum fine-tunes it and how a flow's flow-HMC chains are sampled.
-NOT_TRAIN_OPTIONS = ("ranks", "lattice", "finetune_steps", "finetune_lr", "flow_hmc")
+NOT_TRAIN_OPTIONS = ("ranks", "lattice", "finetune_steps", "finetune_lr", "finetune_from",
+                     "flow_hmc")  # fmt: skip
 # Infer settings of L2HMC runs only: a flow's chains have no layers to record.
 L2HMC_INFER_OPTIONS = ("layer_samples",)
 
@@ -108,7 +110,9 @@ class Plan(BridgeJobs):
         """Model of the previous beta of the ladder (same volume and learner); the first beta
         starts fresh, or, when fine-tuned, from the model of train.lattice at that beta. So a
         fine-tuned model's --init chain is its volume's ladder below it, then the one model of
-        train.lattice at the first beta, and its training seconds count each run once."""
+        train.lattice at the first beta, and its training seconds count each run once. With
+        ``finetune_from: train_lattice`` every fine-tuning run starts from the model of
+        train.lattice at its own beta (its --init chain: that volume's ladder up to this beta)."""
         exp, variant = wildcards.exp, self.variant(wildcards)
         if wildcards.lattice not in self.train_volumes(exp, variant):
             raise ValueError(
@@ -116,7 +120,8 @@ class Plan(BridgeJobs):
                 f"{wildcards.lattice} (trained on {', '.join(self.train_volumes(exp, variant))})"
             )
         below = self.beta_below(wildcards)
-        if below is not None:
+        from_small = finetune_from(self.train_settings(wildcards)) == "train_lattice"
+        if below is not None and not (from_small and self.finetuning(wildcards)):
             return model_files(exp, wildcards.lattice, below, variant)
         if self.finetuning(wildcards):
             return model_files(exp, self.train_volume(wildcards), wildcards.beta, variant)
