@@ -117,6 +117,15 @@ def test_frozen_chains_have_no_rate_and_an_infinite_bound():
     assert math.isnan(moves.tau_lag1_err)
 
 
+def test_chains_too_short_for_any_sector_measure_nothing():
+    """Fewer than MIN_SECTOR_PAIRS pairs in every sector: NaN, not the inf of a frozen charge."""
+    charge = np.zeros((2, MIN_SECTOR_PAIRS // 2))
+    charge[0, -1] = 1.0
+    moves = charge_moves(charge, "U1", LATTICE, BETA)
+    assert moves.events == 1
+    assert math.isnan(moves.rate) and math.isnan(moves.tau_lag1)
+
+
 def test_nothing_to_count_without_an_exact_charge_distribution_or_a_second_trajectory():
     assert charge_moves(np.zeros((4, 50)), "SU3", (2, 2, 2, 2), 6.0) is None
     assert charge_moves(np.zeros((4, 1)), "U1", LATTICE, BETA) is None

@@ -105,7 +105,8 @@ def charge_moves(
     squares = (masks * (dq**2)[..., None]).sum(axis=1)
     rate, rate_var = _reweighted(events, counts, weights)
     dq2, dq2_var = _reweighted(squares, counts, weights)
-    tau, tau_err = math.inf, math.nan
+    # no sector with enough pairs: nothing measured (NaN), not a charge that never moves (inf)
+    tau, tau_err = (math.nan, math.nan) if math.isnan(dq2) else (math.inf, math.nan)
     if dq2 > 0:
         tau = 2.0 * q2.value / dq2 - 0.5
         tau_err = 2.0 * q2.value / dq2**2 * math.sqrt(dq2_var)

@@ -87,7 +87,8 @@ def tunnelling_table(table: pd.DataFrame) -> pd.DataFrame:
             entry = {name: r.get(name) for name in COLUMNS if name in r.index}
             entry["sampler"] = sampler_label(r)
             entry["point"] = point(r)
-            entry["lf_per_event"] = r.lf_per_traj / r.tunnel_rate if r.tunnel_rate > 0 else math.inf
+            rate = r.tunnel_rate
+            entry["lf_per_event"] = math.inf if rate == 0 else r.lf_per_traj / rate
             entry["ratio_lag1"], entry["ratio_lag1_err"] = (math.nan, math.nan)
             if best is not None and r.cost_lf_lag1 < math.inf:
                 entry["ratio_lag1"], entry["ratio_lag1_err"] = ratio_with_error(
