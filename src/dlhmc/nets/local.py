@@ -13,7 +13,7 @@ Why this shape (physics.md, "Gauge equivariance and local layers"):
 - Outputs are per link: two channels (directions ``mu = 0, 1``) for each of ``s, t, q``.
   The heads start near zero (:data:`~dlhmc.nets.dense.HEAD_INIT_SCALE`), so an untrained
   sampler is a leapfrog integrator, and ``s, q`` are bounded by trainable ``lambda tanh``
-  like the dense heads (``exp(eps s)`` can neither overflow nor collapse a variable).
+  like the dense heads (:func:`~dlhmc.nets.dense.bounded`) (``exp(eps s)`` can neither overflow nor collapse a variable).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlhmc.nets.dense import HEAD_INIT_SCALE, make_activation
+from dlhmc.nets.dense import HEAD_INIT_SCALE, bounded, make_activation
 
 # Loop maps per site: the plaquette P(n) and the rectangles P(n) + P(n + e1) (two plaquettes
 # along x) and P(n) + P(n + e0) (two along t).
@@ -150,18 +150,18 @@ class LocalHead(nn.Module):
         out = self._linear(z)
         if self.with_s:
             s, t, q = out.split(2, dim=1)
-            s = self.lambda_s * torch.tanh(s)
+            s = bounded(s, self.lambda_s)
         else:
             (t, q), s = out.split(2, dim=1), None
-        return s, t, self.lambda_q * torch.tanh(q)
+        return s, t, bounded(q, self.lambda_q)
 
     def direction(self, z: torch.Tensor, mu: int):
         """``(s, t, q)`` of direction ``mu`` only, each ``[B, *sites]``: a link sub-update
         moves one direction, so the other rows of the map are never read."""
         rows = [mu, 2 + mu, 4 + mu] if self.with_s else [mu, 2 + mu]
         out = self._linear(z, rows)
-        q = self.lambda_q * torch.tanh(out[:, -1].contiguous())
-        s = self.lambda_s * torch.tanh(out[:, 0].contiguous()) if self.with_s else None
+        q = bounded(out[:, -1].contiguous(), self.lambda_q)
+        s = bounded(out[:, 0].contiguous(), self.lambda_s) if self.with_s else None
         return s, out[:, -2], q
 
 
@@ -317,5 +317,5 @@ class StencilNet(nn.Module):
 
     def forward(self, maps: torch.Tensor):
         s, t, q = self.head(self.body(maps)).split(self.outputs, dim=-1)
-        s = self.lambda_s * torch.tanh(s) if self.lambda_s is not None else None
-        return s, t, self.lambda_q * torch.tanh(q)
+        s = bounded(s, self.lambda_s) if self.lambda_s is not None else None
+        return s, t, bounded(q, self.lambda_q)
