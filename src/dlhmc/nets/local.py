@@ -13,7 +13,8 @@ Why this shape (physics.md, "Gauge equivariance and local layers"):
 - Outputs are per link: two channels (directions ``mu = 0, 1``) for each of ``s, t, q``.
   The heads start near zero (:data:`~dlhmc.nets.dense.HEAD_INIT_SCALE`), so an untrained
   sampler is a leapfrog integrator, and ``s, q`` are bounded by trainable ``lambda tanh``
-  like the dense heads (:func:`~dlhmc.nets.dense.bounded`) (``exp(eps s)`` can neither overflow nor collapse a variable).
+  like the dense heads (:func:`~dlhmc.nets.dense.bounded`): ``exp(eps s)`` can neither
+  overflow nor collapse a variable.
 """
 
 from __future__ import annotations
