@@ -76,13 +76,9 @@ class STQHead(nn.Module):
         self.lambda_q = nn.Parameter(torch.ones(()))
 
     def forward(self, z: torch.Tensor):
-        q = self._bounded(self.q, self.lambda_q, z)
-        s = self._bounded(self.s, self.lambda_s, z) if self.s is not None else None
+        q = bounded(self.q(z), self.lambda_q)
+        s = bounded(self.s(z), self.lambda_s) if self.s is not None else None
         return s, self.t(z), q
-
-    @staticmethod
-    def _bounded(layer: HeadLinear, amplitude: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return bounded(layer(z), amplitude)
 
 
 def bounded(u: torch.Tensor, amplitude: torch.Tensor) -> torch.Tensor:

@@ -161,8 +161,8 @@ class LocalHead(nn.Module):
         moves one direction, so the other rows of the map are never read."""
         rows = [mu, 2 + mu, 4 + mu] if self.with_s else [mu, 2 + mu]
         out = self._linear(z, rows)
-        q = bounded(out[:, -1].contiguous(), self.lambda_q)
-        s = bounded(out[:, 0].contiguous(), self.lambda_s) if self.with_s else None
+        q = bounded(out[:, -1], self.lambda_q)
+        s = bounded(out[:, 0], self.lambda_s) if self.with_s else None
         return s, out[:, -2], q
 
 
