@@ -95,6 +95,18 @@ def test_an_untrained_bridge_is_exactly_the_identity(data):
     assert trainer.data.heldout.shape == (2 * 50, 2, 6, 6)
 
 
+def test_a_bridges_outputs_scale_with_its_step(data):
+    """The networks of a bridge over ``d`` give the displacement per unit of coupling, scaled
+    by ``d / 0.5`` (dlhmc.flows.model.bridge_output_scale); a flow from the prior is unscaled."""
+    for beta, scale in ((2.0625, 0.125), (2.5, 1.0), (1.0, 2.0)):
+        settings = TrainSettings(group="U1", lattice=(6, 6), beta=beta, sampler="bridge",
+                                 beta_from=2.0, data=str(data["b2"]), flow_layers=4,
+                                 hidden=(4,), local_period=2, batch=32)
+        trainer = bridge_trainer.build(settings, RunOptions(out="unused"), _ctx())
+        assert trainer.flow.config.output_scale == scale
+        assert trainer.sampler_state([])["flow"]["output_scale"] == scale
+
+
 def _ctx():
     from dlhmc.distributed import DistContext
 
@@ -119,6 +131,7 @@ def test_training_raises_the_held_out_ess_above_plain_reweighting(trained):
 def test_the_trained_bridge_loads_with_its_log_jacobian(trained, data):
     bridge, state = load_bridge(trained, "cpu")
     assert bridge.theory.beta == 2.5 and not bridge.training
+    assert state["flow"]["output_scale"] == 1.0 == bridge.config.output_scale
     assert run_sampler(trained) == "bridge" and not is_flow_run(trained)
     u = bridge.theory.hot_start(1, torch.Generator().manual_seed(0)).double()
     bridge.double()

@@ -157,7 +157,10 @@ def test_zero_parameters_are_exactly_the_identity_and_small_moves_keep_their_dig
     ("change", "words"),
     [({"layers": -1}, "layers: expected an integer >= 0"),
      ({"hidden": ()}, "hidden: expected one or more"),
-     ({"local_period": 3}, "local_period: expected one of (2, 4)")],
+     ({"local_period": 3}, "local_period: expected one of (2, 4)"),
+     ({"output_scale": 0.0}, "output_scale: expected a finite number > 0"),
+     ({"output_scale": float("inf")}, "output_scale: expected a finite number > 0"),
+     ({"output_scale": True}, "output_scale: expected a finite number > 0")],
 )
 def test_bad_architectures_name_the_setting(change, words):
     with pytest.raises(ValueError) as err:
@@ -171,6 +174,38 @@ def test_a_stored_architecture_must_state_every_setting():
     del stored["local_period"]
     with pytest.raises(ValueError, match="^local_period: missing"):
         FlowConfig.from_dict(stored)
+
+
+def test_a_checkpoint_from_before_the_output_scale_has_scale_one():
+    stored = FlowConfig(layers=2, output_scale=0.25).to_dict()
+    assert FlowConfig.from_dict(stored).output_scale == 0.25
+    del stored["output_scale"]
+    assert FlowConfig.from_dict(stored) == FlowConfig(layers=2)
+
+
+def test_the_output_scale_multiplies_every_networks_output():
+    """A flow with ``output_scale`` c is the flow whose heads are c times larger: forward,
+    inverse and log|J| (against autograd) on the scaled flow."""
+    theory = make_theory("U1", (8, 8), 2.0, "double")
+    scaled = GaugeFlow(theory, FlowConfig(layers=4, hidden=(4,), local_period=2,
+                                          output_scale=0.3))
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for p in scaled.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    plain = GaugeFlow(theory, FlowConfig(layers=4, hidden=(4,), local_period=2))
+    plain.load_state_dict(scaled.state_dict())
+    with torch.no_grad():
+        for layer in plain.layers:
+            layer.net.head.weight.mul_(0.3)
+            layer.net.head.bias.mul_(0.3)
+    x = links(scaled)
+    with torch.no_grad():
+        (y, log_j), (y_ref, log_j_ref) = scaled(x), plain(x)
+        assert angle_gap(y, y_ref) < 1e-12 and torch.allclose(log_j, log_j_ref, atol=1e-12)
+        assert angle_gap(scaled.inverse(y)[0], x) < 1e-10
+        assert angle_gap(y, x) > 0.1  # the scale did not make the check void
+    assert log_j[0].item() == pytest.approx(autograd_log_jacobian(scaled, x[0]), abs=1e-9)
 
 
 def test_flows_are_u1_only():

@@ -59,7 +59,7 @@ def test_train_writes_a_flow_run_that_loads_on_another_lattice(tmp_path):
     state = load(run)
     assert state["sampler"] == "flow" and "chains" not in state and "l2hmc" not in state
     assert state["flow"] == {"layers": 4, "hidden": [4], "activation": "swish",
-                             "local_period": 4}
+                             "local_period": 4, "output_scale": 1.0}
     assert is_flow_run(run) and not is_flow_run(tmp_path / "missing")
     flow, _ = load_flow(run, "cpu", beta=3.0, lattice=(8, 12))
     assert flow.theory.lattice == (8, 12) and flow.theory.beta == 3.0

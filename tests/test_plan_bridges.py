@@ -114,8 +114,37 @@ def test_bridge_training_and_derivative_jobs():
     assert p.derivative_chains(wc) == [ensemble.format(b) for b in ("1.0", "2.0")]
     assert p.bridge_checkpoint(wc) == "results/tiny/4x4/beta2.0/bridge/model/checkpoint.pt"
     assert p.derivative_files(wc) == ["results/tiny/4x4/beta2.0/bridge/derivative.csv"]
-    with pytest.raises(ValueError, match=r"experiments\.tiny\.betas: beta 1\.0 is the first"):
+    with pytest.raises(ValueError, match=r"experiments\.tiny\.betas: no bridge leads into "
+                       r"beta 1\.0 \(bridges lead into 2\.0\)"):
         p.bridge_data(job(beta="1.0"))
+
+
+def test_other_spacings_add_one_bridge_and_derivative_per_beta_and_spacing():
+    """bridges.spacings: a bridge from every beta b of the ladder to b + s (trained on b's
+    training ensemble, measured on the ensembles at b and b + s) beside the ladder's own; the
+    replica exchange keeps the ladder's bridges."""
+    p = bridge_plan(bridges={"spacings": [0.25]})
+    ensemble = "results/tiny/4x4/beta{}/hmc/nlf2_eps0.5_save10{}.nc"
+    assert p.derivative_files(job()) == [
+        f"results/tiny/4x4/beta{b}/bridge/derivative.csv" for b in ("2.0", "1.25", "2.25")
+    ]
+    top = job(beta="2.25")
+    assert p.bridge_data(top) == ensemble.format("2.0", "_train")
+    assert p.derivative_chains(top) == [ensemble.format(b, "") for b in ("2.0", "2.25")]
+    assert p.bridge_checkpoint(top) == "results/tiny/4x4/beta2.25/bridge/model/checkpoint.pt"
+    assert p.hmc_options(job(beta="2.25", point="nlf2_eps0.5_save10")).endswith("--save-every 10")
+    assert p.exchange_bridges(exchange_job()) == [
+        "results/tiny/4x4/beta2.0/bridge/model/checkpoint.pt"]
+    assert "--spacings" not in p.bridge_train_options(top, type("Input", (), {"data": "d.nc"}))
+    # b + s on the ladder is the ladder's own bridge: one job, not two.
+    same = bridge_plan(bridges={"spacings": [1.0, 0.5]})
+    assert same.derivative_files(job()) == [
+        f"results/tiny/4x4/beta{b}/bridge/derivative.csv" for b in ("2.0", "3.0", "1.5", "2.5")
+    ]
+    # The label of b + s is the sum's shortest text, not its binary rounding.
+    odd = bridge_plan(betas=[1.1, 2.2], bridges={"spacings": [0.1]})
+    assert [f.split("/")[3] for f in odd.derivative_files(job())] == [
+        "beta2.2", "beta1.2", "beta2.3"]
 
 
 def test_exchange_jobs_pt_and_trex():
@@ -176,6 +205,10 @@ def test_adding_bridges_and_trex_changes_no_existing_job():
          f"{KEY}.bridges: bridge flows are implemented for U1 only, got group SU3"),
         ({"bridges": {"save_every": 25}},
          f"{KEY}.bridges.save_every: 25 keeps no configuration of the 24 recorded HMC"),
+        ({"betas": [1.0, 1.5, 2.0], "bridges": {"spacings": [1.0]}},
+         f"{KEY}.bridges.spacings: beta 2.0 is reached from 1.5 and from 1.0; one bridge"),
+        ({"betas": [1.0, 2.0], "bridges": {"spacings": [0.25, 1.25]}},
+         f"{KEY}.bridges.spacings: beta 2.25 is reached from 2.0 and from 1.0"),
         ({"bridges": {"steps": 5, "warmup": 5}},
          f"{KEY}.bridges.warmup: must be smaller than bridges.steps (5), got 5"),
         ({"lattices": [[5, 5]], "bridges": True},
@@ -201,6 +234,10 @@ def test_each_bridge_problem_names_its_key(changes, expected):
     [
         ({"bridges": "yes"}, r"experiments\.tiny\.bridges: 'yes' is not of type 'boolean', "),
         ({"bridges": {"steps": 0}}, r"experiments\.tiny\.bridges\.steps: 0 is less than"),
+        ({"bridges": {"spacings": [0]}},
+         r"experiments\.tiny\.bridges\.spacings\[0\]: 0 is less than or equal"),
+        ({"bridges": {"spacings": [0.5, 0.5]}},
+         r"experiments\.tiny\.bridges\.spacings: \[0\.5, 0\.5\] has non-unique"),
         ({"bridges": {"stps": 3}}, r"experiments\.tiny\.bridges: Additional properties .*stps"),
         ({"bridges": {"hmc": {"nlf": 3}}}, r"experiments\.tiny\.bridges\.hmc: 'eps' is a"),
         ({"trex": {"swap_every": 0}}, r"experiments\.tiny\.trex\.swap_every: 0 is less than"),
@@ -252,15 +289,20 @@ def _bridge_config() -> dict:
     return cfg
 
 
-def test_dry_run_of_bridges_and_trex(tmp_path):
+@pytest.mark.parametrize(("spacing", "hmc", "bridges"), [(None, 7, 1), (0.5, 10, 3)])
+def test_dry_run_of_bridges_and_trex(tmp_path, spacing, hmc, bridges):
     """One snakemake -n of the tiny config with both: every job of the plain config plus the
-    ensembles, the bridge, the derivative, PT and T-REX."""
-    cfg = write_config(tmp_path / "bridges.yaml", _bridge_config())
-    result = snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
+    ensembles, the bridge, the derivative, PT and T-REX; with a spacing of 0.5 also the bridges
+    1 -> 1.5 and 2 -> 2.5, the training ensemble at 2 and the ensembles at 1.5 and 2.5."""
+    cfg = _bridge_config()
+    if spacing is not None:
+        cfg["experiments"]["tiny"]["bridges"] = {"spacings": [spacing]}
+    result = snakemake("-n", "--configfile", str(write_config(tmp_path / "b.yaml", cfg)),
+                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert Counter(rule for rule, _ in planned_jobs(result.stdout)) == {
-        "train": 2, "infer": 2, "hmc": 7, "bridge_train": 1, "derivative": 1, "trex": 2,
-        "analyze": 1, "report": 1, "all": 1,
+        "train": 2, "infer": 2, "hmc": hmc, "bridge_train": bridges, "derivative": bridges,
+        "trex": 2, "analyze": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
 

@@ -176,7 +176,7 @@ def bridge_report(tmp_path_factory):
 
 def test_the_report_has_the_bridges_section(bridge_report):
     out, page = bridge_report["out"], bridge_report["html"]
-    for name in ("derivatives", "swaps", "exchange"):
+    for name in ("derivatives", "derivative_precision", "swaps", "exchange"):
         assert (out / f"{name}.csv").is_file()
     for ext in ("png", "pdf"):
         assert (out / f"fig6_derivatives.{ext}").stat().st_size > 5_000
@@ -188,6 +188,28 @@ def test_the_report_has_the_bridges_section(bridge_report):
     assert list(derivatives.estimator[:3]) == ["independent", "reweight", "flow"]
     # the derivative rows are among the exactness checks
     assert "d⟨plaq⟩/dβ" in page and "bridge flow (β 1 → 1.5)" in page
+
+
+def test_the_precision_table_gives_each_estimators_error_over_the_bridges(bridge_report):
+    """The fixture's errors are 0.02, 0.01 and 0.004 (independent, reweighting, bridge)."""
+    precision = pd.read_csv(bridge_report["out"] / "derivative_precision.csv")
+    assert list(precision.observable) == ["plaq", "q2"]
+    assert np.allclose(precision.independent_over_flow, 5.0)
+    assert np.allclose(precision.reweight_over_flow, 2.5)
+    assert np.allclose(precision.spacing, BETAS[1] - BETAS[0])
+    assert "What the bridge buys" in bridge_report["html"]
+
+
+def test_a_frozen_bridge_estimate_has_no_ratio(tmp_path):
+    from dlhmc.analysis.derivative_precision import precision_table
+
+    path = _derivative_csv(tmp_path / "4x4" / "beta1.5" / "bridge" / "derivative.csv")
+    frame = pd.read_csv(path)
+    frame["frozen"] = (frame.estimator == "flow").astype(int)
+    frame.to_csv(path, index=False)
+    table = precision_table(read_derivatives([path]))
+    assert table.flow_error.isna().all() and table.independent_over_flow.isna().all()
+    assert np.allclose(table.independent_error, 0.02)
 
 
 def test_the_exchange_table_compares_the_top_beta_with_hmc(bridge_report):

@@ -60,6 +60,8 @@ REPORT_TABLES = (
     # of the ladder against HMC; empty tables where the experiment has neither.
     ReportItem("derivatives", "dlhmc.analysis.bridges:derivatives_table", ("derivative_rows",),
                html="dlhmc.analysis.bridges:derivatives_html"),
+    ReportItem("derivative_precision", "dlhmc.analysis.derivative_precision:precision_table",
+               ("derivative_rows",), html="dlhmc.analysis.derivative_precision:precision_html"),
     ReportItem("swaps", "dlhmc.analysis.bridges:swaps_table", ("swap_rows",),
                html="dlhmc.analysis.bridges:swaps_html"),
     ReportItem("exchange", "dlhmc.analysis.bridges:exchange_table", ("table",),

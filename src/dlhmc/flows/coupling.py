@@ -52,12 +52,16 @@ class FlowNet(nn.Module):
     3x3 periodic convolutions (translation equivariant, a receptive field of ``2 n + 1`` sites
     for ``n`` layers, weights independent of the volume) and a per-site linear head started near
     zero, so that an untrained layer is close to the identity (``h`` with ``s = 0``, uniform
-    weights, ``t = 0``): training starts from the Haar prior.  A coupling layer evaluates it
-    with :meth:`at_sites`; :meth:`forward` is the same map on every site (the reference).
+    weights, ``t = 0``): training starts from the Haar prior.  The head's output is multiplied
+    by ``output_scale`` (a bridge's step, :func:`dlhmc.flows.model.bridge_output_scale`).  A
+    coupling layer evaluates it with :meth:`at_sites`; :meth:`forward` is the same map on every
+    site (the reference).
     """
 
-    def __init__(self, in_channels: int, hidden: Sequence[int], activation: str):
+    def __init__(self, in_channels: int, hidden: Sequence[int], activation: str,
+                 output_scale: float = 1.0):
         super().__init__()
+        self.output_scale = output_scale
         sizes = [in_channels, *hidden]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(sizes, sizes[1:], strict=False):
@@ -69,7 +73,7 @@ class FlowNet(nn.Module):
             self.head.bias.zero_()
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(maps))
+        return self.head(self.body(maps)) * self.output_scale
 
     def at_sites(self, maps: torch.Tensor, gathers: Sequence[torch.Tensor]) -> torch.Tensor:
         """:meth:`forward` at some sites only, up to rounding, in batch-last layout: the maps
@@ -91,7 +95,9 @@ class FlowNet(nn.Module):
             cols = h.index_select(1, index).view(9 * h.shape[0], -1)
             h = act(torch.addmm(conv.bias.unsqueeze(1), conv.weight.flatten(1), cols))
             h = h.view(h.shape[0], -1, batch)
-        out = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight.flatten(1), h.flatten(1))
+        scale = self.output_scale
+        out = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight.flatten(1), h.flatten(1),
+                          beta=scale, alpha=scale)
         return out.view(out.shape[0], -1, batch)
 
 
@@ -151,12 +157,12 @@ class PlaquetteCoupling(nn.Module):
     """
 
     def __init__(self, mu: int, offset: int, period: int, moving: torch.Tensor | None,
-                 hidden: Sequence[int], activation: str):
+                 hidden: Sequence[int], activation: str, output_scale: float = 1.0):
         super().__init__()
         self.mu, self.offset, self.period = mu, offset, period
         self.sign = SIGNS[mu]
         self.loops = kept_loops(mu, offset, period)
-        self.net = FlowNet(2 * len(self.loops), hidden, activation)
+        self.net = FlowNet(2 * len(self.loops), hidden, activation, output_scale)
         self.empty = moving is None
         if not self.empty:
             frozen = (loop_incidence(moving.double()) == 0)[list(self.loops)]

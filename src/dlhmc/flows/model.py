@@ -27,6 +27,9 @@ GROUPS = ("U1",)
 # Estimators of the reverse-KL gradient (the training setting flow_gradient): reparam, autograd
 # of log q + S through the flow; path, its path term alone (dlhmc.flows.path).
 FLOW_GRADIENTS = ("reparam", "path")
+# The spacing of couplings at which a bridge's network outputs are taken as they are (the
+# workflow's bridge learning rate was tuned there): bridge_output_scale.
+REFERENCE_SPACING = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,16 @@ class FlowConfig:
     """Architecture of a flow; stored in checkpoints via ``to_dict``.
 
     ``layers`` coupling layers (0: the identity), ``hidden`` the channels of each layer's 3x3
-    convolutions, ``local_period`` the period of the link masks.
+    convolutions, ``local_period`` the period of the link masks, ``output_scale`` a fixed factor
+    on every coupling network's output (1 for a flow from the prior; a bridge sets it from its
+    step, :func:`bridge_output_scale`).
     """
 
     layers: int = 16
     hidden: tuple[int, ...] = (8, 8)
     activation: str = "swish"
     local_period: int = 4
+    output_scale: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -55,6 +61,11 @@ class FlowConfig:
         if self.local_period not in PERIODS:
             raise ValueError(f"local_period: expected one of {PERIODS}, "
                              f"got {self.local_period!r}")
+        scale = self.output_scale
+        if (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                or not math.isfinite(scale) or scale <= 0):
+            raise ValueError(f"output_scale: expected a finite number > 0, got {scale!r}")
+        object.__setattr__(self, "output_scale", float(scale))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "hidden": list(self.hidden)}
@@ -62,17 +73,32 @@ class FlowConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FlowConfig:
         """The architecture a checkpoint stored, every field present (``ValueError`` naming the
-        key otherwise: a damaged checkpoint must not silently build a default flow)."""
+        key otherwise: a damaged checkpoint must not silently build a default flow).  A
+        checkpoint written before ``output_scale`` existed was trained without one: 1."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"{unknown[0]}: not a flow setting")
-        missing = sorted(known - set(d))
+        missing = sorted(known - set(d) - {"output_scale"})
         if missing:
             raise ValueError(f"{missing[0]}: missing")
         if not isinstance(d["hidden"], (list, tuple)):
             raise ValueError(f"hidden: expected a list of integers, got {d['hidden']!r}")
         return cls(**d)
+
+
+def bridge_output_scale(beta_from: float, beta: float) -> float:
+    """The output scale of a bridge from ``beta_from`` to ``beta``: ``|beta - beta_from| /
+    REFERENCE_SPACING``.
+
+    Why: the best bridge over a small step ``d`` is the identity plus a displacement of order
+    ``d`` (the derivative of the trivializing map along the coupling), while Adam moves every
+    weight by about the learning rate per step whatever the gradient's size.  With the networks'
+    outputs multiplied by ``d``, the weights encode the displacement per unit of coupling, of the
+    same size at every step, so one learning rate fits every spacing of a ladder; unscaled, a
+    rate tuned at spacing 0.5 leaves the map at spacing 0.0625 as noisy as the map itself
+    (docs/results.md, 2026-12-07).  At the reference spacing the factor is 1."""
+    return abs(float(beta) - float(beta_from)) / REFERENCE_SPACING
 
 
 def check_lattice(lattice: tuple[int, ...], period: int) -> None:
@@ -99,7 +125,8 @@ class GaugeFlow(nn.Module):
         for k in range(config.layers):
             mu, offset = k % 2, (k // 2) % period
             layers.append(PlaquetteCoupling(mu, offset, period, moving.get((mu, offset)),
-                                            config.hidden, config.activation))
+                                            config.hidden, config.activation,
+                                            config.output_scale))
         self.layers = nn.ModuleList(layers)
         self.to(device=theory.device, dtype=theory.dtype)
 

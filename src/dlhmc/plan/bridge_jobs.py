@@ -16,6 +16,7 @@ from __future__ import annotations
 from dlhmc.plan.bridges import (
     BRIDGE_SAMPLER,
     bridge_settings,
+    bridge_sources,
     bridge_train_settings,
     ensemble_label,
     ensemble_point,
@@ -83,17 +84,19 @@ class BridgeJobs:
         return f"{beta_dir(name, lattice, beta)}/hmc/{label}.nc"
 
     def bridge_source(self, wildcards) -> str:
-        """Beta label a bridge into the job's beta starts from: the beta below on the ladder."""
+        """Beta label a bridge into the job's beta starts from: the beta below on the ladder,
+        or ``beta - s`` for a spacing ``s`` of ``bridges.spacings``
+        (:func:`dlhmc.plan.bridges.bridge_sources`)."""
         exp = self.experiment(wildcards)
         if bridge_settings(exp) is None:
             raise ValueError(f"experiments.{wildcards.exp}.bridges: not set, no bridge jobs")
-        below = self.beta_below(wildcards)
-        if below is None:
+        sources = bridge_sources(exp)
+        if wildcards.beta not in sources:
             raise ValueError(
-                f"experiments.{wildcards.exp}.betas: beta {wildcards.beta} is the first of the "
-                "ladder, no bridge leads into it"
+                f"experiments.{wildcards.exp}.betas: no bridge leads into beta {wildcards.beta} "
+                f"(bridges lead into {', '.join(sources)})"
             )
-        return below
+        return sources[wildcards.beta]
 
     def bridge_data(self, wildcards) -> str:
         """The training ensemble (with its links) of the beta below: what the bridge trains on."""
@@ -120,14 +123,12 @@ class BridgeJobs:
         ]
 
     def derivative_files(self, wildcards) -> list[str]:
-        """Every derivative CSV of an experiment (none without bridges)."""
+        """Every derivative CSV of an experiment, one per bridge (none without bridges)."""
         name = wildcards.exp
-        if bridge_settings(self.experiments[name]) is None:
-            return []
         return [
             derivative_csv(name, lattice, beta)
             for lattice in self.volumes(name)
-            for beta in self.betas(name)[1:]
+            for beta in bridge_sources(self.experiments[name])
         ]
 
     def exchange_settings(self, wildcards) -> dict:

@@ -3,9 +3,10 @@
 ``bridges`` (``true``, or a mapping of settings) trains, on every volume, one bridge flow per
 neighbouring pair ``b_k < b_k+1`` of the ladder on the stored configurations of the HMC ensemble
 at ``b_k`` (``dlhmc train --sampler bridge --beta-from b_k --beta b_k+1 --data ...``), and runs
-``dlhmc derivative`` on each pair.  ``trex`` runs replica exchange over the whole ladder of
-every volume: plain parallel tempering always, and T-REX through the bridges where ``bridges``
-is on.
+``dlhmc derivative`` on each pair; with ``bridges.spacings`` also one bridge and one derivative
+from every beta ``b`` of the ladder to ``b + s`` for each spacing ``s`` (:func:`bridge_sources`).
+``trex`` runs replica exchange over the whole ladder of every volume: plain parallel tempering
+always, and T-REX through the bridges where ``bridges`` is on.
 
 Why the ensemble is its own job: storing configurations is an option of the HMC run
 (``--save-every``), and adding it to a finished grid point would change that job's command line
@@ -27,10 +28,13 @@ from collections.abc import Mapping
 from dlhmc.families.local_masks import mask_problem
 from dlhmc.groups import resolve_integrator
 from dlhmc.plan.hmc_grid import Point, hmc_label, hmc_points
-from dlhmc.plan.paths import eps_label
+from dlhmc.plan.paths import beta_label, eps_label
 
-# Bridge settings the workflow reads itself (the ensemble); every other one is a train option.
-WORKFLOW_SETTINGS = ("hmc", "save_every")
+# Bridge settings the workflow reads itself (the ensemble, the spacings); every other one is a
+# train option.
+WORKFLOW_SETTINGS = ("hmc", "save_every", "spacings")
+# Significant digits of b + s in its beta label: 2.2 + 0.1 is 2.3, not 2.3000000000000003.
+SPACING_DIGITS = 12
 # The gauge groups a bridge flow is implemented for (dlhmc.flows.model.GROUPS, which imports
 # torch; tests/test_plan_bridges.py compares the two).
 FLOW_GROUPS = ("U1",)
@@ -114,6 +118,33 @@ def training_label(exp: Mapping) -> str | None:
     return None if label is None else f"{label}_train"
 
 
+def _spacing_pairs(exp: Mapping) -> list[tuple[str, str]]:
+    """``(label of b + s, label of b)`` for every beta ``b`` of the ladder and every ``s`` of
+    ``bridges.spacings``; none without it."""
+    spacings = (bridge_settings(exp) or {}).get("spacings", [])
+    return [(beta_label(float(format(b + s, f".{SPACING_DIGITS}g"))), beta_label(b))
+            for s in spacings for b in exp["betas"]]
+
+
+def bridge_sources(exp: Mapping) -> dict[str, str]:
+    """Every bridge of a volume as ``{beta label it leads into: beta label it starts from}``:
+    each beta of the ladder above the first from its neighbour below (the pairs of the replica
+    exchange), and with ``bridges.spacings`` each ``b + s`` from ``b`` (empty without bridges).
+
+    Why other spacings than the ladder's: the bridge-correlated derivative gains over
+    independent ensembles as the step shrinks (its error stays while theirs grows as 1 / step)
+    and over reweighting as it widens, while replica exchange wants the spacing that a few
+    replicas span.  One bridge leads into each beta (:func:`bridge_problems`): a ``b + s`` on
+    the ladder must be ``b``'s neighbour above, and then both are the same bridge, one job."""
+    if bridge_settings(exp) is None:
+        return {}
+    labels = [beta_label(b) for b in exp["betas"]]
+    sources = dict(zip(labels[1:], labels[:-1], strict=True))
+    for target, source in _spacing_pairs(exp):
+        sources.setdefault(target, source)
+    return sources
+
+
 def bridge_train_settings(exp: Mapping) -> dict:
     """The bridges' `dlhmc train` settings (without the workflow's own), in config order."""
     settings = bridge_settings(exp) or {}
@@ -157,6 +188,16 @@ def bridge_problems(key: str, exp: Mapping) -> list[str]:
             f"{key}.bridges.save_every: {every} keeps no configuration of the "
             f"{trajectories} recorded HMC trajectories (hmc.trajectories)"
         )
+    labels = [beta_label(b) for b in betas]
+    sources = dict(zip(labels[1:], labels[:-1], strict=False))
+    for target, source in _spacing_pairs(exp):
+        if sources.setdefault(target, source) != source:
+            problems.append(
+                f"{key}.bridges.spacings: beta {target} is reached from {sources[target]} and "
+                f"from {source}; one bridge leads into each beta, so b + spacing must land "
+                "off the ladder or on b's neighbour above, and on no other b + spacing"
+            )
+            break
     warmup, steps = settings.get("warmup"), settings.get("steps")
     if isinstance(warmup, int) and isinstance(steps, int) and warmup >= steps:
         problems.append(

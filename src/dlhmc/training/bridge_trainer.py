@@ -28,7 +28,9 @@ reweighting of the same configurations).
 
 The bridge starts at the identity: a bridge between nearby couplings is a small deformation,
 so the last (head) layer of every coupling network is zeroed and each circle map is exactly
-``y -> y`` (:mod:`dlhmc.flows.mixture`): step 0 is plain reweighting, bit for bit.
+``y -> y`` (:mod:`dlhmc.flows.mixture`): step 0 is plain reweighting, bit for bit.  The
+networks' outputs are scaled with the step (:func:`dlhmc.flows.model.bridge_output_scale`), so
+that one learning rate fits every spacing.
 
 Each step draws its configurations (without repetition within the batch) from the training
 chains with the run's generator, so a resumed run is bit-identical; under MPI every rank draws
@@ -40,7 +42,7 @@ result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ import torch
 from dlhmc import distributed as dist
 from dlhmc.configurations import links_of
 from dlhmc.flows.ess import effective_sample_size
-from dlhmc.flows.model import GaugeFlow
+from dlhmc.flows.model import GaugeFlow, bridge_output_scale
 from dlhmc.group.u1 import wrap
 from dlhmc.io import read_chains
 from dlhmc.lattice import make_theory
@@ -238,5 +240,7 @@ def build(settings: TrainSettings, options: RunOptions, ctx: dist.DistContext) -
     data = ensemble(settings, theory)
     # Same seed on every rank: one model (the bodies' random weights); broadcast anyway.
     torch.manual_seed(settings.seed)
-    flow = identity_start(GaugeFlow(theory, settings.flow_config()))
+    config = replace(settings.flow_config(),
+                     output_scale=bridge_output_scale(settings.beta_from, settings.beta))
+    flow = identity_start(GaugeFlow(theory, config))
     return BridgeTrainer(theory, flow, Schedule.of(settings), settings, options, ctx, data)

@@ -73,7 +73,7 @@ class FlowTrainer(TrainingLoop):
         dist.broadcast_module(self.flow)
 
     def sampler_state(self, gathered: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"flow": self.settings.flow_config().to_dict()}
+        return {"flow": self.flow.config.to_dict()}
 
     def hashed_state(self) -> torch.Tensor:
         return self.x
