@@ -212,6 +212,19 @@ def test_a_frozen_bridge_estimate_has_no_ratio(tmp_path):
     assert np.allclose(table.independent_error, 0.02)
 
 
+def test_flagged_estimates_are_drawn_hollow(tmp_path):
+    from dlhmc.analysis.figures_bridges import fig_derivatives
+
+    path = _derivative_csv(tmp_path / "4x4" / "beta1.5" / "bridge" / "derivative.csv")
+    frame = pd.read_csv(path)
+    frame["frozen"] = (frame.estimator == "reweight").astype(int)
+    frame.to_csv(path, index=False)
+    fig = fig_derivatives(read_derivatives([path]))
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "reweighting (flagged)" in labels and "bridge flow" in labels
+    assert "reweighting" not in labels and "bridge flow (flagged)" not in labels
+
+
 def test_the_exchange_table_compares_the_top_beta_with_hmc(bridge_report):
     exchange = pd.read_csv(bridge_report["out"] / "exchange.csv")
     assert list(exchange.kind) == ["hmc", "pt", "trex"]

@@ -4,9 +4,11 @@ the exact values (issue 20, the bridges).
 One column per observable (``plaq``, ``q2``), one row per volume.  Each estimate is a finite
 difference over a pair of betas and is drawn at the pair's midpoint with its error bar, the three
 estimators side by side (independent ensembles grey, reweighting orange, the bridge flow blue);
-the exact difference of the same pair is a black cross.  The plaquette panel also draws the exact
-derivative ``d<cos x_P>/dbeta`` as a curve (:func:`dlhmc.analysis.exact.exact_derivative`); the
-charge's exact values cost a sector sum each, so its panel shows the exact differences only.
+the exact difference of the same pair is a black cross.  Estimates that ``dlhmc derivative``
+flags (a frozen charge, degenerate weights) are hollow: their errors are lower bounds.  The
+plaquette panel also draws the exact derivative ``d<cos x_P>/dbeta`` as a curve
+(:func:`dlhmc.analysis.exact.exact_derivative`); the charge's exact values cost a sector sum
+each, so its panel shows the exact differences only.
 """
 
 from __future__ import annotations
@@ -46,8 +48,22 @@ def fig_derivatives(derivatives: pd.DataFrame) -> Figure:
             rows = derivatives[(derivatives.lattice.astype(str) == lattice)
                                & (derivatives.observable == observable)]  # fmt: skip
             _panel(axes[i, j], rows, lattice, observable)
-    axes[0, 0].legend(loc="best")
+    legend = {}
+    for ax in axes.flat:  # every label once, from whichever panel has it (flagged ones may not)
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=3,
+               fontsize="small")
     return fig
+
+
+def _flagged(rows: pd.DataFrame) -> pd.Series:
+    """Estimates that ``dlhmc derivative`` flags (``frozen``: a frozen charge, or weights too
+    degenerate for an error), drawn hollow: their error bars are lower bounds, and a point far
+    from the curve is then no failure."""
+    if "frozen" not in rows:
+        return pd.Series(False, index=rows.index)
+    return rows.frozen.fillna(0).astype(bool)
 
 
 def _volume(label: str) -> int:
@@ -69,14 +85,17 @@ def _panel(ax, rows: pd.DataFrame, lattice: str, observable: str) -> None:
         ax.plot((exact.beta_from + exact.beta_to) / 2, exact.exact, "x", color="black",
                 markersize=8, label="exact difference")  # fmt: skip
     shift = offsets(len(ESTIMATORS), 0.15 * width)
+    flagged = _flagged(rows)
     for k, estimator in enumerate(ESTIMATORS):
-        mine = rows[rows.estimator == estimator]
-        if mine.empty:
-            continue
         color, marker = ESTIMATOR_STYLE[estimator]
-        ax.errorbar(mid[mine.index] + shift[k], mine.value, yerr=np.nan_to_num(mine.error),
-                    color=color, marker=marker, linestyle="none", capsize=3,
-                    label=ESTIMATORS[estimator])  # fmt: skip
+        for hollow in (False, True):
+            mine = rows[(rows.estimator == estimator) & (flagged == hollow)]
+            if mine.empty:
+                continue
+            ax.errorbar(mid[mine.index] + shift[k], mine.value, yerr=np.nan_to_num(mine.error),
+                        color=color, marker=marker, linestyle="none", capsize=3,
+                        markerfacecolor="white" if hollow else color,
+                        label=f"{ESTIMATORS[estimator]}{' (flagged)' if hollow else ''}")
     ax.set_xlabel(r"$\beta$ (midpoint of the pair)")
     ax.set_ylabel(AXIS_LABELS.get(observable, observable))
     ax.set_title(f"{lattice}: {OBSERVABLES.get(observable, observable)}")
