@@ -200,14 +200,19 @@ def test_the_precision_table_gives_each_estimators_error_over_the_bridges(bridge
     assert "What the bridge buys" in bridge_report["html"]
 
 
+def _flagged_derivatives(tmp_path, estimator: str) -> pd.DataFrame:
+    """A pair's derivative rows with ``estimator``'s flagged (``frozen`` 1), as read."""
+    path = _derivative_csv(tmp_path / "4x4" / "beta1.5" / "bridge" / "derivative.csv")
+    frame = pd.read_csv(path)
+    frame["frozen"] = (frame.estimator == estimator).astype(int)
+    frame.to_csv(path, index=False)
+    return read_derivatives([path])
+
+
 def test_a_frozen_bridge_estimate_has_no_ratio(tmp_path):
     from dlhmc.analysis.derivative_precision import precision_table
 
-    path = _derivative_csv(tmp_path / "4x4" / "beta1.5" / "bridge" / "derivative.csv")
-    frame = pd.read_csv(path)
-    frame["frozen"] = (frame.estimator == "flow").astype(int)
-    frame.to_csv(path, index=False)
-    table = precision_table(read_derivatives([path]))
+    table = precision_table(_flagged_derivatives(tmp_path, "flow"))
     assert table.flow_error.isna().all() and table.independent_over_flow.isna().all()
     assert np.allclose(table.independent_error, 0.02)
 
@@ -215,11 +220,7 @@ def test_a_frozen_bridge_estimate_has_no_ratio(tmp_path):
 def test_flagged_estimates_are_drawn_hollow(tmp_path):
     from dlhmc.analysis.figures_bridges import fig_derivatives
 
-    path = _derivative_csv(tmp_path / "4x4" / "beta1.5" / "bridge" / "derivative.csv")
-    frame = pd.read_csv(path)
-    frame["frozen"] = (frame.estimator == "reweight").astype(int)
-    frame.to_csv(path, index=False)
-    fig = fig_derivatives(read_derivatives([path]))
+    fig = fig_derivatives(_flagged_derivatives(tmp_path, "reweight"))
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert "reweighting (flagged)" in labels and "bridge flow" in labels
     assert "reweighting" not in labels and "bridge flow (flagged)" not in labels
