@@ -135,6 +135,26 @@ def test_the_circle_map_is_inverted_to_rounding_on_the_whole_circle():
     assert torch.allclose(log_d_back, log_d, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("size", [0.01, 3.0, 30.0])
+def test_the_inverse_solves_maps_near_and_far_from_the_identity(dtype, size):
+    """Newton's steps in their bracket (mixture._solve) on maps from nearly the identity to
+    log-scales at their bound (steep and flat stretches where Newton alone overshoots): the
+    forward map of the inverse gives back every angle to a few rounding units of the angle and
+    of ``y`` times the slope (on a steep stretch the last bit of ``y`` moves ``h(y)`` by
+    ``h'(y)`` units)."""
+    gen = torch.Generator().manual_seed(7)
+    y_new = (torch.rand(2, 4000, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
+    params = torch.randn(2, mixture.N_PARAMETERS, 4000, generator=gen, dtype=torch.float64)
+    y_new, params = y_new.to(dtype), (params * size).to(dtype)
+    back, _ = mixture.inverse(y_new, params)
+    y = y_new - back
+    delta, log_d = mixture.forward(torch.remainder(y + math.pi, TWO_PI) - math.pi, params)
+    gap = torch.remainder(y + delta - y_new + math.pi, TWO_PI) - math.pi
+    bound = 64 * torch.finfo(dtype).eps * math.pi * (1 + log_d.exp())
+    assert (gap.abs() <= bound).all()
+
+
 def test_zero_parameters_are_exactly_the_identity_and_small_moves_keep_their_digits():
     """The map is computed as a move from the identity (what a bridge between nearby couplings
     starts from): zero parameters move nothing and have ``log h' = 0`` bit for bit, in single
