@@ -86,7 +86,8 @@ def _exchange_dir(root, kind, rng, acceptance):
     directory.mkdir(parents=True)
     extra = {"force_evaluations": 2 * 4, "ladder_size": 2}
     if kind == "trex":
-        extra |= {"flow_layers": 4, "flow_passes": 2.0, "force_refreshes": 0.5}
+        extra |= {"flow_layers": 4, "flow_passes": 2.0, "force_refreshes": 0.5,
+                  "training_seconds": 12.0}
     for beta in BETAS:
         charge = sector_chains(beta, LATTICE, 0.5, N_CHAINS, N_TRAJ, rng)
         plaq = u1_exact(beta, 16) + 0.01 * ar1(0.3, N_CHAINS, N_TRAJ, rng)
@@ -239,6 +240,9 @@ def test_the_exchange_table_compares_the_top_beta_with_hmc(bridge_report):
     # the ladder's force evaluations (2 rungs x 4 steps) and T-REX's passes are counted
     lf = charge.set_index("category").lf_per_traj
     assert lf["pt"] == pytest.approx(8.0) and lf["trex"] > lf["pt"]
+    # the bridges' training is shown apart (the fixture's T-REX files say 12 s), none for HMC
+    assert trex.training_seconds == 12.0 and hmc.training_seconds == 0.0
+    assert "training s (bridges)" in bridge_report["html"]
     assert exchange_table(table[table.category == "hmc"]).empty
 
 

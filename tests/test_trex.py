@@ -242,6 +242,7 @@ def test_a_pt_run_writes_every_file_the_analysis_reads(tmp_path):
         assert (attrs["sampler"], attrs["beta"], attrs["ladder_size"]) == ("pt", beta, 3)
         assert list(attrs["betas"]) == [1.0, 2.0, 3.0] and attrs["bridges"] == ""
         assert attrs["force_evaluations"] == 9 and attrs["flow_layers"] == 0
+        assert attrs["training_seconds"] == 0.0  # nothing learned
         chains = load_chain_set(out / f"beta{beta}.nc")
         assert chains.category == "pt" and KINDS["pt"].baseline == "hmc"
         assert chains.lf_per_traj == pytest.approx(9 + attrs["force_refreshes"])
@@ -268,7 +269,8 @@ def fake_bridges(monkeypatch):
         low, high = (float(b) for b in str(run_dir).rsplit("/b", 1)[1].split("_"))
         theory = make_theory("U1", lattice, high, "double", device)
         flow = GaugeFlow(theory, FlowConfig(layers=1, hidden=(2,), local_period=2))
-        state = {"sampler": "bridge", "config": {"group": "U1", "beta_from": low, "beta": high}}
+        state = {"sampler": "bridge", "config": {"group": "U1", "beta_from": low, "beta": high},
+                 "timing": {"training_seconds": 10.0 * high, "previous_training_seconds": 0.0}}
         return flow, state
 
     monkeypatch.setattr(store, "load_bridge", load_bridge, raising=False)
@@ -282,6 +284,7 @@ def test_a_trex_run_counts_its_bridge_passes(tmp_path, fake_bridges):
     attrs = chains.data.attrs
     assert (attrs["sampler"], attrs["flow_layers"], attrs["flow_passes"]) == ("trex", 1, 2.0)
     assert attrs["bridges"] == " ".join(str(b) for b in bridges)
+    assert attrs["training_seconds"] == 20.0 + 30.0  # every bridge's training, in all
     # The whole ladder per trajectory: 3 rungs x 3 steps, 2 passes of 1 layer, the refreshes.
     assert chains.lf_per_traj == pytest.approx(3 * 3 + 2.0 * 1 + attrs["force_refreshes"])
 

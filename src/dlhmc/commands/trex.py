@@ -111,11 +111,13 @@ def _kernels(theory, args: argparse.Namespace) -> list[HMC]:
         raise option_error(err) from None
 
 
-def load_bridges(args: argparse.Namespace, device: torch.device, theory) -> list:
-    """The bridge flows of ``--bridges``, each checked against its pair of the ladder."""
+def load_bridges(args: argparse.Namespace, device: torch.device, theory) -> tuple[list, float]:
+    """The bridge flows of ``--bridges``, each checked against its pair of the ladder, and the
+    seconds their training took in all (a cost of T-REX that plain parallel tempering does not
+    pay; the chain files carry it as ``training_seconds``, as a learned sampler's do)."""
     from dlhmc.flows import store
 
-    bridges = []
+    bridges, seconds = [], 0.0
     pairs = zip(args.bridges, args.betas, args.betas[1:], strict=False)
     for run_dir, beta_from, beta_to in pairs:
         try:
@@ -138,7 +140,8 @@ def load_bridges(args: argparse.Namespace, device: torch.device, theory) -> list
             raise UsageError(f"--bridges: {run_dir} bridges beta {ends[0]} -> {ends[1]}, not the "
                              f"pair {beta_from:g} -> {beta_to:g} of --betas")
         bridges.append(flow.to(dtype=theory.dtype))
-    return bridges
+        seconds += ckpt.training_seconds_total(state)
+    return bridges, seconds
 
 
 def _first_line(err: Exception) -> str:
@@ -198,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     betas = [float(b) for b in args.betas]
     theory = make_theory(args.group, args.lattice, betas[0], args.precision, device)
     kernels = _kernels(theory, args)
-    bridges = load_bridges(args, device, theory) if args.bridges else None
+    bridges, training_seconds = load_bridges(args, device, theory) if args.bridges else (None, 0.0)
     exchange = ReplicaExchange(kernels, bridges)
     layers = {bridge_layers(b) for b in bridges} if bridges else {0}
     if len(layers) > 1:
@@ -228,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
         "betas": betas, "ladder_size": len(betas), "swap_every": args.swap_every,
         "bridges": " ".join(str(p) for p in args.bridges),
         "n_therm": args.therm, "seed": args.seed, "wall_seconds": wall_seconds,
-        "traj_per_second": total / wall_seconds, "precision": args.precision,
+        "traj_per_second": total / wall_seconds, "training_seconds": training_seconds,
+        "precision": args.precision,
         "start": args.start, "device": str(device),
     }  # fmt: skip
     return _write(args, betas, attrs, chains)
