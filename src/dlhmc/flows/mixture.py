@@ -206,13 +206,16 @@ def _solve(target: torch.Tensor, s: torch.Tensor, w: torch.Tensor) -> torch.Tens
     layer close to the identity, is solved in a few steps, where plain bisection needs one
     halving per bit (52 in double precision), and the inverse of a T-REX swap was that much
     dearer than the forward map (docs/results.md, 2026-12-07).  An element stops once its
-    residual is within a few rounding units of ``pi``; after ``newton_steps`` every element left
+    residual is within a few rounding units of ``pi``; after ``NEWTON_STEPS`` every element left
     is finished by bisection of its bracket, so the cost stays bounded whatever the map."""
     finfo = torch.finfo(target.dtype)
     digits = 3 - round(math.log2(finfo.eps))
     tolerance = 4 * finfo.eps * math.pi
     lo = torch.full_like(target, -math.pi)
     hi = torch.full_like(target, math.pi)
+    # The slope's scale factors, the same at every step: h' = sum_i w_i e^s_i / D_i with
+    # D_i = cos^2(y/2) + e^(2 s_i) sin^2(y/2), always > 0.
+    e_s, e_2s = torch.exp(s), torch.exp(2.0 * s)
     y = target.clone()
     for _ in range(NEWTON_STEPS):
         cos2, sin2, cross = _halves(y.unsqueeze(1))
@@ -223,8 +226,7 @@ def _solve(target: torch.Tensor, s: torch.Tensor, w: torch.Tensor) -> torch.Tens
         above = residual > 0
         hi = torch.where(above, y, hi)
         lo = torch.where(above, lo, y)
-        # h' = sum_i w_i e^s_i / D_i, D_i = cos^2(y/2) + e^(2 s_i) sin^2(y/2): always > 0.
-        slope = (w * torch.exp(s) / (cos2 + torch.exp(2.0 * s) * sin2)).sum(1)
+        slope = (w * e_s / (cos2 + e_2s * sin2)).sum(1)
         step = y - residual / slope
         step = torch.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
         y = torch.where(done, y, step)  # a solved element stays: its bracket may be empty
