@@ -21,7 +21,7 @@ VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
                    st.lists(st.integers(-3, 40), max_size=4))
 KEYS = ["betas", "lattices", "group", "seed", "train.steps", "train.network", "train.lattice",
         "train.local_period", "train.finetune_steps", "hmc.nlf", "hmc.instanton_hits",
-        "infer.trajectories"]  # fmt: skip
+        "infer.trajectories", "bridges.spacings"]  # fmt: skip
 
 
 def check(tmp_path, text: bytes) -> tuple[int, list[str]]:
