@@ -102,7 +102,10 @@ def test_never_raises_on_ill_typed_experiments(exp):
 
 def _schema_integer_keys(node, pattern: str, defs: dict, found: set) -> None:
     if "$ref" in node:
-        node = defs[node["$ref"].rsplit("/", 1)[1]]
+        target = {"$defs": defs}
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
     if node.get("type") == "integer":
         found.add(pattern)
     if node.get("type") == "array" and "items" in node:

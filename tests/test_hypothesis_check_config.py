@@ -21,7 +21,8 @@ VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
                    st.lists(st.integers(-3, 40), max_size=4))
 KEYS = ["betas", "lattices", "group", "seed", "train.steps", "train.network", "train.lattice",
         "train.local_period", "train.finetune_steps", "hmc.nlf", "hmc.instanton_hits",
-        "infer.trajectories", "bridges.spacings"]  # fmt: skip
+        "infer.trajectories", "infer.overrides", "bridges.spacings"]  # fmt: skip
+ENTRY_KEYS = ["learners", "betas", "chains", "trajectories", "therm_hmc", "hidden"]
 
 
 def check(tmp_path, text: bytes) -> tuple[int, list[str]]:
@@ -60,6 +61,19 @@ def test_one_replaced_value(tmp_path, key, value):
     status, lines = check(tmp_path, yaml.safe_dump(config).encode())
     assert_one_of_two_endings(status, lines)
     if status == 2:  # a problem names the file or the key it is about
+        assert all("c.yaml" in line or "experiments.tiny" in line for line in lines), lines
+
+
+@given(entries=st.lists(st.dictionaries(st.sampled_from(ENTRY_KEYS),
+                                         st.one_of(VALUES, st.just(["train"]))), max_size=2))
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_infer_overrides(tmp_path, entries):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"]["tiny"]["infer"]["overrides"] = entries
+    status, lines = check(tmp_path, yaml.safe_dump(config).encode())
+    assert_one_of_two_endings(status, lines)
+    if status == 2:
         assert all("c.yaml" in line or "experiments.tiny" in line for line in lines), lines
 
 

@@ -35,7 +35,8 @@ INTEGER_KEYS = frozenset({
     "train.conv_channels[]", "train.warmup", "train.anneal_steps", "train.winding",
     "train.therm_hmc", "train.flow_layers", "train.flow_hmc.nlf",
     "infer.chains", "infer.trajectories", "infer.therm", "infer.therm_hmc",
-    "infer.layer_samples",
+    "infer.layer_samples", "infer.overrides[].chains", "infer.overrides[].trajectories",
+    "infer.overrides[].therm", "infer.overrides[].therm_hmc", "infer.overrides[].layer_samples",
     "hmc.nlf[]", "hmc.points[].nlf", "hmc.points[].instanton_hits",
     "hmc.points[].instanton_size", "hmc.instanton_hits[]", "hmc.instanton_size[]",
     "hmc.chains", "hmc.trajectories", "hmc.therm",
@@ -98,8 +99,7 @@ def check_values(name, exp) -> list[str]:
             problems.append(f"{key}.{path}: expected one of "
                             f"{', '.join(REGISTRY_KEYS[pattern])}, got {value!r}")
     problems += _check_seed(key, exp)
-    for section in ("infer", "hmc", "trex"):
-        settings = exp.get(section)
+    for section, settings in _run_lengths(exp):
         trajectories = settings.get("trajectories") if isinstance(settings, dict) else None
         if _is_int(trajectories) and trajectories < MIN_TRAJ:
             problems.append(
@@ -107,6 +107,17 @@ def check_values(name, exp) -> list[str]:
                 f"trajectories per chain, got {trajectories}"
             )
     return problems
+
+
+def _run_lengths(exp: dict):
+    """``(key, settings)`` of every block that sets a chain length: infer, hmc, trex and each
+    entry of infer.overrides."""
+    for section in ("infer", "hmc", "trex"):
+        yield section, exp.get(section)
+    infer = exp.get("infer")
+    overrides = infer.get("overrides") if isinstance(infer, dict) else None
+    for i, entry in enumerate(overrides if isinstance(overrides, list) else []):
+        yield f"infer.overrides[{i}]", entry
 
 
 def schedule_problems(

@@ -27,6 +27,7 @@ from dlhmc.families.local_masks import mask_problem
 from dlhmc.groups import GROUPS, MAX_INSTANTON_HITS, instanton_size_problem, unsupported_options
 from dlhmc.plan.bridges import BRIDGE_SAMPLER, bridge_problems, with_defaults
 from dlhmc.plan.hmc_grid import hmc_grid
+from dlhmc.plan.inference import override_problems
 from dlhmc.plan.paths import lattice_label
 from dlhmc.trained_samplers import SAMPLERS
 
@@ -324,6 +325,7 @@ def check_experiment(name: str, exp: Mapping) -> list[str]:
         problems.append(f"{key}.betas: must be strictly increasing, got {betas}")
     if not hmc_grid(exp):
         problems.append(f"{key}.hmc: no grid points; give nlf and length, or points")
+    problems += override_problems(key, exp, list(learners(exp)))
     return problems + _instanton_problems(key, exp) + bridge_problems(key, exp)
 
 

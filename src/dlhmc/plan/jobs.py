@@ -24,6 +24,7 @@ from dlhmc.plan.experiments import (
     transfer_train_settings,
 )
 from dlhmc.plan.hmc_grid import hmc_points
+from dlhmc.plan.inference import infer_settings
 from dlhmc.plan.options import cli_options, lattice_option  # noqa: F401 (the rules' helpers)
 from dlhmc.plan.paths import (
     FLOW_SAMPLERS,
@@ -163,9 +164,13 @@ class Plan(BridgeJobs):
         return f"--lattice {lattice_option(wildcards)}"
 
     def infer_options(self, wildcards) -> str:
-        """The experiment's infer settings; a flow's without those of L2HMC runs only."""
+        """The infer settings of the job's learner and beta (infer.overrides applied); a flow's
+        without those of L2HMC runs only."""
+        self.ladder(wildcards)
         skip = L2HMC_INFER_OPTIONS if is_flow(self.train_settings(wildcards)) else ()
-        return cli_options(self.experiment(wildcards)["infer"], skip=skip)
+        learner = learner_key(self.variant(wildcards))
+        settings = infer_settings(self.experiment(wildcards), learner, wildcards.beta)
+        return cli_options(settings, skip=skip)
 
     # ---- a flow learner's two samplers (infer.smk, rule infer_flow) ----------------------------
 

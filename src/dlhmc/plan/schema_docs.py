@@ -67,9 +67,22 @@ def _allowed(node: Mapping) -> list[str]:
     return words
 
 
+def _resolve(ref: str, defs: Mapping) -> dict:
+    """The schema a ``#/$defs/...`` reference names. One that names another key's setting
+    (``#/$defs/infer/properties/chains``, an infer.overrides entry) lends its type and bounds,
+    not its default: a setting left out of the entry keeps the value it has without it."""
+    parts = ref.removeprefix("#/$defs/").split("/")
+    node = defs
+    for part in parts:
+        node = node[part]
+    if len(parts) == 1:
+        return dict(node)
+    return {key: value for key, value in node.items() if key != "default"}
+
+
 def _rows(node: Mapping, key: str, defs: Mapping, required: bool, needs: list) -> Iterator[tuple]:
     if "$ref" in node:
-        node = {**defs[node["$ref"].rsplit("/", 1)[-1]], **node}
+        node = {**_resolve(node["$ref"], defs), **node}
     if key:
         default = "required" if required else (
             f"`{_text(node['default'])}`" if "default" in node else "")  # fmt: skip
