@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_plan import SCHEMA, experiment, job, plan
 from snakemake.exceptions import WorkflowError
+from test_plan import SCHEMA, experiment, job, plan
 from workflow_helpers import snakemake, tiny_config, write_config
 
 from dlhmc.analysis.requirements import MIN_TRAJ
