@@ -2,12 +2,14 @@
 
 The ESS that ``dlhmc train --sampler flow`` logs per step comes from one training batch (64
 samples): a few large weights are rarely in it, so it reads high (0.26-0.46 where 8192 samples
-give 0.16-0.37, docs/results.md). This draws ``--samples`` configurations from the flow of
+give 0.16-0.37, docs/results.md). So does a sample of 8192 where the weights have a heavy tail
+(0.53 against 0.38-0.44 from 65536 samples for one flow, docs/results.md, 2026-12-07 eighth
+session): the default is 65536. This draws ``--samples`` configurations from the flow of
 ``RUN_DIR``, computes ``log w = -S(U) - log q(U)`` in float64 and prints
 ``ESS = (sum w)^2 / (N sum w^2)`` with the run's training steps and seconds, after the
 conditions line:
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flow_ess.py RUN_DIR [--samples 8192]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flow_ess.py RUN_DIR [--samples 65536]
         [--lattice 16 16] [--seed 12345]
 """
 
@@ -29,7 +31,7 @@ BATCH = 256
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
-    parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--samples", type=int, default=65536)
     parser.add_argument("--lattice", type=int, nargs="+", default=None)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--threads", type=int, default=1)
