@@ -40,6 +40,7 @@ from l2hmc_step import train_step_seconds
 
 from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
+from dlhmc.samplers.base import sampling_mode
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
 
@@ -66,14 +67,15 @@ def synchronized(device: torch.device):
     return now
 
 
-@torch.no_grad()
 def inference_rate(dyn, gen, x, repeat, now):
     """Transitions of the whole batch per second, chain trajectories per second, and chain
-    trajectories per CPU second (what a core would give were it not shared)."""
-    state, _ = dyn.step(dyn.init(x), gen)
-    t0, c0 = now(), time.process_time()
-    for _ in range(repeat):
-        state, _ = dyn.step(state, gen)
+    trajectories per CPU second (what a core would give were it not shared); in the autograd
+    mode of ``dlhmc infer`` (:func:`dlhmc.samplers.base.sampling_mode`)."""
+    with sampling_mode(dyn):
+        state, _ = dyn.step(dyn.init(x), gen)
+        t0, c0 = now(), time.process_time()
+        for _ in range(repeat):
+            state, _ = dyn.step(state, gen)
     seconds = (now() - t0) / repeat
     cpu = (time.process_time() - c0) / repeat
     return 1.0 / seconds, x.shape[0] / seconds, x.shape[0] / cpu
@@ -147,17 +149,17 @@ def su3_cases(args, now):
                                    args.su3_repeat)), flush=True)
 
 
-@torch.no_grad()
 def best_step_seconds(kernel, state, gen, n, now):
     """The fastest of ``n`` transitions of the whole batch (after one untimed) and the CPU
-    seconds per wall second over them."""
-    state, _ = kernel.step(state, gen)
-    best, wall, c0 = float("inf"), 0.0, time.process_time()
-    for _ in range(n):
-        t0 = now()
+    seconds per wall second over them, in the autograd mode of ``dlhmc infer``."""
+    with sampling_mode(kernel):
         state, _ = kernel.step(state, gen)
-        seconds = now() - t0
-        best, wall = min(best, seconds), wall + seconds
+        best, wall, c0 = float("inf"), 0.0, time.process_time()
+        for _ in range(n):
+            t0 = now()
+            state, _ = kernel.step(state, gen)
+            seconds = now() - t0
+            best, wall = min(best, seconds), wall + seconds
     return best, (time.process_time() - c0) / wall, state
 
 

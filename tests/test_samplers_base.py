@@ -5,6 +5,7 @@ coefficient lists applied by one routine, and ``run_chains`` for every kernel.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from theory_helpers import nan_on_chains
 
 from dlhmc.lattice.su3 import SU3Theory
 from dlhmc.lattice.u1 import U1Theory
-from dlhmc.samplers.base import acceptance, metropolis, run_chains
+from dlhmc.samplers.base import acceptance, metropolis, run_chains, sampling_mode
 from dlhmc.samplers.hmc import HMC
 from dlhmc.samplers.integrators import LEAPFROG, OMELYAN, Integrator, integrate
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics
@@ -272,3 +273,18 @@ def test_run_chains_l2hmc_adds_sumlogdet_and_layer_means_without_changing_the_ch
     # Layer 0 is the input: its mean plaquette is that of the chains before trajectory 0,
     # i.e. after the thermalization trajectory; the chains after trajectory 5 end it.
     assert np.isfinite(layered.per_layer["energy"]).all()
+
+
+def test_chains_run_in_inference_mode_unless_the_kernel_differentiates():
+    """``sampling_mode``: inference mode (cheaper small operations) for kernels whose steps
+    take no gradients, plain no_grad for flow HMC, whose force is autograd through the flow."""
+    from dlhmc.samplers.flow_hmc import FlowHMC
+    from dlhmc.samplers.flow_imh import FlowIMH
+    from dlhmc.samplers.l2hmc import L2HMCDynamics
+
+    assert FlowHMC.differentiates
+    assert not (HMC.differentiates or FlowIMH.differentiates or L2HMCDynamics.differentiates)
+    for differentiates in (False, True):
+        with sampling_mode(SimpleNamespace(differentiates=differentiates)):
+            assert torch.is_inference_mode_enabled() is not differentiates
+            assert not torch.is_grad_enabled()

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dlhmc import checkpoint as ckpt
 from dlhmc.lattice import make_theory
-from dlhmc.samplers.base import Chains, Kernel, run_chains
+from dlhmc.samplers.base import Chains, Kernel, run_chains, sampling_mode
 from dlhmc.samplers.hmc import thermalize
 from dlhmc.samplers.l2hmc import L2HMCConfig, L2HMCDynamics, check_network
 from dlhmc.settings import TrainSettings
@@ -141,7 +141,6 @@ class Samples:
     plaq_reference: str
 
 
-@torch.no_grad()
 def run_sampler(
     kernel: Kernel,
     chains: int,
@@ -156,13 +155,12 @@ def run_sampler(
     """Chains of any kernel from ``start(chains, generator)`` (default: hot starts), then
     ``therm_hmc`` HMC trajectories (:func:`thermalize`) and ``therm + trajectories`` of the
     kernel (:func:`run_chains`), one generator seeded with ``seed`` for all of it.  Returns the
-    chains and the wall time of the whole run."""
+    chains and the wall time of the whole run, all of it in the kernel's
+    :func:`~dlhmc.samplers.base.sampling_mode`."""
     theory = kernel.theory
     generator = torch.Generator(device=theory.device)
     generator.manual_seed(seed)
     t0 = time.perf_counter()
-    x = (theory.hot_start if start is None else start)(chains, generator)
-    x = thermalize(theory, x, therm_hmc, generator)
     bar = tqdm(
         total=therm + trajectories,
         desc="infer",
@@ -170,7 +168,9 @@ def run_sampler(
         file=sys.stderr,
         disable=not progress or not sys.stderr.isatty(),
     )
-    with bar:
+    with sampling_mode(kernel), bar:
+        x = (theory.hot_start if start is None else start)(chains, generator)
+        x = thermalize(theory, x, therm_hmc, generator)
         result = run_chains(
             kernel, x, therm, trajectories, generator, layer_steps=layer_steps, progress=bar
         )

@@ -28,7 +28,7 @@ from dlhmc.commands.options import OneLineParser, UsageError, add_settings
 from dlhmc.groups import resolve_integrator
 from dlhmc.io import chain_dataset, write_chains
 from dlhmc.lattice import make_theory, theory_class
-from dlhmc.samplers.base import run_chains
+from dlhmc.samplers.base import run_chains, sampling_mode
 from dlhmc.samplers.hmc import HMC
 from dlhmc.settings import MAX_INSTANTON_HITS, MAX_SEED, HMCSettings
 from dlhmc.theory import GaugeTheory
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         disable=args.no_progress or not sys.stderr.isatty(),
     )
-    with torch.no_grad(), bar:
+    with sampling_mode(kernel), bar:
         start = time.perf_counter()
         if args.start == "hot":
             x = theory.hot_start(args.chains, generator)

