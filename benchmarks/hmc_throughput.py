@@ -25,6 +25,7 @@ from conditions import describe
 
 from dlhmc.allocator import keep_freed_memory
 from dlhmc.lattice import make_theory
+from dlhmc.samplers.base import sampling_mode
 from dlhmc.samplers.hmc import HMC
 
 CASES = {
@@ -39,8 +40,8 @@ def measure(group: str, lattice, batch: int, nlf: int, seconds: float, device) -
     theory = make_theory(group, lattice, BETA[group], device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     eps = STEP_SIZE[group]
-    with torch.no_grad():
-        kernel = HMC(theory, nlf, eps)
+    kernel = HMC(theory, nlf, eps)
+    with sampling_mode(kernel):  # as dlhmc hmc runs its chains
         state = kernel.init(theory.hot_start(batch, generator))
         for _ in range(2):
             state, info = kernel.step(state, generator)
