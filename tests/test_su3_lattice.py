@@ -447,3 +447,19 @@ def test_weak_coupling_plaquette_independent_of_step_size():
     assert results[0.05, "acc"] > 0.9 and results[0.125, "acc"] < 0.8
     assert abs(p1 - p2) < 4 * math.hypot(e1, e2), results
     assert e1 < 4e-3 and e2 < 4e-3  # resolves a step-size bias of ~1.5e-2 (3% of 1 - plaq)
+
+
+def test_force_differentiable_after_sampling_in_inference_mode():
+    """The cached maps of dlhmc.group.su3 made first under inference mode (a chain of `dlhmc
+    infer`) must still enter autograd afterwards in the same process."""
+    from dlhmc.group import su3
+
+    th = SU3Theory((2, 2, 2, 2), 6.0)
+    x = _rough(th, 1, 0.5, 22)
+    su3._maps_on.cache_clear()
+    with torch.inference_mode():
+        th.force(x)
+    t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    direction = torch.randn(th.momentum_shape(1), generator=_gen(23), dtype=torch.float64)
+    (grad,) = torch.autograd.grad(th.force(th.evolve_links(x, direction, t)).sum(), t)
+    assert torch.isfinite(grad)

@@ -73,8 +73,13 @@ def _linear_maps() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 @functools.cache
 def _maps_on(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The linear maps in a real ``dtype`` on ``device``, converted once (no copy per GPU call)."""
-    return tuple(m.to(dtype=dtype, device=device) for m in _linear_maps())
+    """The linear maps in a real ``dtype`` on ``device``, converted once (no copy per GPU call).
+
+    Made outside inference mode whatever mode the first call runs in: a cached tensor outlives
+    the chains that ``torch.inference_mode`` sampled (:func:`dlhmc.samplers.base.sampling_mode`)
+    and must still enter autograd afterwards (a force by autograd, training)."""
+    with torch.inference_mode(False):
+        return tuple(m.to(dtype=dtype, device=device) for m in _linear_maps())
 
 
 def hermitian(omega: torch.Tensor) -> torch.Tensor:
