@@ -23,6 +23,7 @@ KEYS = ["betas", "lattices", "group", "seed", "train.steps", "train.network", "t
         "train.local_period", "train.finetune_steps", "hmc.nlf", "hmc.instanton_hits",
         "infer.trajectories", "infer.overrides", "bridges.spacings"]  # fmt: skip
 ENTRY_KEYS = ["learners", "betas", "chains", "trajectories", "therm_hmc", "hidden"]
+TRAIN_ENTRY_KEYS = ["betas", "steps", "finetune_steps", "lr", "batch", "hidden"]
 
 
 def check(tmp_path, text: bytes) -> tuple[int, list[str]]:
@@ -71,6 +72,23 @@ def test_one_replaced_value(tmp_path, key, value):
 def test_random_infer_overrides(tmp_path, entries):
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["experiments"]["tiny"]["infer"]["overrides"] = entries
+    status, lines = check(tmp_path, yaml.safe_dump(config).encode())
+    assert_one_of_two_endings(status, lines)
+    if status == 2:
+        assert all("c.yaml" in line or "experiments.tiny" in line for line in lines), lines
+
+
+@given(entries=st.lists(st.dictionaries(st.sampled_from(TRAIN_ENTRY_KEYS),
+                                         st.one_of(VALUES, st.just([2.0]))), max_size=2),
+       variant=st.booleans())
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_train_overrides(tmp_path, entries, variant):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    exp = config["experiments"]["tiny"]
+    exp["train"]["overrides"] = entries
+    if variant:
+        exp["variants"] = {"plain": {"winding": 0}}
     status, lines = check(tmp_path, yaml.safe_dump(config).encode())
     assert_one_of_two_endings(status, lines)
     if status == 2:

@@ -29,6 +29,8 @@ from dlhmc.plan.bridges import BRIDGE_SAMPLER, bridge_problems, with_defaults
 from dlhmc.plan.hmc_grid import hmc_grid
 from dlhmc.plan.inference import override_problems
 from dlhmc.plan.paths import lattice_label
+from dlhmc.plan.train_runs import override_problems as train_override_problems
+from dlhmc.plan.train_runs import shortened_settings
 from dlhmc.trained_samplers import SAMPLERS
 
 # The sampler of a learner that names none: ``dlhmc train``'s default (``--sampler``; a test
@@ -109,19 +111,6 @@ def train_shape(train: Mapping, lattice_shape: Sequence[int]) -> Sequence[int]:
 def transfer_steps(exp: Mapping) -> int:
     """Steps of the short retraining of the beta transfer: beta_transfer of train.steps."""
     return max(1, round(exp["beta_transfer"] * exp["train"]["steps"]))
-
-
-def shortened_settings(train: Mapping, steps: int) -> dict:
-    """Training settings for a run of `steps` instead of train.steps; a configured warm-up or
-    annealing length shrinks in proportion, so the schedules keep their shape and stay below
-    the steps (unset ones take `dlhmc train`'s defaults, fractions of the steps already).
-    """
-    train = dict(train)
-    for key, least in (("warmup", 0), ("anneal_steps", 1)):
-        if key in train:
-            train[key] = max(least, train[key] * steps // train["steps"])
-    train["steps"] = steps
-    return train
 
 
 def transfer_train_settings(exp: Mapping) -> dict:
@@ -311,6 +300,7 @@ def check_experiment(name: str, exp: Mapping) -> list[str]:
         problems += check_train(f"{key}.{where}", exp, train)
         problems += _sampler_problems(f"{key}.{where}", where, exp, train)
         problems += _mask_problems(key, where, exp, train)
+        problems += train_override_problems(key, where, exp, train, finetunes(train))
     if (
         "beta_transfer" in exp
         and exp["train"].get("anneal_from", 1.0) < 1.0

@@ -39,11 +39,13 @@ from dlhmc.plan.paths import (
     transfer_chain,
     volume_transfer_chain,
 )
+from dlhmc.plan.train_runs import settings_at
 
 # Training settings the workflow reads itself: how a job is launched, where its model trains,
 # how the volume curriculum fine-tunes it and how a flow's flow-HMC chains are sampled.
+# A learner's overrides are resolved per beta (dlhmc.plan.train_runs.settings_at).
 NOT_TRAIN_OPTIONS = ("ranks", "lattice", "finetune_steps", "finetune_lr", "finetune_from",
-                     "flow_hmc")  # fmt: skip
+                     "flow_hmc", "overrides")  # fmt: skip
 # Infer settings of L2HMC runs only: a flow's chains have no layers to record.
 L2HMC_INFER_OPTIONS = ("layer_samples",)
 
@@ -129,9 +131,11 @@ class Plan(BridgeJobs):
         return []
 
     def train_options(self, wildcards) -> str:
-        """All training settings of the job's learner, as `dlhmc train` options; a fine-tuning
-        job's steps and learning rate are finetune_steps and finetune_lr."""
-        settings = self.train_settings(wildcards)
+        """All training settings of the job's learner at its beta (its overrides applied), as
+        `dlhmc train` options; a fine-tuning job's steps and learning rate are finetune_steps and
+        finetune_lr."""
+        self.ladder(wildcards)
+        settings = settings_at(self.train_settings(wildcards), wildcards.beta)
         if self.finetuning(wildcards):
             settings = finetune_train_settings(settings)
         return cli_options(settings, skip=NOT_TRAIN_OPTIONS)
