@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 # Test workers (pytest-xdist): every test runs on one thread (tests/conftest.py), so one worker
-# per core of the 2-core reference machine halves the suite's wall time.
+# per core of the 2-core reference machine halves the suite's wall time. Whole files go to a
+# worker (--dist loadfile): a module's fixtures (a tiny pipeline run, a trained model) are then
+# made once, not once on each worker that draws one of its tests.
 TEST_WORKERS ?= 2
+TEST_DIST := --dist loadfile
 
 .PHONY: run test test-all lint bench clean
 
@@ -22,10 +25,10 @@ run: $(BIN)/dlhmc
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
 test: $(BIN)/dlhmc
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -n $(TEST_WORKERS)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -n $(TEST_WORKERS) $(TEST_DIST)
 
 test-all: $(BIN)/dlhmc
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -n $(TEST_WORKERS) -m ''
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -n $(TEST_WORKERS) $(TEST_DIST) -m ''
 
 lint: $(BIN)/dlhmc
 	$(BIN)/ruff check src tests benchmarks profiles tests/fakepbs/qsub tests/fakepbs/qstat tests/fakepbs/qdel
