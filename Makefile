@@ -7,9 +7,10 @@ CORES ?= all
 # Test workers (pytest-xdist): every test runs on one thread (tests/conftest.py), so one worker
 # per core of the 2-core reference machine halves the suite's wall time. Whole files go to a
 # worker (--dist loadfile): a module's fixtures (a tiny pipeline run, a trained model) are then
-# made once, not once on each worker that draws one of its tests.
+# made once, not once on each worker that draws one of its tests. The files go out in the order
+# tests/conftest.py collects them, slowest first (--no-loadscope-reorder).
 TEST_WORKERS ?= 2
-TEST_DIST := --dist loadfile
+TEST_DIST := --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test test-all lint bench clean
 
