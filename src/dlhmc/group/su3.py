@@ -196,6 +196,13 @@ def expi_components(omega: torch.Tensor) -> torch.Tensor:
     return expi(hermitian(omega))
 
 
+def _row_norm(r: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of complex rows ``[..., 3]`` as ``[..., 1]``, summed over the real and
+    imaginary parts: ``torch.linalg.vector_norm`` of a complex tensor is ~8x slower on CPU, and
+    reunitarizing every link after each update is on the hot path of SU(3) HMC."""
+    return torch.view_as_real(r).square().sum((-2, -1)).sqrt().unsqueeze(-1)
+
+
 def reunitarize(u: torch.Tensor) -> torch.Tensor:
     """Nearest-by-Gram-Schmidt SU(3) matrix: orthonormalize rows 0, 1; row 2 = conj(row0 x row1).
 
@@ -203,10 +210,10 @@ def reunitarize(u: torch.Tensor) -> torch.Tensor:
     so the result is in SU(3), not just U(3).
     """
     r0 = u[..., 0, :]
-    r0 = r0 / torch.linalg.vector_norm(r0, dim=-1, keepdim=True)
+    r0 = r0 / _row_norm(r0)
     r1 = u[..., 1, :]
     r1 = r1 - (r0.conj() * r1).sum(-1, keepdim=True) * r0
-    r1 = r1 / torch.linalg.vector_norm(r1, dim=-1, keepdim=True)
+    r1 = r1 / _row_norm(r1)
     r2 = torch.linalg.cross(r0, r1).conj()
     return torch.stack((r0, r1, r2), dim=-2)
 
