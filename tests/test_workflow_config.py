@@ -350,13 +350,18 @@ INVALID = [
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def check_config_problems(cfg: Path, capsys) -> list[str]:
+    """The lines `dlhmc check-config` prints for an invalid config (its exit status must be 2)."""
+    assert main(["check-config", str(cfg), "--schema", str(SCHEMA)]) == 2
+    return capsys.readouterr().out.splitlines()
+
+
 @pytest.mark.parametrize(
     "mutate, expected", [pytest.param(*case[1:], id=case[0]) for case in INVALID]
 )
 def test_check_config_names_the_key_of_every_invalid_config(tmp_path, capsys, mutate, expected):
     cfg = write_config(tmp_path / "bad.yaml", _bad(mutate))
-    assert main(["check-config", str(cfg), "--schema", str(SCHEMA)]) == 2
-    printed = capsys.readouterr().out
+    printed = "\n".join(check_config_problems(cfg, capsys))
     for text in expected:
         assert text in printed, f"{text!r} not in:\n{printed}"
 
@@ -379,8 +384,7 @@ def test_invalid_config_stops_before_any_job(tmp_path, capsys, mutate, expected)
     """A real run (not a dry run: that one reports on stdout) stops while reading the config,
     with the problem as check-config words it."""
     cfg = write_config(tmp_path / "bad.yaml", _bad(mutate))
-    assert main(["check-config", str(cfg), "--schema", str(SCHEMA)]) == 2
-    first_problem = capsys.readouterr().out.splitlines()[0]
+    first_problem = check_config_problems(cfg, capsys)[0]
     result = snakemake("--cores", "1", "--configfile", str(cfg), cwd=tmp_path)
     assert result.returncode != 0
     assert "Invalid config" in result.stderr
